@@ -1,0 +1,50 @@
+"""Typed error codes and the reply envelope of every request/reply exchange."""
+
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.envelope import Message, decode
+
+
+class ErrorCode(StrEnum):
+    VALIDATION = "validation"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    INSUFFICIENT_HOLDINGS = "insufficient_holdings"
+    UNAVAILABLE = "unavailable"
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: ErrorCode
+    message: str
+    details: dict[str, Any] | None = None
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class Reply(Message):
+    """The answer to a command or query: a result, or a typed error."""
+
+    ok: bool
+    result: Any = None
+    error: ErrorBody | None = None
+
+    @classmethod
+    def success(cls, request: Message, result: BaseModel | list[Any] | dict[str, Any] | None) -> "Reply":
+        payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+        return cls(ok=True, result=payload, **request.caused())
+
+    @classmethod
+    def failure(
+        cls, request: Message | None, code: ErrorCode, message: str, details: dict[str, Any] | None = None
+    ) -> "Reply":
+        envelope = request.caused() if request is not None else {}
+        return cls(ok=False, error=ErrorBody(code=code, message=message, details=details), **envelope)
+
+    def result_as(self, model: type[R]) -> R:
+        return decode(model, self.result)

@@ -1,0 +1,51 @@
+"""Every exchange, queue, routing key and header name on the bus."""
+
+EVENTS_EXCHANGE = "bitfolio.events"
+"""Topic exchange for facts: price.*, portfolio.updated."""
+COMMANDS_EXCHANGE = "bitfolio.commands"
+"""Topic exchange for request/reply commands and queries."""
+DEAD_LETTER_EXCHANGE = "bitfolio.dlx"
+"""Direct exchange; a poison message is routed here under its source queue's name."""
+
+# Routing keys of events
+PRICE_REQUESTED = "price.requested"
+PRICE_RESOLVED = "price.resolved"
+PRICE_UNAVAILABLE = "price.unavailable"
+PRICE_TICKED = "price.ticked"
+PORTFOLIO_UPDATED = "portfolio.updated"
+
+# Routing keys of queries answered by the price service
+PRICE_RANGE = "price.range"
+PRICE_AT = "price.at"
+PRICE_LATEST = "price.latest"
+
+# Routing keys of commands answered by the portfolio service
+PORTFOLIO_CREATE = "portfolio.create"
+PORTFOLIO_RENAME = "portfolio.rename"
+PORTFOLIO_SET_GOAL = "portfolio.set_goal"
+PORTFOLIO_SET_METHOD = "portfolio.set_method"
+PORTFOLIO_DELETE = "portfolio.delete"
+PORTFOLIO_GET = "portfolio.get"
+PORTFOLIO_LIST = "portfolio.list"
+PORTFOLIO_HISTORY = "portfolio.history"
+TRANSACTION_RECORD = "transaction.record"
+TRANSACTION_EDIT = "transaction.edit"
+TRANSACTION_DELETE = "transaction.delete"
+TRANSACTION_GET = "transaction.get"
+TRANSACTION_LIST = "transaction.list"
+TRANSACTION_IMPORT = "transaction.import"
+TRANSACTION_EXPORT = "transaction.export"
+
+# Durable work queues
+PRICE_REQUESTS_QUEUE = "price.requests"
+PRICE_QUERIES_QUEUE = "price.queries"
+PORTFOLIO_COMMANDS_QUEUE = "portfolio.commands"
+PORTFOLIO_PRICE_EVENTS_QUEUE = "portfolio.price-events"
+
+DEAD_LETTER_SUFFIX = ".dlq"
+DEAD_LETTER_REASON_HEADER = "x-bitfolio-dead-letter-reason"
+"""Header that carries, in a sentence, why a message was dead-lettered."""
+
+
+def dead_letter_queue(queue: str) -> str:
+    return queue + DEAD_LETTER_SUFFIX

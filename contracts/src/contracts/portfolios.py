@@ -1,0 +1,337 @@
+"""Portfolio commands (gateway → portfolio), their results, and the portfolio.updated event."""
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts import names
+from contracts.envelope import Message
+from contracts.types import Money, UtcDatetime
+
+
+class CostBasisMethod(StrEnum):
+    AVERAGE = "average"
+    FIFO = "fifo"
+    LIFO = "lifo"
+    HIFO = "hifo"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class TransactionStatus(StrEnum):
+    PENDING = "pending"
+    PRICED = "priced"
+    FAILED = "failed"
+
+
+class PriceSource(StrEnum):
+    USER = "user"
+    MARKET = "market"
+
+
+class Interval(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- results
+
+
+class PortfolioMetrics(View):
+    """Every portfolio figure of SPEC; None where the formula has no value (e.g. no holdings)."""
+
+    holdings_btc: Money
+    invested_usd: Money
+    cost_basis_usd: Money
+    average_price_usd: Money | None = None
+    latest_price_usd: Money | None = None
+    priced_until: UtcDatetime | None = None
+    current_value_usd: Money
+    realized_pnl_usd: Money
+    unrealized_pnl_usd: Money
+    net_result_usd: Money
+    roi_pct: Money | None = None
+    goal_usd: Money | None = None
+    goal_progress_pct: Money | None = None
+    twr_pct: Money | None = None
+    irr_pct: Money | None = None
+    max_drawdown_pct: Money | None = None
+    transaction_count: int = 0
+    pending_count: int = 0
+    failed_count: int = 0
+
+
+class TransactionMetrics(View):
+    """Per-transaction figures: a buy has cost/value/net/roi, a sell has proceeds/realized."""
+
+    cost_usd: Money | None = None
+    current_value_usd: Money | None = None
+    net_result_usd: Money | None = None
+    roi_pct: Money | None = None
+    proceeds_usd: Money | None = None
+    cost_basis_sold_usd: Money | None = None
+    realized_pnl_usd: Money | None = None
+
+
+class TransactionView(View):
+    transaction_id: str
+    portfolio_id: str
+    side: Side
+    amount_btc: Money
+    at: UtcDatetime
+    fee_usd: Money
+    price_usd: Money | None = None
+    price_source: PriceSource | None = None
+    price_hour: int | None = None
+    status: TransactionStatus
+    failure_reason: str | None = None
+    failure_detail: str | None = None
+    note: str | None = None
+    recorded_at: UtcDatetime
+    updated_at: UtcDatetime
+    metrics: TransactionMetrics | None = None
+
+
+class PortfolioView(View):
+    portfolio_id: str
+    owner_id: str
+    name: str
+    cost_basis_method: CostBasisMethod
+    goal_usd: Money | None = None
+    version: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    metrics: PortfolioMetrics
+
+
+class PortfolioList(View):
+    items: list[PortfolioView]
+    total: int
+    offset: int
+    limit: int
+
+
+class TransactionPage(View):
+    """A page of a portfolio's transactions, newest first."""
+
+    items: list[TransactionView]
+    total: int
+    offset: int
+    limit: int
+
+
+class HistoryPoint(View):
+    at: UtcDatetime
+    price_usd: Money | None
+    holdings_btc: Money
+    invested_usd: Money
+    value_usd: Money | None
+
+
+class History(View):
+    portfolio_id: str
+    interval: Interval
+    start: UtcDatetime
+    end: UtcDatetime
+    points: list[HistoryPoint]
+
+
+class ImportRowResult(View):
+    line: int
+    ok: bool
+    error: str | None = None
+    side: Side | None = None
+    amount_btc: Money | None = None
+    at: UtcDatetime | None = None
+    fee_usd: Money | None = None
+    price_usd: Money | None = None
+    note: str | None = None
+    transaction_id: str | None = None
+
+
+class ImportReport(View):
+    format: str
+    dry_run: bool
+    total_rows: int
+    valid_rows: int
+    imported: int
+    rows: list[ImportRowResult]
+
+
+class ExportFile(View):
+    format: Literal["csv", "json"]
+    filename: str
+    content_type: str
+    content: str
+
+
+# ---------------------------------------------------------------- commands
+
+
+class OwnedCommand(Message):
+    owner_id: str = Field(min_length=1, max_length=100)
+
+
+class PortfolioCommand(OwnedCommand):
+    portfolio_id: str = Field(min_length=1, max_length=100)
+
+
+class CreatePortfolio(OwnedCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_CREATE
+
+    name: str = Field(min_length=1, max_length=100)
+    cost_basis_method: CostBasisMethod = CostBasisMethod.AVERAGE
+    goal_usd: Money | None = None
+
+
+class RenamePortfolio(PortfolioCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_RENAME
+
+    name: str = Field(min_length=1, max_length=100)
+
+
+class SetPortfolioGoal(PortfolioCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_SET_GOAL
+
+    goal_usd: Money | None
+
+
+class SetCostBasisMethod(PortfolioCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_SET_METHOD
+
+    cost_basis_method: CostBasisMethod
+
+
+class DeletePortfolio(PortfolioCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_DELETE
+
+
+class GetPortfolio(PortfolioCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_GET
+
+
+class ListPortfolios(OwnedCommand):
+    routing_key: ClassVar[str] = names.PORTFOLIO_LIST
+
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class GetHistory(PortfolioCommand):
+    """Value history; start/end default to the first transaction and the latest price."""
+
+    routing_key: ClassVar[str] = names.PORTFOLIO_HISTORY
+
+    start: UtcDatetime | None = None
+    end: UtcDatetime | None = None
+    interval: Interval = Interval.DAY
+
+
+class RecordTransaction(PortfolioCommand):
+    routing_key: ClassVar[str] = names.TRANSACTION_RECORD
+
+    side: Side
+    amount_btc: Money
+    at: UtcDatetime
+    fee_usd: Money = Decimal("0")
+    price_usd: Money | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+
+class EditTransaction(PortfolioCommand):
+    """Changes only the fields given; `clear_price` drops a typed price so the market prices it."""
+
+    routing_key: ClassVar[str] = names.TRANSACTION_EDIT
+
+    transaction_id: str = Field(min_length=1, max_length=100)
+    amount_btc: Money | None = None
+    at: UtcDatetime | None = None
+    fee_usd: Money | None = None
+    price_usd: Money | None = None
+    clear_price: bool = False
+    note: str | None = Field(default=None, max_length=500)
+
+
+class DeleteTransaction(PortfolioCommand):
+    routing_key: ClassVar[str] = names.TRANSACTION_DELETE
+
+    transaction_id: str = Field(min_length=1, max_length=100)
+
+
+class GetTransaction(PortfolioCommand):
+    routing_key: ClassVar[str] = names.TRANSACTION_GET
+
+    transaction_id: str = Field(min_length=1, max_length=100)
+
+
+class ListTransactions(PortfolioCommand):
+    routing_key: ClassVar[str] = names.TRANSACTION_LIST
+
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class ImportTransactions(PortfolioCommand):
+    """A CSV file, generic or an exchange's export; nothing is saved from a file with errors unless skip_invalid."""
+
+    routing_key: ClassVar[str] = names.TRANSACTION_IMPORT
+
+    csv_text: str = Field(max_length=20_000_000)
+    dry_run: bool = False
+    skip_invalid: bool = False
+
+
+class ExportTransactions(PortfolioCommand):
+    routing_key: ClassVar[str] = names.TRANSACTION_EXPORT
+
+    format: Literal["csv", "json"] = "csv"
+
+
+# ---------------------------------------------------------------- events
+
+
+class PortfolioUpdated(Message):
+    """A portfolio's metrics changed; carries the full metrics so readers need no query."""
+
+    routing_key: ClassVar[str] = names.PORTFOLIO_UPDATED
+
+    owner_id: str
+    portfolio_id: str
+    version: int
+    reason: str
+    transaction_id: str | None = None
+    deleted: bool = False
+    portfolio: PortfolioView | None = None
+    metrics: PortfolioMetrics | None = None
+
+
+COMMANDS: dict[str, type[OwnedCommand]] = {
+    command.routing_key: command
+    for command in (
+        CreatePortfolio,
+        RenamePortfolio,
+        SetPortfolioGoal,
+        SetCostBasisMethod,
+        DeletePortfolio,
+        GetPortfolio,
+        ListPortfolios,
+        GetHistory,
+        RecordTransaction,
+        EditTransaction,
+        DeleteTransaction,
+        GetTransaction,
+        ListTransactions,
+        ImportTransactions,
+        ExportTransactions,
+    )
+}
+"""Routing key → command model, for the portfolio service's dispatcher."""

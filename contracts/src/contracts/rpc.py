@@ -1,0 +1,86 @@
+"""Concurrent request/reply over RabbitMQ: one reply queue per client and a correlation-id → future map.
+
+FastStream's `broker.request` serializes concurrent calls (FastStream #1318); this client keeps any number
+of calls in flight on one channel.
+"""
+
+import asyncio
+from uuid import uuid4
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from contracts import names
+from contracts.envelope import Message, decode
+from contracts.errors import Reply
+
+
+class RequestTimeout(TimeoutError):
+    """The service did not answer in time."""
+
+
+class RpcClient:
+    def __init__(self, url: str, *, timeout: float = 10.0, exchange: str = names.COMMANDS_EXCHANGE) -> None:
+        self._url = url
+        self._timeout = timeout
+        self._exchange_name = exchange
+        self._reply_queue_name = f"rpc.reply.{uuid4().hex}"
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: aio_pika.abc.AbstractExchange | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(self._url)
+        channel = await self._connection.channel(publisher_confirms=True)
+        self._exchange = await channel.declare_exchange(
+            self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
+        await queue.consume(self._on_reply, no_ack=True)
+
+    async def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.pop(message.correlation_id or "", None)
+        if future is None or future.done():
+            return
+        try:
+            future.set_result(decode(Reply, message.body))
+        except Exception as error:  # a malformed reply fails its caller, never the consumer
+            future.set_exception(error)
+
+    async def call(self, request: Message, *, timeout: float | None = None) -> Reply:
+        """Publish `request` under its routing key and wait for its Reply, or raise RequestTimeout."""
+        if self._exchange is None:
+            raise RuntimeError("RpcClient.connect() was not awaited")
+        correlation = uuid4().hex
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation] = future
+        try:
+            await self._exchange.publish(
+                aio_pika.Message(
+                    request.to_json(),
+                    content_type="application/json",
+                    correlation_id=correlation,
+                    message_id=request.message_id,
+                    reply_to=self._reply_queue_name,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers={"x-correlation-id": request.correlation_id},
+                ),
+                routing_key=request.routing_key,
+            )
+            return await asyncio.wait_for(future, timeout or self._timeout)
+        except TimeoutError as error:
+            raise RequestTimeout(f"{request.routing_key} was not answered within {timeout or self._timeout} s") from error
+        finally:
+            self._pending.pop(correlation, None)

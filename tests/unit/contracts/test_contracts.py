@@ -1,0 +1,127 @@
+"""Contract tests: every model round-trips through JSON, money is a string, bad input is refused clearly."""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from contracts import ContractError, ErrorCode, Reply, decode, names, portfolios, prices, topology
+from contracts.envelope import Message
+
+AT = datetime(2024, 1, 1, 0, 30, tzinfo=UTC)
+METRICS = portfolios.PortfolioMetrics(
+    holdings_btc=Decimal("1.5"),
+    invested_usd=Decimal("100020"),
+    cost_basis_usd=Decimal("75015"),
+    current_value_usd=Decimal("75000"),
+    realized_pnl_usd=Decimal("9990"),
+    unrealized_pnl_usd=Decimal("-15"),
+    net_result_usd=Decimal("9975"),
+)
+
+EXAMPLES: list[Message] = [
+    prices.PriceRequested(transaction_id="t1", portfolio_id="p1", at=AT),
+    prices.PriceResolved(transaction_id="t1", at=AT, hour=1704067200, price_usd=Decimal("42288.58"), source="csv"),
+    prices.PriceUnavailable(transaction_id="t1", at=AT, reason=prices.UnavailableReason.BEFORE_DATA, detail="x"),
+    prices.PriceTicked(hour=1704067200, price_usd=Decimal("42452.66"), as_of=AT),
+    prices.PriceRangeRequested(start=1704067200, end=1704153600, step="day"),
+    prices.PriceAtRequested(at=1704069000),
+    prices.LatestPriceRequested(),
+    portfolios.CreatePortfolio(owner_id="u", name="Savings", goal_usd=Decimal("100000")),
+    portfolios.RecordTransaction(owner_id="u", portfolio_id="p", side="buy", amount_btc=Decimal("0.00000001"), at=AT),
+    portfolios.EditTransaction(owner_id="u", portfolio_id="p", transaction_id="t", fee_usd=Decimal("1.5")),
+    portfolios.ImportTransactions(owner_id="u", portfolio_id="p", csv_text="side,amount_btc,at\n", dry_run=True),
+    portfolios.PortfolioUpdated(owner_id="u", portfolio_id="p", version=3, reason="transaction_priced", metrics=METRICS),
+    Reply(ok=True, result={"x": "1"}),
+    Reply.failure(None, ErrorCode.NOT_FOUND, "No portfolio p."),
+    *[command(owner_id="u", portfolio_id="p") for command in (portfolios.GetPortfolio, portfolios.DeletePortfolio)],
+]
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)
+def test_every_message_round_trips_through_json(message: Message) -> None:
+    assert type(message).from_json(message.to_json()) == message
+
+
+def test_every_command_has_a_routing_key_and_round_trips() -> None:
+    assert len(portfolios.COMMANDS) == 15
+    for key, model in portfolios.COMMANDS.items():
+        assert model.routing_key == key
+        assert key.split(".")[0] in {"portfolio", "transaction"}
+
+
+def test_decimal_travels_as_an_exact_string() -> None:
+    message = prices.PriceResolved(
+        transaction_id="t", at=AT, hour=1704067200, price_usd=Decimal("42288.580000000000001"), source="csv"
+    )
+    body = json.loads(message.to_json())
+    assert body["price_usd"] == "42288.580000000000001"
+    assert prices.PriceResolved.from_json(message.to_json()).price_usd == Decimal("42288.580000000000001")
+
+
+def test_large_and_tiny_decimals_never_use_exponent_notation() -> None:
+    body = json.loads(METRICS.model_copy(update={"holdings_btc": Decimal("1E-8"), "invested_usd": Decimal("1E+6")})
+                      .model_dump_json())
+    assert body["holdings_btc"] == "0.00000001"
+    assert body["invested_usd"] == "1000000"
+
+
+def test_float_money_is_refused_with_a_reason() -> None:
+    raw = portfolios.RecordTransaction(owner_id="u", portfolio_id="p", side="buy", amount_btc=Decimal("1"), at=AT)
+    body = json.loads(raw.to_json())
+    body["amount_btc"] = 0.1
+    with pytest.raises(ContractError, match="never as a float"):
+        decode(portfolios.RecordTransaction, body)
+
+
+def test_unknown_schema_version_is_refused_clearly() -> None:
+    body = json.loads(EXAMPLES[0].to_json())
+    body["schema_version"] = 2
+    with pytest.raises(ContractError, match="schema_version 2 of PriceRequested is not supported"):
+        decode(prices.PriceRequested, body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "Invalid JSON"),
+        (b'{"transaction_id": "t"}', "at: Field required"),
+        (b'{"transaction_id": "t", "at": "2024-01-01T00:00:00"}', "timezone"),
+        (b'{"transaction_id": "t", "at": "2024-01-01T00:00:00Z", "surprise": 1}', "surprise: Extra inputs"),
+    ],
+)
+def test_malformed_payload_is_refused_with_a_clear_error(raw: bytes, reason: str) -> None:
+    with pytest.raises(ContractError, match=reason):
+        decode(prices.PriceRequested, raw)
+
+
+def test_times_are_normalised_to_utc() -> None:
+    message = decode(prices.PriceRequested, b'{"transaction_id": "t", "at": "2024-01-01T02:30:00+02:00"}')
+    assert message.at == AT
+    assert message.at.tzinfo == UTC
+
+
+def test_candle_hours_must_be_whole_hours() -> None:
+    with pytest.raises(ContractError, match="multiple of 3600"):
+        decode(prices.Candle, {"hour": 1704067201, "open": "1", "high": "1", "low": "1", "close": "1", "volume": "1"})
+
+
+def test_reply_links_to_its_request() -> None:
+    request = portfolios.GetPortfolio(owner_id="u", portfolio_id="p")
+    reply = Reply.failure(request, ErrorCode.NOT_FOUND, "No portfolio p.")
+    assert reply.correlation_id == request.correlation_id
+    assert reply.causation_id == request.message_id
+    assert Reply.from_json(reply.to_json()).error.code is ErrorCode.NOT_FOUND
+
+
+def test_topology_declares_durable_queues_with_a_dead_letter_exchange() -> None:
+    assert {spec.name for spec in topology.QUEUES} == {
+        names.PRICE_REQUESTS_QUEUE, names.PRICE_QUERIES_QUEUE,
+        names.PORTFOLIO_COMMANDS_QUEUE, names.PORTFOLIO_PRICE_EVENTS_QUEUE,
+    }
+    for spec in topology.QUEUES:
+        assert spec.arguments["x-dead-letter-exchange"] == names.DEAD_LETTER_EXCHANGE
+        assert spec.arguments["x-dead-letter-routing-key"] == spec.name
+        assert spec.dead_letter_queue == spec.name + ".dlq"
+        assert spec.exchange in topology.EXCHANGES
