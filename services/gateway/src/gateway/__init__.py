@@ -1,0 +1,1 @@
+"""Bitfolio gateway service."""

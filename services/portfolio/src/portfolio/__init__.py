@@ -1,0 +1,1 @@
+"""Bitfolio portfolio service."""

@@ -1,0 +1,1 @@
+"""Bitfolio web dashboard (NiceGUI)."""
