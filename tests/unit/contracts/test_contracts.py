@@ -125,3 +125,17 @@ def test_topology_declares_durable_queues_with_a_dead_letter_exchange() -> None:
         assert spec.arguments["x-dead-letter-routing-key"] == spec.name
         assert spec.dead_letter_queue == spec.name + ".dlq"
         assert spec.exchange in topology.EXCHANGES
+
+
+def test_asyncapi_document_lists_every_event_and_command_with_its_schema() -> None:
+    from contracts.asyncapi import asyncapi_document
+
+    document = asyncapi_document()
+    for key in (names.PRICE_REQUESTED, names.PRICE_TICKED, names.PORTFOLIO_UPDATED, *portfolios.COMMANDS):
+        assert key in document["channels"], key
+    assert document["channels"][names.PRICE_REQUESTED]["x-consumer-queues"] == [names.PRICE_REQUESTS_QUEUE]
+    assert document["channels"][names.TRANSACTION_RECORD]["x-consumer-queues"] == [names.PORTFOLIO_COMMANDS_QUEUE]
+    schemas = document["components"]["schemas"]
+    assert schemas["RecordTransaction"]["properties"]["amount_btc"]["type"] == "string"
+    for message in document["components"]["messages"].values():
+        assert message["payload"]["$ref"].removeprefix("#/components/schemas/") in schemas
