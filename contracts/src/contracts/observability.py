@@ -6,7 +6,6 @@ import sys
 import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
 
-
 _service_name = "bitfolio"
 
 

@@ -66,3 +66,10 @@ async def declare_topology(channel: aio_pika.abc.AbstractChannel, queues: tuple[
             spec.dead_letter_queue, durable=True, arguments={"x-queue-type": spec.queue_type}
         )
         await dead_letters.bind(exchanges[names.DEAD_LETTER_EXCHANGE], routing_key=spec.name)
+
+
+async def ensure_topology(url: str, queues: tuple[QueueSpec, ...] = QUEUES) -> None:
+    """Connect once and declare the topology, so that any service start order works."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        await declare_topology(await connection.channel(), queues)

@@ -1,0 +1,90 @@
+"""The price service on the bus: answers price.requested and the price queries; dead-letters poison."""
+
+import structlog
+from contracts.observability import bind_correlation
+from contracts.prices import LatestPriceRequested, PriceAtRequested, PriceRangeRequested, PriceRequested
+from contracts.topology import PRICE_QUERIES, PRICE_REQUESTS, QueueSpec
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
+from faststream.rabbit.annotations import RabbitMessage
+from prometheus_client import Counter, Histogram
+
+from contracts import ContractError, decode, names
+from price import handlers
+from price.handlers import PriceService
+
+log = structlog.get_logger()
+MESSAGES = Counter("price_messages_total", "Messages handled by the price service", ["queue", "outcome"])
+HANDLER_SECONDS = Histogram("price_handler_seconds", "Time to handle one message", ["queue"])
+
+QUERY_HANDLERS = {
+    names.PRICE_AT: (PriceAtRequested, handlers.answer_price_at),
+    names.PRICE_RANGE: (PriceRangeRequested, handlers.answer_price_range),
+    names.PRICE_LATEST: (LatestPriceRequested, handlers.answer_latest),
+}
+
+
+def existing_queue(spec: QueueSpec) -> RabbitQueue:
+    """The queue as contracts.topology declares it (declared before the broker starts)."""
+    return RabbitQueue(spec.name, durable=True, arguments=spec.arguments, declare=False)
+
+
+async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage, reason: str) -> None:
+    """Park a message that can never be handled in its queue's DLQ, with the reason in a header."""
+    MESSAGES.labels(spec.name, "dead_lettered").inc()
+    log.warning("dead_lettered", queue=spec.name, reason=reason)
+    await broker.publish(
+        message.body,
+        exchange=names.DEAD_LETTER_EXCHANGE,
+        routing_key=spec.name,
+        headers={**(message.headers or {}), names.DEAD_LETTER_REASON_HEADER: reason},
+        message_id=message.message_id,
+        persist=True,
+    )
+
+
+def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
+    router = RabbitRouter()
+
+    @router.subscriber(existing_queue(PRICE_REQUESTS), ack_policy=AckPolicy.NACK_ON_ERROR)
+    async def on_price_requested(message: RabbitMessage) -> None:
+        """Answer with price.resolved/unavailable; a duplicate gets the stored first answer; ack after publish."""
+        with HANDLER_SECONDS.labels(PRICE_REQUESTS.name).time():
+            try:
+                request = decode(PriceRequested, message.body)
+            except ContractError as error:
+                await dead_letter(broker, PRICE_REQUESTS, message, str(error))
+                return
+            bind_correlation(request.correlation_id, message_id=request.message_id)
+            stored = await service.store.answer_to(request.message_id)
+            if stored is None:
+                answer = await handlers.answer_price_request(service, request)
+                stored = await service.store.record_answer(request.message_id, answer)
+                MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
+            else:
+                MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc()
+            routing_key, body = stored
+            await broker.publish(body, exchange=names.EVENTS_EXCHANGE, routing_key=routing_key,
+                                 correlation_id=request.correlation_id, content_type="application/json",
+                                 persist=True)
+
+    @router.subscriber(existing_queue(PRICE_QUERIES), ack_policy=AckPolicy.NACK_ON_ERROR)
+    async def on_price_query(message: RabbitMessage) -> bytes | None:
+        """price.at / price.range / price.latest → a Reply to the caller's reply queue."""
+        routing_key = message.raw_message.routing_key or ""
+        with HANDLER_SECONDS.labels(PRICE_QUERIES.name).time():
+            model, answer = QUERY_HANDLERS.get(routing_key, (None, None))
+            if model is None or answer is None:
+                await dead_letter(broker, PRICE_QUERIES, message, f"no price query is named {routing_key!r}")
+                return None
+            try:
+                query = decode(model, message.body)
+            except ContractError as error:
+                await dead_letter(broker, PRICE_QUERIES, message, str(error))
+                return None
+            bind_correlation(query.correlation_id, query=routing_key)
+            reply = await answer(service, query)
+            MESSAGES.labels(PRICE_QUERIES.name, "ok" if reply.ok else reply.error.code).inc()  # type: ignore[union-attr]
+            return reply.to_json() if message.reply_to else None
+
+    return router

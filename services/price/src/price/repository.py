@@ -1,0 +1,130 @@
+"""The only code that reads and writes the price tables: candles, answered requests and the outbox."""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import asyncpg
+from contracts.envelope import Message
+
+from price.domain import CandleRow
+
+CANDLE_COLUMNS = ("hour", "open", "high", "low", "close", "volume", "source")
+BOUNDS_TTL_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    received: int
+    inserted: int
+    newest: CandleRow | None
+    newest_changed: bool
+
+
+def _candle(record: asyncpg.Record) -> CandleRow:
+    return CandleRow(record["hour"], record["open"], record["high"], record["low"], record["close"], record["volume"])
+
+
+class CandleStore:
+    """Candles in Postgres with a small in-process cache; stored candles never change, so caching them is safe."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._cache: dict[int, CandleRow] = {}
+        self._bounds: tuple[int | None, int | None] = (None, None)
+        self._bounds_read_at = 0.0
+
+    async def bounds(self) -> tuple[int | None, int | None]:
+        """(first hour, newest hour) of the stored candles, cached for a moment."""
+        if time.monotonic() - self._bounds_read_at > BOUNDS_TTL_SECONDS:
+            record = await self.pool.fetchrow("SELECT min(hour) AS first, max(hour) AS last FROM candles")
+            self._bounds = (record["first"], record["last"])
+            self._bounds_read_at = time.monotonic()
+        return self._bounds
+
+    async def candle(self, hour: int) -> CandleRow | None:
+        cached = self._cache.get(hour)
+        if cached is not None:
+            return cached
+        record = await self.pool.fetchrow("SELECT * FROM candles WHERE hour = $1", hour)
+        if record is None:
+            return None
+        candle = self._cache[hour] = _candle(record)
+        return candle
+
+    async def latest(self) -> CandleRow | None:
+        record = await self.pool.fetchrow("SELECT * FROM candles ORDER BY hour DESC LIMIT 1")
+        return None if record is None else _candle(record)
+
+    async def between(self, start: int, end: int, step: str = "hour") -> list[CandleRow]:
+        """Candles with start <= hour <= end; at step "day" only those that open a UTC day."""
+        day_filter = "AND hour % 86400 = 0" if step == "day" else ""
+        records = await self.pool.fetch(
+            f"SELECT * FROM candles WHERE hour BETWEEN $1 AND $2 {day_filter} ORDER BY hour", start, end
+        )
+        return [_candle(r) for r in records]
+
+    async def store(
+        self, rows: Iterable[CandleRow], source: str, tick: Callable[[CandleRow], Message] | None = None
+    ) -> StoreResult:
+        """COPY rows into a temporary table and keep the new ones; an existing hour is never changed.
+
+        When the newest candle changes, `tick(newest)` is written to the outbox in the same transaction.
+        """
+        records = [(r.hour, r.open, r.high, r.low, r.close, r.volume, source) for r in rows]
+        async with self.pool.acquire() as connection, connection.transaction():
+            before = await connection.fetchval("SELECT max(hour) FROM candles")
+            await connection.execute(
+                "CREATE TEMPORARY TABLE incoming_candles (LIKE candles INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+            await connection.copy_records_to_table("incoming_candles", records=records, columns=CANDLE_COLUMNS)
+            status = await connection.execute(
+                "INSERT INTO candles SELECT * FROM incoming_candles ON CONFLICT (hour) DO NOTHING"
+            )
+            inserted = int(status.split()[-1])
+            newest_record = await connection.fetchrow("SELECT * FROM candles ORDER BY hour DESC LIMIT 1")
+            newest = None if newest_record is None else _candle(newest_record)
+            changed = newest is not None and (before is None or newest.hour > before)
+            if changed and tick is not None:
+                await self._enqueue(connection, tick(newest))
+        self._bounds_read_at = 0.0
+        return StoreResult(len(records), inserted, newest, changed)
+
+    async def answer_to(self, message_id: str) -> tuple[str, bytes] | None:
+        record = await self.pool.fetchrow(
+            "SELECT routing_key, body FROM answered_requests WHERE message_id = $1", message_id
+        )
+        return None if record is None else (record["routing_key"], bytes(record["body"]))
+
+    async def record_answer(self, message_id: str, answer: Message) -> tuple[str, bytes]:
+        """Remember the answer to a request; if another copy answered first, that answer wins."""
+        record = await self.pool.fetchrow(
+            """INSERT INTO answered_requests (message_id, routing_key, body) VALUES ($1, $2, $3)
+               ON CONFLICT (message_id) DO UPDATE SET message_id = EXCLUDED.message_id
+               RETURNING routing_key, body""",
+            message_id, answer.routing_key, answer.to_json(),
+        )
+        return record["routing_key"], bytes(record["body"])
+
+    @staticmethod
+    async def _enqueue(connection: asyncpg.Connection, message: Message) -> None:
+        await connection.execute(
+            "INSERT INTO outbox (routing_key, message_id, body) VALUES ($1, $2, $3)",
+            message.routing_key, message.message_id, message.to_json(),
+        )
+
+    async def drain_outbox(self, publish: Callable[[str, str, bytes], object], limit: int = 200) -> int:
+        """Publish pending outbox rows (oldest first) and delete them; SKIP LOCKED makes copies share safely."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT id, routing_key, message_id, body FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                limit,
+            )
+            for row in rows:
+                await publish(row["routing_key"], row["message_id"], bytes(row["body"]))  # type: ignore[misc]
+            if rows:
+                await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        return len(rows)
+
+    async def outbox_depth(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM outbox"))
