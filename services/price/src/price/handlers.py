@@ -58,7 +58,7 @@ async def fill_gap(service: PriceService, hour: int) -> CandleRow | None:
     if service.provider is None:
         raise ProviderUnavailable("no price provider is configured")
     to_ts = min(hour + GAP_FILL_HOURS * 3600, service.now() - service.now() % 3600)
-    _, rows = await service.provider.page(to_ts, limit=GAP_FILL_HOURS * 2)
+    _, rows, _ = await service.provider.page(to_ts, limit=GAP_FILL_HOURS * 2)
     if rows:
         await service.store.store(rows, service.provider.name, tick=tick_for)
         log.info("gap_filled", hour=hour, candles=len(rows))

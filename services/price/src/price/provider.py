@@ -70,8 +70,8 @@ class CryptoCompareProvider:
             raise ProviderRefused(body.get("Message") or "CryptoCompare answered Error")
         return body["Data"]  # type: ignore[no-any-return]
 
-    async def page(self, to_ts: int, limit: int = PAGE_LIMIT) -> tuple[int, list[CandleRow]]:
-        """One page ending at `to_ts`: (TimeFrom, real candles oldest first)."""
+    async def page(self, to_ts: int, limit: int = PAGE_LIMIT) -> tuple[int, list[CandleRow], bool]:
+        """One page ending at `to_ts`: (TimeFrom, real candles oldest first, whether it reached all-zero rows)."""
         data = await self._get_page(to_ts, limit)
         rows = [
             CandleRow(
@@ -84,16 +84,17 @@ class CryptoCompareProvider:
             )
             for item in data.get("Data", [])
         ]
-        return int(data.get("TimeFrom", to_ts)), [r for r in rows if not is_all_zero(r)]
+        real = [r for r in rows if not is_all_zero(r)]
+        return int(data.get("TimeFrom", to_ts)), real, len(real) < len(rows)
 
     async def history(self, since: int, until: int) -> AsyncIterator[list[CandleRow]]:
-        """Pages from `until` backwards to `since`, stopping at the first page of all-zero rows."""
+        """Pages from `until` backwards to `since`, stopping at the first all-zero rows (before the pair existed)."""
         to_ts = until
         while to_ts >= since:
-            time_from, rows = await self.page(to_ts)
+            time_from, rows, reached_start = await self.page(to_ts)
             rows = [r for r in rows if since <= r.hour <= until]
             if rows:
                 yield rows
-            if not rows or time_from <= since:
+            if reached_start or not rows or time_from <= since:
                 return
             to_ts = time_from - 3600
