@@ -146,8 +146,11 @@ class History(View):
 
 
 class ImportRowResult(View):
+    """One data row of an import: ok, an error (blocks the file unless skip_invalid), or skipped (not a BTC trade)."""
+
     line: int
     ok: bool
+    skipped: bool = False
     error: str | None = None
     side: Side | None = None
     amount_btc: Money | None = None

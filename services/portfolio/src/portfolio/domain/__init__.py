@@ -1,0 +1,30 @@
+"""The pure portfolio domain: trades, rules, cost basis, the incremental ledger, metrics, history and CSV."""
+
+from portfolio.domain.csv_formats import (
+    ParsedRow,
+    RowError,
+    RowSkipped,
+    export_transactions_csv,
+    parse_transactions_csv,
+)
+from portfolio.domain.errors import Conflict, DomainError, InsufficientHoldings, InvalidTransaction, NotFound
+from portfolio.domain.figures import (
+    PortfolioFigures,
+    TransactionFigures,
+    cash_flows,
+    portfolio_figures,
+    transaction_figures,
+)
+from portfolio.domain.history import HistoryPointFigures, value_history
+from portfolio.domain.ledger import Ledger, TradeOutcome, midnights_between, replay_ledger
+from portfolio.domain.returns import irr_pct
+from portfolio.domain.rules import check_holdings, validate_amount, validate_fee, validate_price, validate_time
+from portfolio.domain.trades import Trade
+
+__all__ = [
+    "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
+    "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "Trade", "TradeOutcome",
+    "TransactionFigures", "cash_flows", "check_holdings", "export_transactions_csv", "irr_pct", "midnights_between",
+    "parse_transactions_csv", "portfolio_figures", "replay_ledger", "transaction_figures", "validate_amount",
+    "validate_fee", "validate_price", "validate_time", "value_history",
+]

@@ -1,0 +1,121 @@
+"""Cost basis of the BTC still held: running average, or lots taken first-in, last-in or highest-cost first."""
+
+import heapq
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from contracts.portfolios import CostBasisMethod
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class Lot:
+    """A buy's BTC still held and the share of its cost (fee included) that goes with it."""
+
+    sequence: int
+    amount_btc: Decimal
+    cost_usd: Decimal
+
+    @property
+    def cost_per_btc(self) -> Decimal:
+        return self.cost_usd / self.amount_btc
+
+
+@dataclass(slots=True)
+class CostBasisBook:
+    """Holdings and their cost. `remove` returns the cost of the BTC sold under the method."""
+
+    method: CostBasisMethod
+    holdings_btc: Decimal = ZERO
+    cost_basis_usd: Decimal = ZERO
+    lots: list[Lot] = field(default_factory=list)
+    """Open lots: in buy order for fifo/lifo; a heap keyed by -(cost per BTC) for hifo."""
+    _first: int = 0
+    """Index of the first open lot for fifo (lots before it are used up), so removal is amortized O(1)."""
+
+    def add(self, sequence: int, amount_btc: Decimal, cost_usd: Decimal) -> None:
+        self.holdings_btc += amount_btc
+        self.cost_basis_usd += cost_usd
+        if self.method is CostBasisMethod.AVERAGE:
+            return
+        lot = Lot(sequence, amount_btc, cost_usd)
+        if self.method is CostBasisMethod.HIFO:
+            heapq.heappush(self.lots, lot)  # type: ignore[misc]
+        else:
+            self.lots.append(lot)
+
+    def remove(self, amount_btc: Decimal) -> Decimal:
+        if amount_btc > self.holdings_btc:
+            raise ValueError(f"selling {amount_btc} BTC with {self.holdings_btc} held")
+        if self.method is CostBasisMethod.AVERAGE:
+            removed = self.cost_basis_usd * amount_btc / self.holdings_btc
+        else:
+            removed = self._remove_from_lots(amount_btc)
+        self.holdings_btc -= amount_btc
+        self.cost_basis_usd -= removed
+        if self.holdings_btc == 0:
+            self.cost_basis_usd = ZERO  # no rounding residue stays behind an empty position
+            self.lots.clear()
+            self._first = 0
+        return removed
+
+    def _next_lot(self) -> Lot:
+        if self.method is CostBasisMethod.FIFO:
+            return self.lots[self._first]
+        return self.lots[-1] if self.method is CostBasisMethod.LIFO else self.lots[0]
+
+    def _drop_next_lot(self) -> None:
+        if self.method is CostBasisMethod.FIFO:
+            self._first += 1
+            if self._first > 64 and self._first * 2 > len(self.lots):
+                del self.lots[: self._first]
+                self._first = 0
+        elif self.method is CostBasisMethod.LIFO:
+            self.lots.pop()
+        else:
+            heapq.heappop(self.lots)  # type: ignore[misc]
+
+    def _remove_from_lots(self, amount_btc: Decimal) -> Decimal:
+        remaining, removed = amount_btc, ZERO
+        while remaining > 0:
+            lot = self._next_lot()
+            if lot.amount_btc <= remaining:
+                removed += lot.cost_usd
+                remaining -= lot.amount_btc
+                self._drop_next_lot()
+            else:
+                share = lot.cost_usd * remaining / lot.amount_btc
+                lot.cost_usd -= share
+                lot.amount_btc -= remaining
+                removed += share
+                remaining = ZERO
+        return removed
+
+    def open_lots(self) -> list[Lot]:
+        return self.lots[self._first:] if self.method is CostBasisMethod.FIFO else list(self.lots)
+
+    def copy(self) -> "CostBasisBook":
+        lots = [Lot(lot.sequence, lot.amount_btc, lot.cost_usd) for lot in self.open_lots()]
+        return CostBasisBook(self.method, self.holdings_btc, self.cost_basis_usd, lots)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method.value, "holdings_btc": str(self.holdings_btc),
+                "cost_basis_usd": str(self.cost_basis_usd),
+                "lots": [[lot.sequence, str(lot.amount_btc), str(lot.cost_usd)] for lot in self.open_lots()]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CostBasisBook":
+        lots = [Lot(int(s), Decimal(a), Decimal(c)) for s, a, c in data["lots"]]
+        return cls(CostBasisMethod(data["method"]), Decimal(data["holdings_btc"]), Decimal(data["cost_basis_usd"]),
+                   lots)
+
+
+def _hifo_order(self: Lot, other: Lot) -> bool:
+    """Heap order for hifo: highest cost per BTC first, then the earlier buy."""
+    mine, theirs = self.cost_per_btc, other.cost_per_btc
+    return mine > theirs or (mine == theirs and self.sequence < other.sequence)
+
+
+Lot.__lt__ = _hifo_order  # type: ignore[method-assign,assignment]

@@ -1,0 +1,98 @@
+"""The figures users see: a portfolio's metrics and each transaction's, from the ledger and the latest price."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio.domain.ledger import Ledger, TradeOutcome
+from portfolio.domain.returns import irr_pct
+from portfolio.domain.trades import Trade
+
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioFigures:
+    holdings_btc: Decimal
+    invested_usd: Decimal
+    cost_basis_usd: Decimal
+    average_price_usd: Decimal | None
+    latest_price_usd: Decimal | None
+    priced_until: datetime | None
+    current_value_usd: Decimal
+    realized_pnl_usd: Decimal
+    unrealized_pnl_usd: Decimal
+    net_result_usd: Decimal
+    roi_pct: Decimal | None
+    goal_usd: Decimal | None
+    goal_progress_pct: Decimal | None
+    twr_pct: Decimal | None
+    irr_pct: Decimal | None
+    max_drawdown_pct: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionFigures:
+    cost_usd: Decimal | None = None
+    current_value_usd: Decimal | None = None
+    net_result_usd: Decimal | None = None
+    roi_pct: Decimal | None = None
+    proceeds_usd: Decimal | None = None
+    cost_basis_sold_usd: Decimal | None = None
+    realized_pnl_usd: Decimal | None = None
+
+
+def cash_flows(outcomes: Sequence[tuple[datetime, TradeOutcome]]) -> list[tuple[datetime, Decimal]]:
+    """IRR cash flows: −cost for each buy, +proceeds for each sell."""
+    return [(at, -o.cost_usd if o.cost_usd is not None else o.proceeds_usd or Decimal(0)) for at, o in outcomes]
+
+
+def portfolio_figures(
+    ledger: Ledger, *, latest_price: Decimal | None, as_of: datetime | None, goal_usd: Decimal | None,
+    midnight_opens_since_last_trade: Sequence[tuple[datetime, Decimal]] = (),
+    flows: Sequence[tuple[datetime, Decimal]] | None = None,
+) -> PortfolioFigures:
+    """Every portfolio metric of SPEC. IRR is computed only when `flows` (see cash_flows) are given."""
+    holdings, cost_basis = ledger.holdings_btc, ledger.cost_basis_usd
+    current_value = holdings * latest_price if latest_price is not None else Decimal(0)
+    unrealized = current_value - cost_basis if latest_price is not None else Decimal(0)
+    net = ledger.realized_pnl_usd + unrealized
+    twr, drawdown = ledger.returns.at_end(latest_price, midnight_opens_since_last_trade)
+    irr = None
+    if flows and latest_price is not None and as_of is not None:
+        irr = irr_pct([*flows, (max(as_of, flows[-1][0]), current_value)])
+    return PortfolioFigures(
+        holdings_btc=holdings,
+        invested_usd=ledger.invested_usd,
+        cost_basis_usd=cost_basis,
+        average_price_usd=cost_basis / holdings if holdings else None,
+        latest_price_usd=latest_price,
+        priced_until=as_of,
+        current_value_usd=current_value,
+        realized_pnl_usd=ledger.realized_pnl_usd,
+        unrealized_pnl_usd=unrealized,
+        net_result_usd=net,
+        roi_pct=net / ledger.invested_usd * HUNDRED if ledger.invested_usd else None,
+        goal_usd=goal_usd,
+        goal_progress_pct=current_value / goal_usd * HUNDRED if goal_usd else None,
+        twr_pct=twr,
+        irr_pct=irr,
+        max_drawdown_pct=drawdown,
+    )
+
+
+def transaction_figures(trade: Trade, outcome: TradeOutcome | None, latest_price: Decimal | None
+                        ) -> TransactionFigures:
+    """A buy: cost, current value, net result, ROI. A sell: proceeds, cost basis sold, realized."""
+    if outcome is None:
+        return TransactionFigures()
+    if trade.is_buy and outcome.cost_usd is not None:
+        if latest_price is None:
+            return TransactionFigures(cost_usd=outcome.cost_usd)
+        value = trade.amount_btc * latest_price
+        net = value - outcome.cost_usd
+        return TransactionFigures(cost_usd=outcome.cost_usd, current_value_usd=value, net_result_usd=net,
+                                  roi_pct=net / outcome.cost_usd * HUNDRED if outcome.cost_usd else None)
+    return TransactionFigures(proceeds_usd=outcome.proceeds_usd, cost_basis_sold_usd=outcome.cost_basis_sold_usd,
+                              realized_pnl_usd=outcome.realized_pnl_usd)

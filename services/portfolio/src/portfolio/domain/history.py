@@ -1,0 +1,37 @@
+"""Value over time: holdings, invested and value at each point of a price series."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from portfolio.domain.trades import Trade
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPointFigures:
+    at: datetime
+    price_usd: Decimal | None
+    holdings_btc: Decimal
+    invested_usd: Decimal
+    value_usd: Decimal | None
+
+
+def value_history(trades: Iterable[Trade], prices: Sequence[tuple[datetime, Decimal | None]]
+                  ) -> list[HistoryPointFigures]:
+    """At each (time, price): holdings and invested from the priced trades at or before that time."""
+    ordered = sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key)
+    points, position = [], 0
+    holdings = invested = Decimal(0)
+    for at, price in sorted(prices, key=lambda p: p[0]):
+        while position < len(ordered) and ordered[position].at <= at:
+            trade = ordered[position]
+            if trade.is_buy:
+                holdings += trade.amount_btc
+                invested += trade.amount_btc * trade.price_usd + trade.fee_usd  # type: ignore[operator]
+            else:
+                holdings -= trade.amount_btc
+            position += 1
+        points.append(HistoryPointFigures(at, price, holdings, invested,
+                                          holdings * price if price is not None else None))
+    return points

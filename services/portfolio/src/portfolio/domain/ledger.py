@@ -1,0 +1,125 @@
+"""The running state of one portfolio over its priced trades, advanced one trade at a time."""
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from contracts.portfolios import CostBasisMethod
+from portfolio.domain.cost_basis import CostBasisBook
+from portfolio.domain.returns import ReturnIndex
+from portfolio.domain.trades import Trade
+
+ZERO = Decimal(0)
+MidnightOpens = Callable[[datetime, datetime], Sequence[tuple[datetime, Decimal]]]
+"""(after, until) → price at every 00:00 UTC in (after, until]."""
+
+
+@dataclass(frozen=True, slots=True)
+class TradeOutcome:
+    transaction_id: str
+    cost_usd: Decimal | None = None
+    proceeds_usd: Decimal | None = None
+    cost_basis_sold_usd: Decimal | None = None
+    realized_pnl_usd: Decimal | None = None
+
+
+@dataclass(slots=True)
+class Ledger:
+    method: CostBasisMethod
+    book: CostBasisBook
+    invested_usd: Decimal = ZERO
+    realized_pnl_usd: Decimal = ZERO
+    proceeds_usd: Decimal = ZERO
+    returns: ReturnIndex = field(default_factory=ReturnIndex)
+    first_at: datetime | None = None
+    last_key: tuple[datetime, int] | None = None
+    trade_count: int = 0
+
+    @classmethod
+    def empty(cls, method: CostBasisMethod) -> "Ledger":
+        return cls(method, CostBasisBook(method))
+
+    @property
+    def holdings_btc(self) -> Decimal:
+        return self.book.holdings_btc
+
+    @property
+    def cost_basis_usd(self) -> Decimal:
+        return self.book.cost_basis_usd
+
+    @property
+    def last_at(self) -> datetime | None:
+        return None if self.last_key is None else self.last_key[0]
+
+    def apply(self, trade: Trade, midnight_opens: Sequence[tuple[datetime, Decimal]] = ()) -> TradeOutcome:
+        """Advance over one priced trade that is not earlier than the last one applied."""
+        if trade.price_usd is None:
+            raise ValueError(f"trade {trade.transaction_id} is not priced")
+        if self.last_key is not None and trade.timeline_key < self.last_key:
+            raise ValueError(f"trade {trade.transaction_id} is earlier than the last applied trade")
+        gross = trade.amount_btc * trade.price_usd
+        if trade.is_buy:
+            cost = gross + trade.fee_usd
+            self.book.add(trade.sequence, trade.amount_btc, cost)
+            self.invested_usd += cost
+            outcome = TradeOutcome(trade.transaction_id, cost_usd=cost)
+            flow = cost
+        else:
+            proceeds = gross - trade.fee_usd
+            sold_cost = self.book.remove(trade.amount_btc)
+            realized = proceeds - sold_cost
+            self.realized_pnl_usd += realized
+            self.proceeds_usd += proceeds
+            outcome = TradeOutcome(trade.transaction_id, proceeds_usd=proceeds, cost_basis_sold_usd=sold_cost,
+                                   realized_pnl_usd=realized)
+            flow = -proceeds
+        self.returns.apply(trade.price_usd, self.book.holdings_btc, flow, midnight_opens)
+        self.first_at = self.first_at or trade.at
+        self.last_key = trade.timeline_key
+        self.trade_count += 1
+        return outcome
+
+    def copy(self) -> "Ledger":
+        return Ledger.from_json(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method.value, "book": self.book.to_json(), "invested_usd": str(self.invested_usd),
+            "realized_pnl_usd": str(self.realized_pnl_usd), "proceeds_usd": str(self.proceeds_usd),
+            "returns": self.returns.to_json(), "first_at": self.first_at.isoformat() if self.first_at else None,
+            "last_key": [self.last_key[0].isoformat(), self.last_key[1]] if self.last_key else None,
+            "trade_count": self.trade_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Ledger":
+        last = data["last_key"]
+        return cls(
+            CostBasisMethod(data["method"]), CostBasisBook.from_json(data["book"]), Decimal(data["invested_usd"]),
+            Decimal(data["realized_pnl_usd"]), Decimal(data["proceeds_usd"]), ReturnIndex.from_json(data["returns"]),
+            datetime.fromisoformat(data["first_at"]) if data["first_at"] else None,
+            (datetime.fromisoformat(last[0]), int(last[1])) if last else None, int(data["trade_count"]),
+        )
+
+
+def midnights_between(after: datetime, until: datetime) -> list[datetime]:
+    """Every 00:00 UTC strictly after `after` and at or before `until`."""
+    day = after.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    days = []
+    while day <= until:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade],
+                  midnight_opens: MidnightOpens | None = None) -> tuple[Ledger, list[TradeOutcome]]:
+    """Apply priced trades in timeline order to an empty ledger."""
+    ledger = Ledger.empty(method)
+    outcomes = []
+    for trade in sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key):
+        opens = midnight_opens(ledger.last_at, trade.at) if midnight_opens and ledger.last_at else ()
+        outcomes.append(ledger.apply(trade, opens))
+    return ledger, outcomes

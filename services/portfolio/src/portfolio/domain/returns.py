@@ -1,0 +1,118 @@
+"""Return measures of SPEC: the time-weighted index (TWR, max drawdown) and the money-weighted IRR."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+ONE = Decimal(1)
+ZERO = Decimal(0)
+YEAR_SECONDS = 365 * 86400
+
+
+@dataclass(slots=True)
+class ReturnIndex:
+    """The TWR index I after the last trade, with the state needed to value it later and its drawdown so far."""
+
+    index: Decimal = ONE
+    value_after: Decimal = ZERO
+    """V⁺ of the last trade: holdings just after it times its own price."""
+    holdings_after: Decimal = ZERO
+    peak: Decimal = ONE
+    max_drawdown: Decimal = ZERO
+    started: bool = False
+
+    def index_at(self, price: Decimal) -> Decimal:
+        """I(t) between trades: I_n × h_n × price_at(t) / V⁺_n (or I_n when V⁺_n = 0)."""
+        if self.value_after == 0:
+            return self.index
+        return self.index * self.holdings_after * price / self.value_after
+
+    def observe(self, index: Decimal) -> None:
+        """Fold one observation of the index into the peak and the deepest fall."""
+        if index > self.peak:
+            self.peak = index
+        elif self.peak > 0:
+            fall = ONE - index / self.peak
+            if fall > self.max_drawdown:
+                self.max_drawdown = fall
+
+    def apply(self, price: Decimal, holdings_after: Decimal, flow: Decimal,
+              midnight_opens: Sequence[tuple[datetime, Decimal]] = ()) -> None:
+        """Advance over one trade: the midnights before it, then the trade (flow = +cost for a buy, −proceeds)."""
+        for _, open_price in midnight_opens:
+            if self.started:
+                self.observe(self.index_at(open_price))
+        value_after = holdings_after * price
+        if self.started and self.value_after > 0:
+            self.index = self.index * (value_after - flow) / self.value_after
+        self.started = True
+        self.value_after, self.holdings_after = value_after, holdings_after
+        self.observe(self.index)
+
+    def at_end(self, latest_price: Decimal | None,
+               midnight_opens: Sequence[tuple[datetime, Decimal]] = ()) -> tuple[Decimal | None, Decimal | None]:
+        """(twr_pct, max_drawdown_pct) at T, without changing the stored state."""
+        if not self.started or latest_price is None:
+            return None, None
+        probe = ReturnIndex(self.index, self.value_after, self.holdings_after, self.peak, self.max_drawdown, True)
+        for _, open_price in midnight_opens:
+            probe.observe(probe.index_at(open_price))
+        final = probe.index_at(latest_price)
+        probe.observe(final)
+        return (final - ONE) * 100, probe.max_drawdown * 100
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": str(self.index), "value_after": str(self.value_after),
+                "holdings_after": str(self.holdings_after), "peak": str(self.peak),
+                "max_drawdown": str(self.max_drawdown), "started": self.started}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ReturnIndex":
+        return cls(Decimal(data["index"]), Decimal(data["value_after"]), Decimal(data["holdings_after"]),
+                   Decimal(data["peak"]), Decimal(data["max_drawdown"]), bool(data["started"]))
+
+
+def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
+    """The annual rate r > −1 with Σ CF_k (1+r)^(−years_k) = 0, as a percentage; None when there is no root.
+
+    The root is searched in binary floating point (a rate, not money), then reported to 10 decimals of a percent.
+    """
+    if len(cash_flows) < 2:
+        return None
+    start = min(t for t, _ in cash_flows)
+    flows = [(float(amount), (t - start).total_seconds() / YEAR_SECONDS) for t, amount in cash_flows]
+    if all(a >= 0 for a, _ in flows) or all(a <= 0 for a, _ in flows):
+        return None
+
+    def npv_and_slope(g: float) -> tuple[float, float]:
+        value = slope = 0.0
+        for amount, years in flows:
+            term = amount * math.exp(-years * g)
+            value += term
+            slope -= years * term
+        return value, slope
+
+    # Search in g = ln(1 + r), where the NPV is smooth and r > −1 holds everywhere: Newton, kept in a bracket.
+    low, high = -20.0, 20.0
+    f_low, f_high = npv_and_slope(low)[0], npv_and_slope(high)[0]
+    if not (math.isfinite(f_low) and math.isfinite(f_high)) or f_low * f_high > 0:
+        return None
+    g = 0.1
+    for _ in range(100):
+        value, slope = npv_and_slope(g)
+        if value == 0:
+            low = high = g
+            break
+        if (value > 0) == (f_low > 0):
+            low, f_low = g, value
+        else:
+            high = g
+        step = g - value / slope if slope else math.nan
+        g = step if low < step < high else (low + high) / 2
+        if high - low < 1e-12 or abs(value / slope if slope else 1) < 1e-13:
+            break
+    rate = math.expm1(g)
+    return Decimal(repr(rate * 100)).quantize(Decimal("1E-10"))

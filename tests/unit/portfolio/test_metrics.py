@@ -1,0 +1,146 @@
+"""The metrics of SPEC, exact in Decimal: the worked example under every method, TWR, IRR and drawdown."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from contracts.portfolios import CostBasisMethod, Side
+from portfolio.domain import (
+    InsufficientHoldings,
+    InvalidTransaction,
+    Trade,
+    cash_flows,
+    check_holdings,
+    irr_pct,
+    portfolio_figures,
+    replay_ledger,
+    transaction_figures,
+    validate_amount,
+    validate_fee,
+    validate_time,
+    value_history,
+)
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+D = Decimal
+
+
+def trade(n: int, side: str, amount: str, price: str, fee: str, days: int = 0) -> Trade:
+    return Trade(f"t{n}", Side(side), D(amount), T0 + timedelta(days=days, hours=n), D(fee), D(price), n)
+
+
+WORKED = [trade(1, "buy", "1", "40000", "10"), trade(2, "buy", "1", "60000", "10"),
+          trade(3, "sell", "0.5", "70000", "5")]
+
+
+def figures(method: CostBasisMethod, trades=WORKED, latest="50000"):
+    ledger, _ = replay_ledger(method, trades)
+    return portfolio_figures(ledger, latest_price=D(latest), as_of=T0 + timedelta(days=1), goal_usd=D("150000"))
+
+
+def test_spec_worked_example_is_exact_under_average_cost() -> None:
+    f = figures(CostBasisMethod.AVERAGE)
+    assert f.invested_usd == D("100020")
+    assert f.realized_pnl_usd == D("9990")
+    assert f.holdings_btc == D("1.5")
+    assert f.cost_basis_usd == D("75015")
+    assert f.average_price_usd == D("50010")
+    assert f.current_value_usd == D("75000")
+    assert f.unrealized_pnl_usd == D("-15")
+    assert f.net_result_usd == D("9975")
+    assert str(f.roi_pct).startswith("9.973")
+    assert f.goal_progress_pct == D("50")
+
+
+@pytest.mark.parametrize(
+    ("method", "realized", "cost_basis", "unrealized"),
+    [(CostBasisMethod.FIFO, "14990", "80015", "-5015"), (CostBasisMethod.LIFO, "4990", "70015", "4985"),
+     (CostBasisMethod.HIFO, "4990", "70015", "4985")],
+)
+def test_spec_worked_example_under_lot_methods(method, realized, cost_basis, unrealized) -> None:
+    f = figures(method)
+    assert (f.realized_pnl_usd, f.cost_basis_usd, f.unrealized_pnl_usd) == (D(realized), D(cost_basis), D(unrealized))
+    assert f.net_result_usd == D("9975")
+
+
+def test_spec_worked_example_twr() -> None:
+    f = figures(CostBasisMethod.AVERAGE)
+    assert str(f.twr_pct).startswith("24.974")
+
+
+def test_hifo_takes_the_most_expensive_lot_first_and_splits_lots_by_share() -> None:
+    trades = [trade(1, "buy", "1", "30000", "0"), trade(2, "buy", "1", "60000", "0"), trade(3, "buy", "1", "45000", "0"),
+              trade(4, "sell", "1.5", "50000", "0")]
+    f = figures(CostBasisMethod.HIFO, trades)
+    # sells all of the 60,000 lot and half of the 45,000 lot
+    assert f.realized_pnl_usd == D("75000") - D("60000") - D("22500")
+    assert f.cost_basis_usd == D("30000") + D("22500")
+
+
+def test_per_transaction_figures() -> None:
+    ledger, outcomes = replay_ledger(CostBasisMethod.AVERAGE, WORKED)
+    buy = transaction_figures(WORKED[0], outcomes[0], D("50000"))
+    assert (buy.cost_usd, buy.current_value_usd, buy.net_result_usd) == (D("40010"), D("50000"), D("9990"))
+    assert str(buy.roi_pct).startswith("24.968")
+    sell = transaction_figures(WORKED[2], outcomes[2], D("50000"))
+    assert (sell.proceeds_usd, sell.cost_basis_sold_usd, sell.realized_pnl_usd) == (D("34995"), D("25005"), D("9990"))
+
+
+def test_irr_of_a_one_year_doubling_is_100_percent() -> None:
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    rate = irr_pct([(start, D("-1000")), (start + timedelta(days=365), D("2000"))])
+    assert rate == D("100.0000000000")
+
+
+def test_irr_has_no_root_when_all_flows_share_a_sign() -> None:
+    assert irr_pct([(T0, D("-1")), (T0 + timedelta(days=1), D("-1"))]) is None
+
+
+def test_irr_of_the_worked_example_sets_npv_to_zero() -> None:
+    ledger, outcomes = replay_ledger(CostBasisMethod.AVERAGE, WORKED)
+    flows = cash_flows([(t.at, o) for t, o in zip(WORKED, outcomes, strict=True)])
+    as_of = T0 + timedelta(days=30)
+    f = portfolio_figures(ledger, latest_price=D("50000"), as_of=as_of, goal_usd=None, flows=flows)
+    r = float(f.irr_pct) / 100
+    all_flows = [*flows, (as_of, f.current_value_usd)]
+    npv = sum(float(a) * (1 + r) ** (-(t - T0).total_seconds() / (365 * 86400)) for t, a in all_flows)
+    assert abs(npv) < 1e-3
+
+
+def test_max_drawdown_counts_midnights_and_the_end() -> None:
+    trades = [trade(0, "buy", "1", "100", "0")]
+    ledger, _ = replay_ledger(CostBasisMethod.AVERAGE, trades)
+    midnights = [(T0 + timedelta(days=1), D("50")), (T0 + timedelta(days=2), D("200"))]
+    f = portfolio_figures(ledger, latest_price=D("150"), as_of=T0 + timedelta(days=3), goal_usd=None,
+                          midnight_opens_since_last_trade=midnights)
+    assert f.max_drawdown_pct == D("50")  # 100 → 50
+    assert f.twr_pct == D("50")
+
+
+def test_validation_messages_are_sentences() -> None:
+    with pytest.raises(InvalidTransaction, match="at most 8 decimals"):
+        validate_amount(D("0.000000001"))
+    with pytest.raises(InvalidTransaction, match="more than 0"):
+        validate_amount(D("0"))
+    with pytest.raises(InvalidTransaction, match="21,000,000"):
+        validate_amount(D("21000000.00000001"))
+    with pytest.raises(InvalidTransaction, match="2010-07-17"):
+        validate_time(datetime(2010, 7, 16, tzinfo=UTC), T0)
+    with pytest.raises(InvalidTransaction, match="future"):
+        validate_time(T0 + timedelta(seconds=1), T0)
+    with pytest.raises(InvalidTransaction, match="negative"):
+        validate_fee(D("-0.01"))
+    assert validate_amount(D("0.00000001")) == D("0.00000001")
+
+
+def test_sell_over_holdings_is_refused_with_reason() -> None:
+    with pytest.raises(InsufficientHoldings, match="You hold 0.5 BTC on 2024-01-01 01:00 UTC; you can't sell 2 BTC"):
+        check_holdings([trade(0, "buy", "0.5", "1", "0"), trade(1, "sell", "2", "1", "0")])
+
+
+def test_value_history_follows_trades_and_prices() -> None:
+    points = value_history(WORKED, [(T0, D("40000")), (T0 + timedelta(hours=2), D("60000")),
+                                    (T0 + timedelta(hours=5), D("50000"))])
+    assert [(p.holdings_btc, p.invested_usd, p.value_usd) for p in points] == [
+        (D("0"), D("0"), D("0")), (D("2"), D("100020"), D("120000")), (D("1.5"), D("100020"), D("75000"))]
