@@ -72,6 +72,8 @@ class PriceTicked(Message):
     hour: UnixHour
     price_usd: Money
     as_of: UtcDatetime
+    open_usd: Money | None = None
+    """The open of that newest candle; at hour % 86400 == 0 it is the day's midnight price."""
 
 
 class PriceRangeRequested(Message):

@@ -46,7 +46,8 @@ class PriceService:
 
 def tick_for(candle: CandleRow) -> PriceTicked:
     """price.ticked: the close of the newest candle, valid until the candle ends."""
-    return PriceTicked(hour=candle.hour, price_usd=candle.close, as_of=datetime.fromtimestamp(candle.hour + 3600, UTC))
+    return PriceTicked(hour=candle.hour, price_usd=candle.close, open_usd=candle.open,
+                       as_of=datetime.fromtimestamp(candle.hour + 3600, UTC))
 
 
 def candle_view(row: CandleRow) -> Candle:

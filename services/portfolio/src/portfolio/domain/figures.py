@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio.domain.ledger import Ledger, TradeOutcome
-from portfolio.domain.returns import irr_pct
+from portfolio.domain.returns import irr_pct, percent
 from portfolio.domain.trades import Trade
 
 HUNDRED = Decimal(100)
@@ -73,9 +73,9 @@ def portfolio_figures(
         realized_pnl_usd=ledger.realized_pnl_usd,
         unrealized_pnl_usd=unrealized,
         net_result_usd=net,
-        roi_pct=net / ledger.invested_usd * HUNDRED if ledger.invested_usd else None,
+        roi_pct=percent(net / ledger.invested_usd * HUNDRED) if ledger.invested_usd else None,
         goal_usd=goal_usd,
-        goal_progress_pct=current_value / goal_usd * HUNDRED if goal_usd else None,
+        goal_progress_pct=percent(current_value / goal_usd * HUNDRED) if goal_usd else None,
         twr_pct=twr,
         irr_pct=irr,
         max_drawdown_pct=drawdown,
@@ -93,6 +93,6 @@ def transaction_figures(trade: Trade, outcome: TradeOutcome | None, latest_price
         value = trade.amount_btc * latest_price
         net = value - outcome.cost_usd
         return TransactionFigures(cost_usd=outcome.cost_usd, current_value_usd=value, net_result_usd=net,
-                                  roi_pct=net / outcome.cost_usd * HUNDRED if outcome.cost_usd else None)
+                                  roi_pct=percent(net / outcome.cost_usd * HUNDRED) if outcome.cost_usd else None)
     return TransactionFigures(proceeds_usd=outcome.proceeds_usd, cost_basis_sold_usd=outcome.cost_basis_sold_usd,
                               realized_pnl_usd=outcome.realized_pnl_usd)

@@ -4,12 +4,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 ONE = Decimal(1)
+PERCENT_PLACES = Decimal("1E-10")
+WIDE = Context(prec=80)
+"""Room for quantizing any percentage to 10 decimals."""
 ZERO = Decimal(0)
 YEAR_SECONDS = 365 * 86400
+
+
+def percent(value: Decimal) -> Decimal:
+    """Percentages are reported to 10 decimals (half away from zero, as Postgres rounds)."""
+    return value.quantize(PERCENT_PLACES, rounding=ROUND_HALF_UP, context=WIDE)
 
 
 @dataclass(slots=True)
@@ -52,17 +60,24 @@ class ReturnIndex:
         self.value_after, self.holdings_after = value_after, holdings_after
         self.observe(self.index)
 
+    def folded(self, midnight_opens: Sequence[tuple[datetime, Decimal]]) -> "ReturnIndex":
+        """A copy with the midnights after the last trade folded into its peak and drawdown."""
+        probe = ReturnIndex(self.index, self.value_after, self.holdings_after, self.peak, self.max_drawdown,
+                            self.started)
+        if self.started:
+            for _, open_price in midnight_opens:
+                probe.observe(probe.index_at(open_price))
+        return probe
+
     def at_end(self, latest_price: Decimal | None,
                midnight_opens: Sequence[tuple[datetime, Decimal]] = ()) -> tuple[Decimal | None, Decimal | None]:
         """(twr_pct, max_drawdown_pct) at T, without changing the stored state."""
         if not self.started or latest_price is None:
             return None, None
-        probe = ReturnIndex(self.index, self.value_after, self.holdings_after, self.peak, self.max_drawdown, True)
-        for _, open_price in midnight_opens:
-            probe.observe(probe.index_at(open_price))
+        probe = self.folded(midnight_opens)
         final = probe.index_at(latest_price)
         probe.observe(final)
-        return (final - ONE) * 100, probe.max_drawdown * 100
+        return percent((final - ONE) * 100), percent(probe.max_drawdown * 100)
 
     def to_json(self) -> dict[str, Any]:
         return {"index": str(self.index), "value_after": str(self.value_after),

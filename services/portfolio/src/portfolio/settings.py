@@ -1,0 +1,22 @@
+"""Settings of the portfolio service, from PORTFOLIO_* environment variables."""
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTFOLIO_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    log_level: str = "INFO"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/bitfolio_portfolio"
+    rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8002
+    price_timeout_seconds: float = 10.0
+    consumer_prefetch: int = 32
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
