@@ -2,6 +2,7 @@
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
 N = sa.Numeric
@@ -13,8 +14,8 @@ events = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False, unique=True),
     sa.Column("type", sa.Text, nullable=False),
-    sa.Column("payload", sa.dialects.postgresql.JSONB, nullable=False),
-    sa.Column("metadata", sa.dialects.postgresql.JSONB, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
     sa.Column("recorded_at", TS, server_default=sa.func.now(), nullable=False),
 )
 """The append-only log, pyeventsourcing's shape: (stream, version) with a global gap-free position."""
@@ -63,8 +64,8 @@ portfolios = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("next_sequence", sa.BigInteger, nullable=False, server_default="1"),
-    sa.Column("ledger", sa.dialects.postgresql.JSONB, nullable=False),
-    sa.Column("metrics", sa.dialects.postgresql.JSONB, nullable=False),
+    sa.Column("ledger", JSONB, nullable=False),
+    sa.Column("metrics", JSONB, nullable=False),
     # The few figures a price tick moves, kept as columns so one set-based UPDATE serves every portfolio.
     sa.Column("holdings_btc", N, nullable=False, server_default="0"),
     sa.Column("cost_basis_usd", N, nullable=False, server_default="0"),

@@ -1,0 +1,85 @@
+"""Command line of the portfolio service: serve, migrate, replay."""
+
+import asyncio
+from pathlib import Path
+from typing import Optional
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from portfolio.db import create_pool
+from portfolio.handlers import PortfolioService
+from portfolio.market_data import PriceSource
+from portfolio.settings import Settings
+
+app = typer.Typer(help="Bitfolio portfolio service: event-sourced portfolios and their metrics.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+SERVICE_DIR = Path(__file__).resolve().parents[2]
+
+
+@app.command()
+def serve() -> None:
+    """Run the command and event consumers, the outbox relay and the ops HTTP app."""
+    from portfolio.main import serve as serve_forever
+
+    asyncio.run(serve_forever(Settings()))
+
+
+@app.command()
+def migrate() -> None:
+    """Create the database when it is missing and apply the migrations."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings = Settings()
+    dsn = settings.asyncpg_dsn
+    name = dsn.rsplit("/", 1)[1]
+
+    async def create_if_missing() -> None:
+        admin = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
+        try:
+            if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(create_if_missing())
+    command.upgrade(Config(str(SERVICE_DIR / "alembic.ini")), "head")
+    console.print("portfolio database is up to date")
+
+
+@app.command()
+def replay(
+    portfolio: Optional[str] = typer.Option(None, help="rebuild only this portfolio id"),  # noqa: UP045
+    check: bool = typer.Option(False, "--check", help="rebuild beside the live projections and report differences"),
+) -> None:
+    """Drop and rebuild the projections from the event log (or, with --check, compare without writing)."""
+    from portfolio import replay as replaying
+
+    async def run() -> list[str]:
+        pool = await create_pool(Settings().asyncpg_dsn)
+        service = PortfolioService(pool, PriceSource(None))
+        try:
+            total = await replaying.event_count(pool)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console) as progress:
+                task = progress.add_task("replaying events", total=total)
+                rebuilt = await replaying.rebuild(service, portfolio, lambda n: progress.advance(task, n))
+            if check:
+                return await replaying.differences(pool, rebuilt, portfolio)
+            await replaying.write(pool, rebuilt, portfolio)
+            console.print(f"rebuilt {len(rebuilt)} portfolios from {total} events")
+            return []
+        finally:
+            await pool.close()
+
+    found = asyncio.run(run())
+    for line in found:
+        console.print(line)
+    if check:
+        console.print(f"{len(found)} differences" if found else "the live projections equal the rebuild")
+    if found:
+        raise typer.Exit(1)

@@ -1,0 +1,570 @@
+"""One function per command or event: load, call the domain, save events and projections, emit via the outbox."""
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import structlog
+from pydantic import BaseModel
+
+from contracts import ErrorCode, Reply, names
+from contracts.envelope import Message
+from contracts.portfolios import (
+    CostBasisMethod,
+    CreatePortfolio,
+    DeletePortfolio,
+    DeleteTransaction,
+    EditTransaction,
+    ExportFile,
+    ExportTransactions,
+    GetHistory,
+    GetPortfolio,
+    GetTransaction,
+    History,
+    HistoryPoint,
+    ImportReport,
+    ImportRowResult,
+    ImportTransactions,
+    Interval,
+    ListPortfolios,
+    ListTransactions,
+    OwnedCommand,
+    PortfolioList,
+    PortfolioUpdated,
+    PortfolioView,
+    RecordTransaction,
+    Side,
+    RenamePortfolio,
+    SetCostBasisMethod,
+    SetPortfolioGoal,
+    TransactionPage,
+)
+from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable
+from portfolio import repository as repo
+from portfolio import views
+from portfolio.domain import (
+    DomainError,
+    Ledger,
+    NotFound,
+    ParsedRow,
+    RowError,
+    RowSkipped,
+    Trade,
+    cash_flows,
+    check_holdings,
+    export_transactions_csv,
+    irr_pct,
+    parse_transactions_csv,
+    portfolio_figures,
+    replay_ledger,
+    validate_amount,
+    validate_fee,
+    validate_price,
+    validate_time,
+    value_history,
+)
+from portfolio.domain import events as ev
+from portfolio.domain.events import PortfolioState
+from portfolio.domain.returns import ReturnIndex
+from portfolio.event_log import NewEvent, append
+from portfolio.market_data import DailyOpens, PriceSource
+
+log = structlog.get_logger()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PortfolioService:
+    pool: asyncpg.Pool
+    prices: PriceSource
+    opens: DailyOpens = field(init=False)
+    clock: Callable[[], datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        self.opens = DailyOpens(self.prices)
+
+
+@dataclass
+class Outcome:
+    """What a command produced: its result and the messages to publish after commit."""
+
+    result: BaseModel | None
+    outgoing: list[Message] = field(default_factory=list)
+
+
+def not_found(portfolio_id: str) -> NotFound:
+    return NotFound(f"No portfolio {portfolio_id} was found.", {"portfolio_id": portfolio_id})
+
+
+def transaction_not_found(transaction_id: str) -> NotFound:
+    return NotFound(f"No transaction {transaction_id} was found in this portfolio.",
+                    {"transaction_id": transaction_id})
+
+
+# ------------------------------------------------------------------ metrics
+
+
+async def refresh_metrics(service: PortfolioService, connection: asyncpg.Connection, state: PortfolioState,
+                          appended: Trade | None = None) -> dict[str, Any]:
+    """Bring the portfolio's stored metrics up to date: O(1) when `appended` extends the timeline, else a replay."""
+    market = await repo.market(connection)
+    counts = await repo.status_counts(connection, state.portfolio_id)
+    ledger = await repo.load_ledger(connection, state.portfolio_id)
+    extends = (appended is not None and ledger.method == state.method
+               and ledger.trade_count == counts.get("priced", 0) - 1
+               and (ledger.last_key is None or appended.timeline_key > ledger.last_key))
+    if extends and appended is not None:
+        await service.opens.ensure(connection, ledger.last_at, appended.at)
+        midnights = service.opens.between(ledger.last_at, appended.at) if ledger.last_at else ()
+        outcomes = [ledger.apply(appended, midnights)]
+    else:
+        trades = await repo.priced_trades(connection, state.portfolio_id)
+        if trades:
+            await service.opens.ensure(connection, trades[0].at, trades[-1].at)
+        ledger, outcomes = replay_ledger(state.method, trades, service.opens.between)
+    await repo.save_outcomes(connection, outcomes)
+    return await store_figures(service, connection, state.portfolio_id, ledger, state.goal_usd, counts, market)
+
+
+async def store_figures(service: PortfolioService, connection: asyncpg.Connection, portfolio_id: str,
+                        ledger: Ledger, goal_usd: Any, counts: dict[str, int], market: repo.Market | None
+                        ) -> dict[str, Any]:
+    if ledger.last_at is not None and market is not None:
+        await service.opens.ensure(connection, ledger.last_at, market.as_of)
+    document, folded = metrics_for(service.opens, ledger, goal_usd, counts, market)
+    await repo.save_metrics(connection, portfolio_id, ledger, document, folded.peak, folded.max_drawdown)
+    return document
+
+
+def metrics_for(opens: DailyOpens, ledger: Ledger, goal_usd: Any, counts: dict[str, int],
+                market: repo.Market | None) -> tuple[dict[str, Any], ReturnIndex]:
+    """The stored metrics document, and the return index with the midnights since the last trade folded in."""
+    as_of = market.as_of if market else None
+    tail = opens.between(ledger.last_at, as_of) if ledger.last_at is not None and as_of is not None else ()
+    figures = portfolio_figures(ledger, latest_price=market.price_usd if market else None, as_of=as_of,
+                                goal_usd=goal_usd, midnight_opens_since_last_trade=tail)
+    return views.metrics_document(figures, counts), ledger.returns.folded(tail)
+
+
+async def updated_event(connection: asyncpg.Connection, state: PortfolioState, cause: Message, reason: str,
+                        transaction_id: str | None = None) -> PortfolioUpdated:
+    if state.deleted:
+        return PortfolioUpdated(owner_id=state.owner_id, portfolio_id=state.portfolio_id, version=state.version,
+                                reason=reason, deleted=True, **cause.caused())
+    row = await repo.portfolio_row(connection, state.portfolio_id, state.owner_id)
+    view = views.portfolio_view(row)  # type: ignore[arg-type]
+    return PortfolioUpdated(owner_id=state.owner_id, portfolio_id=state.portfolio_id, version=state.version,
+                            reason=reason, transaction_id=transaction_id, portfolio=view, metrics=view.metrics,
+                            **cause.caused())
+
+
+async def commit_events(connection: asyncpg.Connection, state: PortfolioState, events: list[NewEvent],
+                        cause: Message, touched: list[str] = (), at: datetime | None = None  # type: ignore[assignment]
+                        ) -> None:
+    """Append the events, fold them into the state, and save the projection in the same transaction.
+
+    The fold here is the replay's fold, with the events' own recorded time, so a replay rebuilds the same rows."""
+    now = at or datetime.now(UTC)
+    expected = state.version if events[0].type != ev.PORTFOLIO_CREATED else 0
+    metadata = {"message_id": cause.message_id, "correlation_id": cause.correlation_id,
+                "causation_id": cause.causation_id, "occurred_at": cause.occurred_at.isoformat(),
+                "schema_version": cause.schema_version}
+    await append(connection, ev.stream_of(state.portfolio_id), expected, events, metadata, now)
+    for event in events:
+        if event.type != ev.PORTFOLIO_CREATED:
+            ev.apply_event(state, event.type, event.payload, now)
+    await repo.save_state(connection, state, touched)
+
+
+async def load_owned(connection: asyncpg.Connection, command: OwnedCommand, portfolio_id: str,
+                     transaction_ids: list[str] = ()) -> PortfolioState:  # type: ignore[assignment]
+    state = await repo.load_state(connection, portfolio_id, command.owner_id, transaction_ids)
+    if state is None:
+        raise not_found(portfolio_id)
+    return state
+
+
+# ------------------------------------------------------------------ portfolio commands
+
+
+async def create_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: CreatePortfolio
+                           ) -> Outcome:
+    if command.goal_usd is not None and command.goal_usd <= 0:
+        raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
+    portfolio_id = uuid4().hex
+    payload = {"portfolio_id": portfolio_id, "owner_id": command.owner_id, "name": command.name.strip(),
+               "method": command.cost_basis_method.value,
+               "goal_usd": None if command.goal_usd is None else str(command.goal_usd)}
+    now = datetime.now(UTC)
+    state = ev.apply_event(None, ev.PORTFOLIO_CREATED, payload, now)
+    await commit_events(connection, state, [NewEvent(ev.PORTFOLIO_CREATED, payload)], command, at=now)
+    await refresh_metrics(service, connection, state)
+    event = await updated_event(connection, state, command, "portfolio_created")
+    return Outcome(event.portfolio, [event])
+
+
+async def change_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: OwnedCommand,
+                           portfolio_id: str, event: NewEvent, reason: str) -> Outcome:
+    state = await load_owned(connection, command, portfolio_id)
+    method_before = state.method
+    await commit_events(connection, state, [event], command)
+    if state.deleted:
+        update = await updated_event(connection, state, command, reason)
+        return Outcome(None, [update])
+    if state.method != method_before:
+        await connection.execute("UPDATE portfolios SET ledger = $2::jsonb WHERE portfolio_id = $1",
+                                 portfolio_id, json.dumps(Ledger.empty(state.method).to_json()))
+    await refresh_metrics(service, connection, state)
+    update = await updated_event(connection, state, command, reason)
+    return Outcome(update.portfolio, [update])
+
+
+async def rename_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: RenamePortfolio
+                           ) -> Outcome:
+    return await change_portfolio(service, connection, command, command.portfolio_id,
+                                  NewEvent(ev.PORTFOLIO_RENAMED, {"name": command.name.strip()}), "portfolio_renamed")
+
+
+async def set_goal(service: PortfolioService, connection: asyncpg.Connection, command: SetPortfolioGoal) -> Outcome:
+    if command.goal_usd is not None and command.goal_usd <= 0:
+        raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
+    goal = None if command.goal_usd is None else str(command.goal_usd)
+    return await change_portfolio(service, connection, command, command.portfolio_id,
+                                  NewEvent(ev.PORTFOLIO_GOAL_SET, {"goal_usd": goal}), "goal_set")
+
+
+async def set_method(service: PortfolioService, connection: asyncpg.Connection, command: SetCostBasisMethod
+                     ) -> Outcome:
+    return await change_portfolio(service, connection, command, command.portfolio_id,
+                                  NewEvent(ev.COST_BASIS_METHOD_CHANGED, {"method": command.cost_basis_method.value}),
+                                  "cost_basis_method_changed")
+
+
+async def delete_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: DeletePortfolio
+                           ) -> Outcome:
+    return await change_portfolio(service, connection, command, command.portfolio_id,
+                                  NewEvent(ev.PORTFOLIO_DELETED, {}), "portfolio_deleted")
+
+
+# ------------------------------------------------------------------ transaction commands
+
+
+def price_request(state: PortfolioState, transaction_id: str, at: datetime, request_id: str, cause: Message
+                  ) -> PriceRequested:
+    return PriceRequested(message_id=request_id, transaction_id=transaction_id, portfolio_id=state.portfolio_id,
+                          at=at, **cause.caused())
+
+
+def recorded_payload(transaction_id: str, sequence: int, command: RecordTransaction | ParsedRow,
+                     request_id: str | None) -> dict[str, Any]:
+    return {"transaction_id": transaction_id, "sequence": sequence, "side": command.side.value,
+            "amount_btc": str(command.amount_btc), "at": command.at.isoformat(), "fee_usd": str(command.fee_usd),
+            "price_usd": None if command.price_usd is None else str(command.price_usd), "note": command.note,
+            "price_request_id": request_id}
+
+
+async def record_transaction(service: PortfolioService, connection: asyncpg.Connection, command: RecordTransaction
+                             ) -> Outcome:
+    validate_amount(command.amount_btc)
+    validate_time(command.at, service.clock())
+    validate_fee(command.fee_usd)
+    validate_price(command.price_usd)
+    state = await load_owned(connection, command, command.portfolio_id)
+    transaction_id, sequence = uuid4().hex, state.next_sequence
+    new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
+                sequence)
+    if command.side.value == "sell":
+        check_holdings([*await repo.holdings_timeline(connection, state.portfolio_id), new])
+    request_id = None if command.price_usd is not None else uuid4().hex
+    payload = recorded_payload(transaction_id, sequence, command, request_id)
+    await commit_events(connection, state, [NewEvent(ev.TRANSACTION_RECORDED, payload)], command, [transaction_id])
+    outgoing: list[Message] = []
+    if request_id is None:
+        await refresh_metrics(service, connection, state, appended=new)
+    else:
+        await refresh_metrics(service, connection, state)
+        outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
+    outgoing.append(await updated_event(connection, state, command, "transaction_recorded", transaction_id))
+    return Outcome(await transaction_result(connection, state.portfolio_id, transaction_id), outgoing)
+
+
+async def transaction_result(connection: asyncpg.Connection, portfolio_id: str, transaction_id: str) -> BaseModel:
+    row = await repo.transaction_record(connection, portfolio_id, transaction_id)
+    market = await repo.market(connection)
+    return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
+
+
+async def edit_transaction(service: PortfolioService, connection: asyncpg.Connection, command: EditTransaction
+                           ) -> Outcome:
+    state = await load_owned(connection, command, command.portfolio_id, [command.transaction_id])
+    tx = state.transactions.get(command.transaction_id)
+    if tx is None:
+        raise transaction_not_found(command.transaction_id)
+    changes: dict[str, Any] = {}
+    if command.amount_btc is not None:
+        changes["amount_btc"] = str(validate_amount(command.amount_btc))
+    if command.at is not None:
+        changes["at"] = validate_time(command.at, service.clock()).isoformat()
+    if command.fee_usd is not None:
+        changes["fee_usd"] = str(validate_fee(command.fee_usd))
+    if command.price_usd is not None:
+        changes["price_usd"] = str(validate_price(command.price_usd))
+    if "note" in command.model_fields_set:
+        changes["note"] = command.note
+    new_time = command.at is not None and command.at != tx.at
+    needs_market_price = command.price_usd is None and (
+        command.clear_price or (new_time and tx.price_source != "user") or tx.status.value == "failed")
+    request_id = uuid4().hex if needs_market_price else None
+    at = command.at or tx.at
+    edited = Trade(tx.transaction_id, tx.side, command.amount_btc or tx.amount_btc, at, tx.fee_usd, None,
+                   tx.sequence)
+    timeline = [t for t in await repo.holdings_timeline(connection, state.portfolio_id)
+                if t.transaction_id != tx.transaction_id]
+    check_holdings([*timeline, edited])
+    payload = {"transaction_id": tx.transaction_id, "changes": changes, "price_request_id": request_id}
+    await commit_events(connection, state, [NewEvent(ev.TRANSACTION_EDITED, payload)], command, [tx.transaction_id])
+    await refresh_metrics(service, connection, state)
+    outgoing: list[Message] = []
+    if request_id is not None:
+        outgoing.append(price_request(state, tx.transaction_id, at, request_id, command))
+    outgoing.append(await updated_event(connection, state, command, "transaction_edited", tx.transaction_id))
+    return Outcome(await transaction_result(connection, state.portfolio_id, tx.transaction_id), outgoing)
+
+
+async def delete_transaction(service: PortfolioService, connection: asyncpg.Connection, command: DeleteTransaction
+                             ) -> Outcome:
+    state = await load_owned(connection, command, command.portfolio_id, [command.transaction_id])
+    if command.transaction_id not in state.transactions:
+        raise transaction_not_found(command.transaction_id)
+    check_holdings([t for t in await repo.holdings_timeline(connection, state.portfolio_id)
+                    if t.transaction_id != command.transaction_id])
+    await commit_events(connection, state, [NewEvent(ev.TRANSACTION_DELETED,
+                                                     {"transaction_id": command.transaction_id})],
+                        command, [command.transaction_id])
+    await refresh_metrics(service, connection, state)
+    return Outcome(None, [await updated_event(connection, state, command, "transaction_deleted",
+                                              command.transaction_id)])
+
+
+async def import_transactions(service: PortfolioService, connection: asyncpg.Connection,
+                              command: ImportTransactions) -> Outcome:
+    state = await load_owned(connection, command, command.portfolio_id)
+    file_format, parsed = parse_transactions_csv(command.csv_text, service.clock())
+    good = [row for row in parsed if isinstance(row, ParsedRow)]
+    results: dict[int, ImportRowResult] = {}
+    for row in parsed:
+        if isinstance(row, RowError):
+            results[row.line] = ImportRowResult(line=row.line, ok=False, error=row.message)
+        elif isinstance(row, RowSkipped):
+            results[row.line] = ImportRowResult(line=row.line, ok=False, skipped=True, error=row.reason)
+    # holdings: a sell that exceeds what is held at its time (with the rows before it) is a row error too
+    timeline = await repo.holdings_timeline(connection, state.portfolio_id)
+    accepted: list[tuple[ParsedRow, Trade]] = []
+    for offset, row in enumerate(sorted(good, key=lambda r: (r.at, r.line))):
+        trade = Trade(f"line-{row.line}", row.side, row.amount_btc, row.at, row.fee_usd, row.price_usd,
+                      state.next_sequence + offset)
+        try:
+            check_holdings([*timeline, *(t for _, t in accepted), trade])
+        except DomainError as error:
+            results[row.line] = ImportRowResult(line=row.line, ok=False, error=error.message)
+            continue
+        accepted.append((row, trade))
+    errors = sum(1 for r in results.values() if not r.ok and not r.skipped)
+    save = not command.dry_run and (errors == 0 or command.skip_invalid) and accepted
+    events, outgoing, ids = [], [], []
+    for row, trade in accepted:
+        transaction_id = uuid4().hex if save else None
+        results[row.line] = ImportRowResult(
+            line=row.line, ok=True, side=row.side, amount_btc=row.amount_btc, at=row.at, fee_usd=row.fee_usd,
+            price_usd=row.price_usd, note=row.note, transaction_id=transaction_id)
+        if save and transaction_id:
+            request_id = None if row.price_usd is not None else uuid4().hex
+            events.append(NewEvent(ev.TRANSACTION_RECORDED,
+                                   recorded_payload(transaction_id, trade.sequence, row, request_id)))
+            ids.append(transaction_id)
+            if request_id:
+                outgoing.append(price_request(state, transaction_id, row.at, request_id, command))
+    if events:
+        await commit_events(connection, state, events, command, ids)
+        await refresh_metrics(service, connection, state)
+        outgoing.append(await updated_event(connection, state, command, "transactions_imported"))
+    report = ImportReport(format=file_format, dry_run=command.dry_run, total_rows=len(parsed),
+                          valid_rows=len(accepted), imported=len(events),
+                          rows=[results[line] for line in sorted(results)])
+    return Outcome(report, outgoing)
+
+
+# ------------------------------------------------------------------ queries
+
+
+async def get_portfolio(service: PortfolioService, command: GetPortfolio) -> PortfolioView:
+    row = await repo.portfolio_row(service.pool, command.portfolio_id, command.owner_id)
+    if row is None:
+        raise not_found(command.portfolio_id)
+    view = views.portfolio_view(row)
+    market = await repo.market(service.pool)
+    if market is not None and view.metrics.transaction_count and row["irr_as_of"] != market.as_of:
+        flows = await repo.cash_flow_rows(service.pool, command.portfolio_id)
+        if flows:
+            irr = irr_pct([*flows, (max(market.as_of, flows[-1][0]), view.metrics.current_value_usd)])
+            await repo.store_irr(service.pool, command.portfolio_id, irr, market.as_of)
+            view = view.model_copy(update={"metrics": view.metrics.model_copy(update={"irr_pct": irr})})
+    return view
+
+
+async def list_portfolios(service: PortfolioService, command: ListPortfolios) -> PortfolioList:
+    rows, total = await repo.portfolio_rows(service.pool, command.owner_id, command.offset, command.limit)
+    return PortfolioList(items=[views.portfolio_view(r) for r in rows], total=total, offset=command.offset,
+                         limit=command.limit)
+
+
+async def owned_or_missing(service: PortfolioService, command: OwnedCommand, portfolio_id: str) -> None:
+    if await repo.portfolio_row(service.pool, portfolio_id, command.owner_id) is None:
+        raise not_found(portfolio_id)
+
+
+async def get_transaction(service: PortfolioService, command: GetTransaction) -> BaseModel:
+    await owned_or_missing(service, command, command.portfolio_id)
+    row = await repo.transaction_record(service.pool, command.portfolio_id, command.transaction_id)
+    if row is None:
+        raise transaction_not_found(command.transaction_id)
+    market = await repo.market(service.pool)
+    return views.transaction_view(row, market.price_usd if market else None)
+
+
+async def list_transactions(service: PortfolioService, command: ListTransactions) -> TransactionPage:
+    await owned_or_missing(service, command, command.portfolio_id)
+    rows, total = await repo.transaction_rows(service.pool, command.portfolio_id, command.offset, command.limit)
+    market = await repo.market(service.pool)
+    latest = market.price_usd if market else None
+    return TransactionPage(items=[views.transaction_view(r, latest) for r in rows], total=total,
+                           offset=command.offset, limit=command.limit)
+
+
+MAX_HISTORY_POINTS = {Interval.HOUR: 24 * 400, Interval.DAY: 366 * 20}
+
+
+async def get_history(service: PortfolioService, command: GetHistory) -> History:
+    await owned_or_missing(service, command, command.portfolio_id)
+    async with service.pool.acquire() as connection:
+        trades = await repo.priced_trades(connection, command.portfolio_id)
+        market = await repo.market(connection)
+    step = 3600 if command.interval == Interval.HOUR else 86400
+    end = command.end or (market.as_of if market else service.clock())
+    start = command.start or (trades[0].at if trades else end - timedelta(days=30))
+    if end < start:
+        raise DomainError("end must not be before start.", {"field": "end"})
+    first = int(start.timestamp()) // step * step
+    last = int(end.timestamp())
+    if (last - first) // step > MAX_HISTORY_POINTS[command.interval]:
+        raise DomainError(f"That range has more than {MAX_HISTORY_POINTS[command.interval]} points at "
+                          f"{command.interval.value} steps; choose a shorter range or daily steps.",
+                          {"field": "start"})
+    answer = await service.prices.range(first, last, command.interval.value)
+    if answer is None:
+        raise DomainError("Prices are unavailable right now; try again shortly.", {"retry": True})
+    prices = {c.hour: c.open for c in answer.candles}
+    moments = [(datetime.fromtimestamp(t, UTC), prices.get(t)) for t in range(first, last + 1, step)]
+    points = value_history(trades, moments)
+    return History(portfolio_id=command.portfolio_id, interval=command.interval, start=start, end=end,
+                   points=[HistoryPoint(at=p.at, price_usd=p.price_usd, holdings_btc=p.holdings_btc,
+                                        invested_usd=p.invested_usd, value_usd=p.value_usd) for p in points])
+
+
+async def export_transactions(service: PortfolioService, command: ExportTransactions) -> ExportFile:
+    await owned_or_missing(service, command, command.portfolio_id)
+    rows = await repo.all_transactions(service.pool, command.portfolio_id)
+    stem = f"bitfolio-{command.portfolio_id[:8]}-transactions"
+    if command.format == "json":
+        market = await repo.market(service.pool)
+        items = [views.transaction_view(r, market.price_usd if market else None).model_dump(mode="json")
+                 for r in rows]
+        return ExportFile(format="json", filename=f"{stem}.json", content_type="application/json",
+                          content=json.dumps(items, indent=2))
+    trades = [Trade(r["transaction_id"], Side(r["side"]), r["amount_btc"], r["at"], r["fee_usd"], r["price_usd"],
+                    r["sequence"]) for r in rows if r["status"] != "failed" or r["price_usd"] is not None]
+    content = export_transactions_csv(trades, {r["transaction_id"]: r["note"] for r in rows})
+    return ExportFile(format="csv", filename=f"{stem}.csv", content_type="text/csv", content=content)
+
+
+WRITES: dict[type[OwnedCommand], Callable[..., Awaitable[Outcome]]] = {
+    CreatePortfolio: create_portfolio, RenamePortfolio: rename_portfolio, SetPortfolioGoal: set_goal,
+    SetCostBasisMethod: set_method, DeletePortfolio: delete_portfolio, RecordTransaction: record_transaction,
+    EditTransaction: edit_transaction, DeleteTransaction: delete_transaction, ImportTransactions: import_transactions,
+}
+READS: dict[type[OwnedCommand], Callable[..., Awaitable[BaseModel]]] = {
+    GetPortfolio: get_portfolio, ListPortfolios: list_portfolios, GetTransaction: get_transaction,
+    ListTransactions: list_transactions, GetHistory: get_history, ExportTransactions: export_transactions,
+}
+
+
+async def handle_command(service: PortfolioService, command: OwnedCommand) -> tuple[Reply, list[Message]]:
+    """Run a command; a write commits its events, projection, outbox rows and its reply (for duplicates) at once."""
+    try:
+        if type(command) in READS:
+            return Reply.success(command, await READS[type(command)](service, command)), []
+        async with service.pool.acquire() as connection, connection.transaction():
+            seen, stored = await repo.inbox_reply(connection, command.message_id)
+            if seen and stored is not None:
+                return Reply.from_json(stored), []
+            outcome = await WRITES[type(command)](service, connection, command)
+            reply = Reply.success(command, outcome.result)
+            await repo.enqueue(connection, names.EVENTS_EXCHANGE, outcome.outgoing)
+            await repo.remember(connection, command.message_id, reply.to_json())
+        return reply, outcome.outgoing
+    except DomainError as error:
+        return Reply.failure(command, ErrorCode(error.code), error.message, error.details or None), []
+
+
+# ------------------------------------------------------------------ price events
+
+
+async def on_price_answer(service: PortfolioService, answer: PriceResolved | PriceUnavailable) -> list[Message]:
+    """Mark the transaction priced or failed; an answer to an outdated request is ignored."""
+    async with service.pool.acquire() as connection, connection.transaction():
+        if not await repo.remember(connection, answer.message_id, None):
+            return []
+        found = await repo.find_transaction(connection, answer.transaction_id)
+        if found is None or found["price_request_id"] != answer.causation_id or found["status"] != "pending":
+            log.info("price_answer_ignored", transaction_id=answer.transaction_id)
+            return []
+        state = await repo.load_state(connection, found["portfolio_id"], None, [answer.transaction_id])
+        if state is None:
+            return []
+        if isinstance(answer, PriceResolved):
+            event = NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": answer.transaction_id,
+                                                     "price_usd": str(answer.price_usd), "hour": answer.hour,
+                                                     "source": answer.source})
+            reason = "transaction_priced"
+        else:
+            event = NewEvent(ev.TRANSACTION_PRICING_FAILED, {"transaction_id": answer.transaction_id,
+                                                             "reason": answer.reason.value, "detail": answer.detail})
+            reason = "transaction_failed"
+        await commit_events(connection, state, [event], answer, [answer.transaction_id])
+        appended = state.transactions[answer.transaction_id].trade() if isinstance(answer, PriceResolved) else None
+        await refresh_metrics(service, connection, state, appended=appended)
+        outgoing: list[Message] = [await updated_event(connection, state, answer, reason, answer.transaction_id)]
+        await repo.enqueue(connection, names.EVENTS_EXCHANGE, outgoing)
+    return outgoing
+
+
+async def on_price_ticked(service: PortfolioService, tick: PriceTicked) -> int:
+    """Move every portfolio to the new price in one set-based statement; one portfolio.updated each."""
+    async with service.pool.acquire() as connection, connection.transaction():
+        if not await repo.remember(connection, tick.message_id, None):
+            return 0
+        if not await repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
+            return 0
+        midnight_open = tick.open_usd if tick.hour % 86400 == 0 else None
+        if midnight_open is not None:
+            day = datetime.fromtimestamp(tick.hour, UTC)
+            await repo.store_daily_opens(connection, [(day, midnight_open)])
+            service.opens.remember(day, midnight_open)
+        return await repo.apply_tick(connection, tick.price_usd, midnight_open, tick.as_of, tick)

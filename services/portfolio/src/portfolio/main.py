@@ -1,0 +1,90 @@
+"""Wires the portfolio service: settings, pool, broker, price client, outbox relay and the ops HTTP app."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import structlog
+import uvicorn
+from faststream.rabbit import Channel, RabbitBroker
+from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
+
+from contracts.observability import configure_logging
+from contracts.rpc import RpcClient
+from contracts.topology import ensure_topology
+from portfolio import repository as repo
+from portfolio.db import create_pool
+from portfolio.handlers import PortfolioService
+from portfolio.http import build_http_app
+from portfolio.market_data import PriceSource
+from portfolio.messaging import OutboxRelay, build_router
+from portfolio.settings import Settings
+
+log = structlog.get_logger()
+
+
+@dataclass
+class PortfolioApp:
+    settings: Settings
+    service: PortfolioService
+    broker: RabbitBroker
+    relay: OutboxRelay
+    prices: RpcClient
+
+    async def readiness(self) -> dict[str, bool]:
+        try:
+            database = await self.service.pool.fetchval("SELECT 1") == 1
+        except Exception:
+            database = False
+        connection = getattr(self.broker, "_connection", None)
+        return {"database": database, "broker": connection is not None and not connection.is_closed}
+
+    async def learn_latest_price(self) -> None:
+        """At start, take the latest price from the price service if no tick has been seen yet."""
+        if await repo.market(self.service.pool) is not None:
+            return
+        latest = await self.service.prices.latest()
+        if latest is not None:
+            await repo.save_market(self.service.pool, latest.hour, latest.price_usd, latest.as_of)
+
+
+async def build(settings: Settings) -> PortfolioApp:
+    async for attempt in AsyncRetrying(stop=stop_after_delay(30), wait=wait_fixed(1), reraise=True):
+        with attempt:
+            await ensure_topology(settings.rabbit_url)
+    pool = await create_pool(settings.asyncpg_dsn)
+    prices = RpcClient(settings.rabbit_url, timeout=settings.price_timeout_seconds)
+    service = PortfolioService(pool, PriceSource(prices))
+    broker = RabbitBroker(settings.rabbit_url, logger=None,
+                          default_channel=Channel(prefetch_count=settings.consumer_prefetch))
+    relay = OutboxRelay(service, broker)
+    broker.include_router(build_router(service, broker, relay))
+    return PortfolioApp(settings, service, broker, relay, prices)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
+    app = await build(settings)
+    await app.prices.connect()
+    await app.service.opens.load(app.service.pool)
+    await app.broker.start()
+    relay = asyncio.create_task(app.relay.run())
+    await app.learn_latest_price()
+    try:
+        yield app
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
+        await app.broker.stop()
+        await app.prices.close()
+        await app.service.pool.close()
+
+
+async def serve(settings: Settings) -> None:
+    configure_logging("portfolio", settings.log_level)
+    async with running(settings) as app:
+        log.info("portfolio_service_started", http_port=settings.http_port)
+        server = uvicorn.Server(uvicorn.Config(build_http_app(app.readiness), host=settings.http_host,
+                                               port=settings.http_port, log_config=None, access_log=False))
+        await server.serve()

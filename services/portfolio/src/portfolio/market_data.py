@@ -1,0 +1,77 @@
+"""Prices the metrics need from the price service: daily midnight opens (drawdown) and ranges (history)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import structlog
+
+from contracts.prices import LatestPrice, LatestPriceRequested, PriceRange, PriceRangeRequested
+from contracts.rpc import RequestTimeout, RpcClient
+from portfolio import repository
+from portfolio.domain import midnights_between
+
+log = structlog.get_logger()
+
+
+@dataclass
+class PriceSource:
+    """Asks the price service over request/reply; `None` client means offline (tests of pure handlers)."""
+
+    client: RpcClient | None
+
+    async def range(self, start: int, end: int, step: str) -> PriceRange | None:
+        if self.client is None:
+            return None
+        try:
+            reply = await self.client.call(PriceRangeRequested(start=start, end=end, step=step))  # type: ignore[arg-type]
+        except RequestTimeout:
+            log.warning("price_range_unanswered", start=start, end=end)
+            return None
+        return reply.result_as(PriceRange) if reply.ok else None
+
+    async def latest(self) -> LatestPrice | None:
+        if self.client is None:
+            return None
+        try:
+            reply = await self.client.call(LatestPriceRequested())
+        except RequestTimeout:
+            return None
+        return reply.result_as(LatestPrice) if reply.ok else None
+
+
+@dataclass
+class DailyOpens:
+    """price_at(00:00 UTC) per day, cached in memory and in the daily_opens table, fetched once per day."""
+
+    source: PriceSource
+    known: dict[datetime, Decimal | None] = field(default_factory=dict)
+
+    async def load(self, pool: asyncpg.Pool) -> None:
+        far_past = datetime(2009, 1, 1, tzinfo=UTC)
+        self.known.update(await repository.daily_opens(pool, far_past, datetime.now(UTC) + timedelta(days=1)))
+
+    async def ensure(self, connection: asyncpg.Connection | asyncpg.Pool, after: datetime | None,
+                     until: datetime | None) -> None:
+        if after is None or until is None or until <= after:
+            return
+        missing = [day for day in midnights_between(after, until) if day not in self.known]
+        if not missing:
+            return
+        answer = await self.source.range(int(missing[0].timestamp()), int(missing[-1].timestamp()), "day")
+        if answer is None:
+            return  # the price service did not answer; try again next time rather than caching a gap
+        opens = {datetime.fromtimestamp(c.hour, UTC): c.open for c in answer.candles}
+        found = [(day, opens.get(day)) for day in missing]
+        await repository.store_daily_opens(connection, found)
+        self.known.update(found)
+
+    def between(self, after: datetime, until: datetime) -> Sequence[tuple[datetime, Decimal]]:
+        """Opens at the midnights in (after, until] that have a price."""
+        return [(day, price) for day in midnights_between(after, until)
+                if (price := self.known.get(day)) is not None]
+
+    def remember(self, day: datetime, price: Decimal) -> None:
+        self.known[day] = price

@@ -1,0 +1,143 @@
+"""The portfolio service on the bus: commands (request/reply), price answers and ticks, and the outbox relay."""
+
+import asyncio
+
+import structlog
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
+from faststream.rabbit.annotations import RabbitMessage
+from prometheus_client import Counter, Gauge, Histogram
+
+from contracts import ContractError, ErrorCode, Reply, decode, names
+from contracts.observability import bind_correlation
+from contracts.portfolios import COMMANDS
+from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
+from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
+from portfolio import handlers
+from portfolio import repository as repo
+from portfolio.handlers import PortfolioService
+
+log = structlog.get_logger()
+MESSAGES = Counter("portfolio_messages_total", "Messages handled", ["queue", "outcome"])
+HANDLER_SECONDS = Histogram("portfolio_handler_seconds", "Time to handle one message", ["queue"],
+                            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+OUTBOX_PUBLISHED = Counter("portfolio_outbox_published_total", "Outbox messages published")
+OUTBOX_LAG = Gauge("portfolio_outbox_depth", "Outbox messages waiting to be published")
+PRICE_EVENTS = {names.PRICE_RESOLVED: PriceResolved, names.PRICE_UNAVAILABLE: PriceUnavailable,
+                names.PRICE_TICKED: PriceTicked}
+
+
+def existing_queue(spec: QueueSpec) -> RabbitQueue:
+    return RabbitQueue(spec.name, durable=True, arguments=spec.arguments, declare=False)
+
+
+async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage, reason: str) -> None:
+    MESSAGES.labels(spec.name, "dead_lettered").inc()
+    log.warning("dead_lettered", queue=spec.name, reason=reason)
+    await broker.publish(message.body, exchange=names.DEAD_LETTER_EXCHANGE, routing_key=spec.name,
+                         headers={**(message.headers or {}), names.DEAD_LETTER_REASON_HEADER: reason},
+                         message_id=message.message_id, persist=True)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows with confirms, many in flight; copies share rows via SKIP LOCKED."""
+
+    def __init__(self, service: PortfolioService, broker: RabbitBroker, batch: int = 500) -> None:
+        self.service, self.broker, self.batch = service, broker, batch
+        self.wake = asyncio.Event()
+
+    async def publish_batch(self) -> int:
+        async with self.service.pool.acquire() as connection, connection.transaction():
+            rows = await repo.take_outbox(connection, self.batch)
+            if not rows:
+                return 0
+            await asyncio.gather(*(
+                self.broker.publish(bytes(row["body"]), exchange=row["exchange"], routing_key=row["routing_key"],
+                                    message_id=row["message_id"], correlation_id=row["correlation_id"],
+                                    content_type="application/json", persist=True)
+                for row in rows))
+            await repo.delete_outbox(connection, [row["id"] for row in rows])
+        OUTBOX_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if await self.publish_batch() == self.batch:
+                    continue
+                self.wake.clear()
+                OUTBOX_LAG.set(await self.service.pool.fetchval("SELECT count(*) FROM outbox"))
+                try:
+                    await asyncio.wait_for(self.wake.wait(), 0.5)
+                except TimeoutError:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox_relay_failed")
+                await asyncio.sleep(1)
+
+
+def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxRelay) -> RabbitRouter:
+    router = RabbitRouter()
+
+    @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
+    async def on_command(message: RabbitMessage) -> bytes | None:
+        """Any portfolio.* or transaction.* command → its Reply; writes commit before the reply and the ack."""
+        routing_key = message.raw_message.routing_key or ""
+        with HANDLER_SECONDS.labels(PORTFOLIO_COMMANDS.name).time():
+            model = COMMANDS.get(routing_key)
+            try:
+                if model is None:
+                    raise ContractError(f"no command is named {routing_key!r}")
+                command = decode(model, message.body)
+            except ContractError as error:
+                await dead_letter(broker, PORTFOLIO_COMMANDS, message, str(error))
+                refusal = Reply.failure(None, ErrorCode.VALIDATION, str(error))
+                return refusal.to_json() if message.reply_to else None
+            bind_correlation(command.correlation_id, command=routing_key)
+            try:
+                reply, outgoing = await handlers.handle_command(service, command)
+            except Exception as error:
+                if not message.raw_message.redelivered:
+                    raise  # nack and requeue once: the failure may be passing (a restart, a lost connection)
+                log.exception("command_failed_twice", command=routing_key)
+                await dead_letter(broker, PORTFOLIO_COMMANDS, message, f"failed twice: {error!r}")
+                failure = Reply.failure(command, ErrorCode.UNAVAILABLE, "The portfolio service could not handle "
+                                        "this request; it has been set aside for an operator.")
+                return failure.to_json() if message.reply_to else None
+            if outgoing:
+                relay.wake.set()
+            MESSAGES.labels(PORTFOLIO_COMMANDS.name, "ok" if reply.ok else reply.error.code).inc()  # type: ignore[union-attr]
+            return reply.to_json() if message.reply_to else None
+
+    @router.subscriber(existing_queue(PORTFOLIO_PRICE_EVENTS), ack_policy=AckPolicy.NACK_ON_ERROR)
+    async def on_price_event(message: RabbitMessage) -> None:
+        """price.resolved / price.unavailable / price.ticked; each applied once (inbox), acked after commit."""
+        routing_key = message.raw_message.routing_key or ""
+        with HANDLER_SECONDS.labels(PORTFOLIO_PRICE_EVENTS.name).time():
+            model = PRICE_EVENTS.get(routing_key)
+            try:
+                if model is None:
+                    raise ContractError(f"no price event is named {routing_key!r}")
+                event = decode(model, message.body)
+            except ContractError as error:
+                await dead_letter(broker, PORTFOLIO_PRICE_EVENTS, message, str(error))
+                return
+            bind_correlation(event.correlation_id, event=routing_key)
+            try:
+                if isinstance(event, PriceTicked):
+                    moved = await handlers.on_price_ticked(service, event)
+                    log.info("price_ticked_applied", portfolios=moved, price=str(event.price_usd))
+                else:
+                    await handlers.on_price_answer(service, event)
+            except Exception as error:
+                if not message.raw_message.redelivered:
+                    raise
+                log.exception("price_event_failed_twice", event=routing_key)
+                await dead_letter(broker, PORTFOLIO_PRICE_EVENTS, message, f"failed twice: {error!r}")
+                return
+            relay.wake.set()
+            MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, routing_key).inc()
+
+    return router

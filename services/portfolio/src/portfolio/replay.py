@@ -1,0 +1,142 @@
+"""Rebuild every projection from the event log, or compare a rebuild with the live projections."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from contracts.portfolios import TransactionStatus
+from portfolio import repository as repo
+from portfolio.domain import Ledger, TradeOutcome, replay_ledger
+from portfolio.domain.events import PortfolioState, apply_event
+from portfolio.domain.returns import ReturnIndex
+from portfolio.event_log import count, read_all
+from portfolio.handlers import PortfolioService, metrics_for
+
+IGNORED_METRICS = {"irr_pct"}
+"""IRR is computed lazily on read, so the live value may lag a rebuild."""
+
+
+@dataclass
+class RebuiltPortfolio:
+    state: PortfolioState
+    ledger: Ledger
+    outcomes: dict[str, TradeOutcome]
+    metrics: dict[str, Any]
+    folded: ReturnIndex
+
+
+async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callable[[int], None]
+                   ) -> dict[str, PortfolioState]:
+    states: dict[str, PortfolioState] = {}
+    stream = f"portfolio-{portfolio_id}" if portfolio_id else None
+    async for batch in read_all(pool, stream_id=stream):
+        for event in batch:
+            key = event.stream_id.removeprefix("portfolio-")
+            states[key] = apply_event(states.get(key), event.type, event.payload, event.recorded_at)
+        advance(len(batch))
+    return states
+
+
+async def rebuild(service: PortfolioService, portfolio_id: str | None = None,
+                  advance: Callable[[int], None] = lambda _: None) -> dict[str, RebuiltPortfolio]:
+    states = await fold_log(service.pool, portfolio_id, advance)
+    market = await repo.market(service.pool)
+    await service.opens.load(service.pool)
+    rebuilt = {}
+    for key, state in states.items():
+        trades = [tx.trade() for tx in state.transactions.values() if tx.status == TransactionStatus.PRICED]
+        ledger, outcomes = replay_ledger(state.method, trades, service.opens.between)
+        counts: dict[str, int] = {}
+        for tx in state.transactions.values():
+            counts[tx.status.value] = counts.get(tx.status.value, 0) + 1
+        metrics, folded = metrics_for(service.opens, ledger, state.goal_usd, counts, market)
+        rebuilt[key] = RebuiltPortfolio(state, ledger, {o.transaction_id: o for o in outcomes}, metrics, folded)
+    return rebuilt
+
+
+async def write(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfolio_id: str | None) -> None:
+    """Replace the projections (all, or one portfolio's) with the rebuild, in one transaction."""
+    async with pool.acquire() as connection, connection.transaction():
+        if portfolio_id:
+            await connection.execute("DELETE FROM transactions WHERE portfolio_id = $1", portfolio_id)
+            await connection.execute("DELETE FROM portfolios WHERE portfolio_id = $1", portfolio_id)
+        else:
+            await connection.execute("TRUNCATE transactions, portfolios")
+        for item in rebuilt.values():
+            await repo.save_state(connection, item.state, [])
+            await repo.save_metrics(connection, item.state.portfolio_id, item.ledger, item.metrics,
+                                    item.folded.peak, item.folded.max_drawdown)
+        rows = []
+        for item in rebuilt.values():
+            if item.state.deleted:
+                continue
+            for tx in item.state.transactions.values():
+                outcome = item.outcomes.get(tx.transaction_id, TradeOutcome(tx.transaction_id))
+                rows.append((*repo.transaction_row(item.state.portfolio_id, tx), outcome.cost_usd,
+                             outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd))
+        await connection.copy_records_to_table(
+            "transactions", records=rows,
+            columns=[*repo.TX_COLUMNS, "cost_usd", "proceeds_usd", "cost_basis_sold_usd", "realized_pnl_usd"])
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return value.normalize()
+    if isinstance(value, str):
+        try:
+            return Decimal(value).normalize()
+        except ArithmeticError:
+            return value
+    return value
+
+
+async def differences(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfolio_id: str | None
+                      ) -> list[str]:
+    """Every field where the live projections differ from the rebuild, as readable lines."""
+    found: list[str] = []
+    live = {r["portfolio_id"]: r for r in await pool.fetch(
+        "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, deleted, "
+        "metrics::text FROM portfolios" + (" WHERE portfolio_id = $1" if portfolio_id else ""),
+        *([portfolio_id] if portfolio_id else []))}
+    for key in sorted(set(live) | set(rebuilt)):
+        if key not in live or key not in rebuilt:
+            found.append(f"portfolio {key}: {'missing from the live projection' if key not in live else 'not in the log'}")
+            continue
+        row, item = live[key], rebuilt[key]
+        state = item.state
+        expected = {"owner_id": state.owner_id, "name": state.name, "method": state.method.value,
+                    "goal_usd": state.goal_usd, "version": state.version, "created_at": state.created_at,
+                    "updated_at": state.updated_at, "deleted": state.deleted}
+        for field, value in expected.items():
+            if _normal(row[field]) != _normal(value):
+                found.append(f"portfolio {key} {field}: live {row[field]!r}, rebuilt {value!r}")
+        if state.deleted:
+            continue
+        live_metrics = json.loads(row["metrics"])
+        for field, value in item.metrics.items():
+            if field not in IGNORED_METRICS and _normal(live_metrics.get(field)) != _normal(value):
+                found.append(f"portfolio {key} metrics.{field}: live {live_metrics.get(field)!r}, rebuilt {value!r}")
+        live_txs = {r["transaction_id"]: r for r in await pool.fetch(
+            "SELECT * FROM transactions WHERE portfolio_id = $1", key)}
+        for tx_id in sorted(set(live_txs) | set(state.transactions)):
+            if tx_id not in live_txs or tx_id not in state.transactions:
+                found.append(f"transaction {tx_id}: only in the {'rebuild' if tx_id not in live_txs else 'live projection'}")
+                continue
+            outcome = item.outcomes.get(tx_id, TradeOutcome(tx_id))
+            want = dict(zip(repo.TX_COLUMNS, repo.transaction_row(key, state.transactions[tx_id]), strict=True))
+            want.update(cost_usd=outcome.cost_usd, proceeds_usd=outcome.proceeds_usd,
+                        cost_basis_sold_usd=outcome.cost_basis_sold_usd, realized_pnl_usd=outcome.realized_pnl_usd)
+            for field, value in want.items():
+                have = live_txs[tx_id][field]
+                if _normal(have) != _normal(value) and not (isinstance(have, datetime) and have == value):
+                    found.append(f"transaction {tx_id} {field}: live {have!r}, rebuilt {value!r}")
+    return found
+
+
+async def event_count(pool: asyncpg.Pool) -> int:
+    return await count(pool)

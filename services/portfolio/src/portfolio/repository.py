@@ -1,0 +1,316 @@
+"""The only code that reads and writes the portfolio projections, the inbox, the outbox and market data."""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from contracts import names
+from contracts.envelope import Message
+from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+from portfolio.domain import Ledger, Trade, TradeOutcome
+from portfolio.domain.events import PortfolioState, TransactionState
+
+TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
+              "price_source", "price_hour", "status", "failure_reason", "failure_detail", "note", "price_request_id",
+              "recorded_at", "updated_at")
+
+
+def transaction_state(row: asyncpg.Record) -> TransactionState:
+    return TransactionState(
+        row["transaction_id"], row["sequence"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
+        row["price_usd"], row["price_source"], row["price_hour"], TransactionStatus(row["status"]),
+        row["failure_reason"], row["failure_detail"], row["note"], row["price_request_id"], row["recorded_at"],
+        row["updated_at"])
+
+
+def transaction_row(portfolio_id: str, tx: TransactionState) -> tuple[Any, ...]:
+    return (tx.transaction_id, portfolio_id, tx.sequence, tx.side.value, tx.amount_btc, tx.at, tx.fee_usd,
+            tx.price_usd, tx.price_source, tx.price_hour, tx.status.value, tx.failure_reason, tx.failure_detail,
+            tx.note, tx.price_request_id, tx.recorded_at, tx.updated_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    hour: int
+    price_usd: Decimal
+    as_of: datetime
+
+
+# ------------------------------------------------------------------ portfolios and transactions
+
+
+async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id: str | None,
+                     transaction_ids: Iterable[str] = (), *, lock: bool = True) -> PortfolioState | None:
+    """The portfolio's header with only the named transactions loaded (None if missing, deleted or not the owner's)."""
+    row = await connection.fetchrow(
+        "SELECT * FROM portfolios WHERE portfolio_id = $1 AND NOT deleted" + (" FOR UPDATE" if lock else ""),
+        portfolio_id)
+    if row is None or (owner_id is not None and row["owner_id"] != owner_id):
+        return None
+    state = PortfolioState(row["portfolio_id"], row["owner_id"], row["name"], CostBasisMethod(row["method"]),
+                           row["goal_usd"], row["created_at"], row["updated_at"], row["version"], row["deleted"],
+                           row["next_sequence"])
+    ids = list(transaction_ids)
+    if ids:
+        for tx_row in await connection.fetch(
+                "SELECT * FROM transactions WHERE portfolio_id = $1 AND transaction_id = ANY($2::text[])",
+                portfolio_id, ids):
+            state.transactions[tx_row["transaction_id"]] = transaction_state(tx_row)
+    return state
+
+
+async def save_state(connection: asyncpg.Connection, state: PortfolioState, touched: Iterable[str]) -> None:
+    """Write the header and the touched transactions (a touched id no longer in the state is deleted)."""
+    await connection.execute(
+        """INSERT INTO portfolios (portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at,
+                                   deleted, next_sequence, ledger, metrics)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, '{}'::jsonb)
+           ON CONFLICT (portfolio_id) DO UPDATE SET name = $3, method = $4, goal_usd = $5, version = $6,
+               updated_at = $8, deleted = $9, next_sequence = $10""",
+        state.portfolio_id, state.owner_id, state.name, state.method.value, state.goal_usd, state.version,
+        state.created_at, state.updated_at, state.deleted, state.next_sequence,
+        json.dumps(Ledger.empty(state.method).to_json()))
+    touched = list(touched)
+    present = [state.transactions[t] for t in touched if t in state.transactions]
+    gone = [t for t in touched if t not in state.transactions]
+    if present:
+        await connection.executemany(
+            f"""INSERT INTO transactions ({", ".join(TX_COLUMNS)}) VALUES ({", ".join(f"${i + 1}"
+                for i in range(len(TX_COLUMNS)))})
+                ON CONFLICT (transaction_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in TX_COLUMNS[2:])}""",
+            [transaction_row(state.portfolio_id, tx) for tx in present])
+    if gone:
+        await connection.execute("DELETE FROM transactions WHERE transaction_id = ANY($1::text[])", gone)
+    if state.deleted:
+        await connection.execute("DELETE FROM transactions WHERE portfolio_id = $1", state.portfolio_id)
+
+
+async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
+    """Every pending or priced transaction as amounts on the timeline (failed ones hold nothing)."""
+    rows = await connection.fetch(
+        "SELECT transaction_id, side, amount_btc, at, fee_usd, sequence FROM transactions "
+        "WHERE portfolio_id = $1 AND status <> 'failed'", portfolio_id)
+    return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], None, r[5]) for r in rows]
+
+
+async def priced_trades(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
+    rows = await connection.fetch(
+        "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence FROM transactions "
+        "WHERE portfolio_id = $1 AND status = 'priced' ORDER BY at, sequence", portfolio_id)
+    return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+
+async def status_counts(connection: asyncpg.Connection, portfolio_id: str) -> dict[str, int]:
+    rows = await connection.fetch(
+        "SELECT status, count(*) FROM transactions WHERE portfolio_id = $1 GROUP BY status", portfolio_id)
+    return {r[0]: r[1] for r in rows}
+
+
+async def load_ledger(connection: asyncpg.Connection, portfolio_id: str) -> Ledger:
+    return Ledger.from_json(json.loads(await connection.fetchval(
+        "SELECT ledger::text FROM portfolios WHERE portfolio_id = $1", portfolio_id)))
+
+
+async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[TradeOutcome]) -> None:
+    await connection.executemany(
+        "UPDATE transactions SET cost_usd = $2, proceeds_usd = $3, cost_basis_sold_usd = $4, realized_pnl_usd = $5 "
+        "WHERE transaction_id = $1",
+        [(o.transaction_id, o.cost_usd, o.proceeds_usd, o.cost_basis_sold_usd, o.realized_pnl_usd) for o in outcomes])
+
+
+async def save_metrics(connection: asyncpg.Connection, portfolio_id: str, ledger: Ledger, metrics: dict[str, Any],
+                       tail_peak: Decimal, tail_max_drawdown: Decimal) -> None:
+    returns = ledger.returns
+    await connection.execute(
+        """UPDATE portfolios SET ledger = $2::jsonb, metrics = $3::jsonb, holdings_btc = $4, cost_basis_usd = $5,
+               invested_usd = $6, realized_pnl_usd = $7, twr_index = $8, twr_value_after = $9,
+               twr_holdings_after = $10, twr_started = $11, tail_peak = $12, tail_max_drawdown = $13,
+               irr_as_of = CASE WHEN $3::jsonb->>'irr_pct' IS NULL THEN NULL ELSE ($3::jsonb->>'priced_until')::timestamptz END
+           WHERE portfolio_id = $1""",
+        portfolio_id, json.dumps(ledger.to_json()), json.dumps(metrics), ledger.holdings_btc, ledger.cost_basis_usd,
+        ledger.invested_usd, ledger.realized_pnl_usd, returns.index, returns.value_after, returns.holdings_after,
+        returns.started, tail_peak, tail_max_drawdown)
+
+
+async def portfolio_row(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, owner_id: str
+                        ) -> asyncpg.Record | None:
+    return await connection.fetchrow(
+        "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, metrics::text, "
+        "irr_as_of FROM portfolios WHERE portfolio_id = $1 AND owner_id = $2 AND NOT deleted", portfolio_id, owner_id)
+
+
+async def portfolio_rows(pool: asyncpg.Pool, owner_id: str, offset: int, limit: int
+                         ) -> tuple[list[asyncpg.Record], int]:
+    rows = await pool.fetch(
+        "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, metrics::text, "
+        "irr_as_of, count(*) OVER () AS total FROM portfolios WHERE owner_id = $1 AND NOT deleted "
+        "ORDER BY created_at, portfolio_id OFFSET $2 LIMIT $3", owner_id, offset, limit)
+    total = rows[0]["total"] if rows else int(await pool.fetchval(
+        "SELECT count(*) FROM portfolios WHERE owner_id = $1 AND NOT deleted", owner_id))
+    return rows, total
+
+
+async def transaction_rows(pool: asyncpg.Pool | asyncpg.Connection, portfolio_id: str, offset: int, limit: int
+                           ) -> tuple[list[asyncpg.Record], int]:
+    rows = await pool.fetch(
+        "SELECT *, count(*) OVER () AS total FROM transactions WHERE portfolio_id = $1 "
+        "ORDER BY at DESC, sequence DESC OFFSET $2 LIMIT $3", portfolio_id, offset, limit)
+    total = rows[0]["total"] if rows else int(await pool.fetchval(
+        "SELECT count(*) FROM transactions WHERE portfolio_id = $1", portfolio_id))
+    return rows, total
+
+
+async def transaction_record(pool: asyncpg.Pool | asyncpg.Connection, portfolio_id: str, transaction_id: str
+                             ) -> asyncpg.Record | None:
+    return await pool.fetchrow(
+        "SELECT * FROM transactions WHERE portfolio_id = $1 AND transaction_id = $2", portfolio_id, transaction_id)
+
+
+async def all_transactions(pool: asyncpg.Pool, portfolio_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM transactions WHERE portfolio_id = $1 ORDER BY at, sequence", portfolio_id)
+
+
+async def cash_flow_rows(pool: asyncpg.Pool, portfolio_id: str) -> list[tuple[datetime, Decimal]]:
+    rows = await pool.fetch(
+        "SELECT at, coalesce(-cost_usd, proceeds_usd) FROM transactions WHERE portfolio_id = $1 AND status = 'priced' "
+        "ORDER BY at, sequence", portfolio_id)
+    return [(r[0], r[1]) for r in rows]
+
+
+async def store_irr(pool: asyncpg.Pool, portfolio_id: str, irr: Decimal | None, as_of: datetime) -> None:
+    await pool.execute(
+        "UPDATE portfolios SET metrics = jsonb_set(metrics, '{irr_pct}', to_jsonb($2::text)), irr_as_of = $3 "
+        "WHERE portfolio_id = $1", portfolio_id, None if irr is None else str(irr), as_of)
+
+
+async def find_transaction(connection: asyncpg.Connection, transaction_id: str) -> asyncpg.Record | None:
+    return await connection.fetchrow(
+        "SELECT transaction_id, portfolio_id, price_request_id, status FROM transactions WHERE transaction_id = $1",
+        transaction_id)
+
+
+# ------------------------------------------------------------------ inbox and outbox
+
+
+async def inbox_reply(connection: asyncpg.Connection, message_id: str) -> tuple[bool, bytes | None]:
+    """(seen before, the reply given then)."""
+    row = await connection.fetchrow("SELECT reply FROM inbox WHERE message_id = $1", message_id)
+    return (False, None) if row is None else (True, None if row[0] is None else bytes(row[0]))
+
+
+async def remember(connection: asyncpg.Connection, message_id: str, reply: bytes | None) -> bool:
+    """Record a handled message; False if another copy recorded it first (then roll back)."""
+    status = await connection.execute(
+        "INSERT INTO inbox (message_id, reply) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING", message_id, reply)
+    return status.endswith("1")
+
+
+async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> None:
+    if messages:
+        await connection.executemany(
+            "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) VALUES ($1, $2, $3, $4, $5)",
+            [(exchange, m.routing_key, m.message_id, m.correlation_id, m.to_json()) for m in messages])
+
+
+async def take_outbox(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox ORDER BY id LIMIT $1 "
+        "FOR UPDATE SKIP LOCKED", limit)
+
+
+async def delete_outbox(connection: asyncpg.Connection, ids: list[int]) -> None:
+    await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+
+
+# ------------------------------------------------------------------ market data
+
+
+async def market(connection: asyncpg.Connection | asyncpg.Pool) -> Market | None:
+    row = await connection.fetchrow("SELECT hour, price_usd, as_of FROM market")
+    return None if row is None else Market(row[0], row[1], row[2])
+
+
+async def save_market(connection: asyncpg.Connection | asyncpg.Pool, hour: int, price: Decimal, as_of: datetime
+                      ) -> bool:
+    """Keep the newest price; False when `hour` is not newer than the stored one."""
+    status = await connection.execute(
+        """INSERT INTO market (id, hour, price_usd, as_of) VALUES (true, $1, $2, $3)
+           ON CONFLICT (id) DO UPDATE SET hour = $1, price_usd = $2, as_of = $3 WHERE market.hour < $1""",
+        hour, price, as_of)
+    return status.endswith("1")
+
+
+async def daily_opens(connection: asyncpg.Connection | asyncpg.Pool, start: datetime, end: datetime
+                      ) -> list[tuple[datetime, Decimal | None]]:
+    rows = await connection.fetch(
+        "SELECT day, open_usd FROM daily_opens WHERE day > $1 AND day <= $2 ORDER BY day", start, end)
+    return [(r[0], r[1]) for r in rows]
+
+
+async def store_daily_opens(connection: asyncpg.Connection | asyncpg.Pool,
+                            opens: Iterable[tuple[datetime, Decimal | None]]) -> None:
+    await connection.executemany(
+        "INSERT INTO daily_opens (day, open_usd) VALUES ($1, $2) ON CONFLICT (day) DO UPDATE SET open_usd = "
+        "coalesce(EXCLUDED.open_usd, daily_opens.open_usd)", list(opens))
+
+
+def utc_from_unix(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+TICK_SQL = """
+WITH moved AS (
+    SELECT portfolio_id, holdings_btc * $1::numeric AS value,
+           CASE WHEN NOT twr_started THEN NULL
+                WHEN twr_value_after = 0 THEN twr_index
+                ELSE twr_index * twr_holdings_after * $1::numeric / twr_value_after END AS final_index,
+           CASE WHEN NOT twr_started OR $2::numeric IS NULL THEN NULL
+                WHEN twr_value_after = 0 THEN twr_index
+                ELSE twr_index * twr_holdings_after * $2::numeric / twr_value_after END AS midnight_index
+    FROM portfolios WHERE NOT deleted
+), folded AS (
+    SELECT m.*, greatest(p.tail_peak, coalesce(m.midnight_index, p.tail_peak)) AS peak,
+           greatest(p.tail_max_drawdown, coalesce(1 - m.midnight_index / nullif(p.tail_peak, 0), 0)) AS drawdown
+    FROM moved m JOIN portfolios p USING (portfolio_id)
+), updated AS (
+    UPDATE portfolios p SET
+        tail_peak = f.peak, tail_max_drawdown = f.drawdown, irr_as_of = NULL,
+        metrics = p.metrics || jsonb_build_object(
+            'latest_price_usd', $1::numeric::text,
+            'priced_until', to_jsonb($3::timestamptz),
+            'current_value_usd', f.value::text,
+            'unrealized_pnl_usd', (f.value - p.cost_basis_usd)::text,
+            'net_result_usd', (p.realized_pnl_usd + f.value - p.cost_basis_usd)::text,
+            'roi_pct', CASE WHEN p.invested_usd = 0 THEN NULL
+                            ELSE round((p.realized_pnl_usd + f.value - p.cost_basis_usd) / p.invested_usd * 100, 10)::text END,
+            'goal_progress_pct', CASE WHEN p.goal_usd IS NULL OR p.goal_usd = 0 THEN NULL
+                                      ELSE round(f.value / p.goal_usd * 100, 10)::text END,
+            'twr_pct', CASE WHEN f.final_index IS NULL THEN NULL ELSE round((f.final_index - 1) * 100, 10)::text END,
+            'max_drawdown_pct', CASE WHEN f.final_index IS NULL THEN NULL
+                                     ELSE round(greatest(f.drawdown, 1 - f.final_index / greatest(f.peak, f.final_index)) * 100, 10)::text END,
+            'irr_pct', NULL)
+    FROM folded f WHERE p.portfolio_id = f.portfolio_id
+    RETURNING p.portfolio_id, p.owner_id, p.version, p.metrics
+)
+INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body)
+SELECT $4, $5, u.message_id, $6, convert_to(jsonb_build_object(
+        'message_id', u.message_id, 'correlation_id', $6::text, 'causation_id', $7::text,
+        'occurred_at', to_jsonb(now()), 'schema_version', 1, 'owner_id', u.owner_id, 'portfolio_id', u.portfolio_id,
+        'version', u.version, 'reason', 'price_ticked', 'transaction_id', NULL, 'deleted', false,
+        'portfolio', NULL, 'metrics', u.metrics)::text, 'UTF8')
+FROM (SELECT *, replace(gen_random_uuid()::text, '-', '') AS message_id FROM updated) u
+"""
+
+
+async def apply_tick(connection: asyncpg.Connection, price: Decimal, midnight_open: Decimal | None,
+                     as_of: datetime, cause: Message) -> int:
+    """One statement moves every portfolio to `price` and queues one portfolio.updated per portfolio."""
+    status = await connection.execute(TICK_SQL, price, midnight_open, as_of, names.EVENTS_EXCHANGE,
+                                      names.PORTFOLIO_UPDATED, cause.correlation_id, cause.message_id)
+    return int(status.split()[-1])
