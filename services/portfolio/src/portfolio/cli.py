@@ -83,3 +83,7 @@ def replay(
         console.print(f"{len(found)} differences" if found else "the live projections equal the rebuild")
     if found:
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
