@@ -1,0 +1,38 @@
+"""Forwarding commands and queries to the services over request/reply, and mapping their typed errors."""
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from contracts import ErrorCode
+from contracts.envelope import Message
+from contracts.rpc import RequestTimeout, RpcClient
+from gateway.errors import STATUS_OF_CODE, ApiError
+
+R = TypeVar("R", bound=BaseModel)
+RETRY_AFTER_SECONDS = "3"
+
+
+class Backend:
+    def __init__(self, client: RpcClient) -> None:
+        self.client = client
+
+    async def ask(self, request: Message) -> Any:
+        """The reply's result (JSON), or ApiError with the right status; a silent service is a 503."""
+        if not self.client.connected:
+            raise ApiError(503, "unavailable", "The message broker is unreachable; try again shortly.",
+                           headers={"Retry-After": RETRY_AFTER_SECONDS})
+        try:
+            reply = await self.client.call(request)
+        except RequestTimeout as error:
+            raise ApiError(503, "unavailable", "The service did not answer in time; try again shortly.",
+                           headers={"Retry-After": RETRY_AFTER_SECONDS}) from error
+        if reply.ok:
+            return reply.result
+        error = reply.error
+        assert error is not None
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.code == ErrorCode.UNAVAILABLE else None
+        raise ApiError(STATUS_OF_CODE.get(error.code, 400), error.code.value, error.message, error.details, headers)
+
+    async def ask_as(self, request: Message, model: type[R]) -> R:
+        return model.model_validate(await self.ask(request))

@@ -1,0 +1,39 @@
+"""Tables of the gateway: users, refresh-token families, revoked access tokens."""
+
+import asyncpg
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+TS = sa.DateTime(timezone=True)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("is_demo", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", TS, server_default=sa.func.now(), nullable=False),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens", metadata,
+    sa.Column("token_hash", sa.Text, primary_key=True),
+    sa.Column("family_id", sa.Text, nullable=False, index=True),
+    sa.Column("user_id", sa.Text, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("used_at", TS),
+    sa.Column("revoked_at", TS),
+    sa.Column("created_at", TS, server_default=sa.func.now(), nullable=False),
+)
+"""Opaque refresh tokens, stored as SHA-256 hashes; each use rotates; a reused one revokes its family."""
+
+revoked_access = sa.Table(
+    "revoked_access", metadata,
+    sa.Column("jti", sa.Text, primary_key=True),
+    sa.Column("expires_at", TS, nullable=False),
+)
+"""Access tokens ended by logout, kept until they would have expired anyway."""
+
+
+async def create_pool(dsn: str) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=10)

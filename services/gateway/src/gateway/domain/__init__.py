@@ -1,0 +1,1 @@
+"""The gateway's pure rules: account names and passwords, and rate-limit windows."""

@@ -1,0 +1,341 @@
+"""The public /v1 HTTP API: accounts, portfolios, transactions, history, import/export and prices."""
+
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from contracts.asyncapi import asyncapi_document
+from contracts.observability import bind_correlation
+from contracts.portfolios import (
+    CreatePortfolio,
+    DeletePortfolio,
+    DeleteTransaction,
+    EditTransaction,
+    ExportFile,
+    ExportTransactions,
+    GetHistory,
+    GetPortfolio,
+    GetTransaction,
+    History,
+    ImportReport,
+    ImportTransactions,
+    Interval,
+    ListPortfolios,
+    ListTransactions,
+    PortfolioList,
+    PortfolioView,
+    RecordTransaction,
+    RenamePortfolio,
+    SetCostBasisMethod,
+    SetPortfolioGoal,
+    TransactionPage,
+    TransactionView,
+)
+from contracts.prices import Candle, LatestPrice, LatestPriceRequested, PriceAt, PriceAtRequested, PriceRangeRequested
+from gateway import repository as repo
+from gateway import security
+from gateway.accounts import Accounts, unauthorized
+from gateway.bus import Backend
+from gateway.domain.rate_limits import SlidingWindow
+from gateway.errors import ApiError, install, responses
+from gateway.schemas import (
+    Credentials,
+    LogoutRequest,
+    PortfolioCreate,
+    PortfolioPatch,
+    RefreshRequest,
+    TokenPair,
+    TransactionCreate,
+    TransactionPatch,
+    UserOut,
+)
+from gateway.settings import Settings
+
+REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["route"],
+                    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+PRICE_RANGE_CAP_HOURS = 5000
+bearer = HTTPBearer(auto_error=False, description="The access token from /v1/auth/login")
+
+
+class Gateway:
+    """What the routes need: settings, the database pool, the bus and the per-user request budget."""
+
+    def __init__(self, settings: Settings, accounts: Accounts, backend: Backend) -> None:
+        self.settings, self.accounts, self.backend = settings, accounts, backend
+        self.budget = SlidingWindow(settings.requests_per_minute, 60)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> FastAPI:
+    app = FastAPI(
+        title="Bitfolio API", version="1.0.0", lifespan=lifespan,
+        description="Track Bitcoin buys and sells and see what every trade and portfolio is worth. Money is sent "
+                    "and returned as decimal strings. Every error is {\"error\": {\"code\", \"message\", "
+                    "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`.",
+    )
+    install(app)
+    app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"], expose_headers=["X-Total-Count", "Retry-After"])
+    backend, accounts = gateway.backend, gateway.accounts
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        correlation = request.headers.get("X-Correlation-Id") or security.new_refresh_token()[1][:32]
+        bind_correlation(correlation, path=request.url.path)
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        LATENCY.labels(route).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, route, response.status_code).inc()
+        response.headers["X-Correlation-Id"] = correlation
+        return response
+
+    async def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                           ) -> security.AccessClaims:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise unauthorized("Log in and send the access token as 'Authorization: Bearer <token>'.")
+        try:
+            claims = security.read_access_token(gateway.settings, credentials.credentials)
+        except security.InvalidToken as error:
+            raise unauthorized(str(error)) from error
+        if await repo.access_revoked(accounts.pool, claims.jti):
+            raise unauthorized("This access token was ended by a logout; log in again.")
+        now = time.monotonic()
+        wait = gateway.budget.retry_after(claims.user_id, now)
+        if wait:
+            raise ApiError(429, "rate_limited", f"Too many requests; try again in {wait} seconds.",
+                           headers={"Retry-After": str(wait)})
+        gateway.budget.record(claims.user_id, now)
+        return claims
+
+    async def writer(claims: Annotated[security.AccessClaims, Depends(current_user)]) -> security.AccessClaims:
+        user = await repo.user_by_id(accounts.pool, claims.user_id)
+        if user is None:
+            raise unauthorized("This account no longer exists.")
+        if user.is_demo:
+            raise ApiError(403, "forbidden", "The demo is read-only; register to keep your own portfolios.")
+        return claims
+
+    User = Annotated[security.AccessClaims, Depends(current_user)]
+    Writer = Annotated[security.AccessClaims, Depends(writer)]
+
+    # ------------------------------------------------------------------ auth
+    auth = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+    @auth.post("/register", status_code=201, response_model=UserOut, responses=responses(409, 422, 429))
+    async def register(body: Credentials) -> UserOut:
+        user = await accounts.register(body.email, body.password)
+        return UserOut(id=user.id, email=user.email, is_demo=user.is_demo, created_at=user.created_at)
+
+    @auth.post("/login", response_model=TokenPair, responses=responses(401, 422, 429))
+    async def login(body: Credentials, request: Request) -> TokenPair:
+        return await accounts.login(body.email, body.password, client_ip(request))
+
+    @auth.post("/refresh", response_model=TokenPair, responses=responses(401, 422))
+    async def refresh(body: RefreshRequest) -> TokenPair:
+        return await accounts.refresh(body.refresh_token)
+
+    @auth.post("/logout", status_code=204, responses=responses(401, 422))
+    async def logout(claims: User, body: LogoutRequest | None = None) -> Response:
+        await accounts.logout(claims, body.refresh_token if body else None)
+        return Response(status_code=204)
+
+    @auth.post("/demo", response_model=TokenPair, responses=responses(503),
+               description="Log in as the read-only demo account seeded with real 2024 trades.")
+    async def demo() -> TokenPair:
+        return await accounts.demo()
+
+    app.include_router(auth)
+
+    @app.get("/v1/me", response_model=UserOut, tags=["auth"], responses=responses(401))
+    async def me(claims: User) -> UserOut:
+        user = await repo.user_by_id(accounts.pool, claims.user_id)
+        if user is None:
+            raise unauthorized("This account no longer exists.")
+        return UserOut(id=user.id, email=user.email, is_demo=user.is_demo, created_at=user.created_at)
+
+    # ------------------------------------------------------------------ portfolios
+    portfolios = APIRouter(prefix="/v1/portfolios", tags=["portfolios"])
+    Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+    def paginated(items: list[Any], total: int) -> JSONResponse:
+        return JSONResponse([i.model_dump(mode="json") for i in items], headers={"X-Total-Count": str(total)})
+
+    @portfolios.post("", status_code=201, response_model=PortfolioView, responses=responses(401, 403, 422, 503))
+    async def create_portfolio(body: PortfolioCreate, claims: Writer) -> Any:
+        return await backend.ask(CreatePortfolio(owner_id=claims.user_id, name=body.name,
+                                                 cost_basis_method=body.cost_basis_method, goal_usd=body.goal_usd))
+
+    @portfolios.get("", response_model=list[PortfolioView], responses=responses(401, 422, 503),
+                    description="Your portfolios, oldest first; the total is in the X-Total-Count header.")
+    async def list_portfolios(claims: User, offset: Offset = 0,
+                              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> JSONResponse:
+        page = await backend.ask_as(ListPortfolios(owner_id=claims.user_id, offset=offset, limit=limit),
+                                    PortfolioList)
+        return paginated(page.items, page.total)
+
+    @portfolios.get("/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 404, 503))
+    async def get_portfolio(portfolio_id: str, claims: User) -> Any:
+        return await backend.ask(GetPortfolio(owner_id=claims.user_id, portfolio_id=portfolio_id[:100]))
+
+    @portfolios.patch("/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 403, 404, 422, 503),
+                      description="Change the name, the goal (null clears it) or the cost-basis method; a new "
+                                  "method recomputes the metrics from the log.")
+    async def patch_portfolio(portfolio_id: str, body: PortfolioPatch, claims: Writer) -> Any:
+        pid, owner = portfolio_id[:100], claims.user_id
+        result = None
+        if body.name is not None:
+            result = await backend.ask(RenamePortfolio(owner_id=owner, portfolio_id=pid, name=body.name))
+        if "goal_usd" in body.model_fields_set:
+            result = await backend.ask(SetPortfolioGoal(owner_id=owner, portfolio_id=pid, goal_usd=body.goal_usd))
+        if body.cost_basis_method is not None:
+            result = await backend.ask(SetCostBasisMethod(owner_id=owner, portfolio_id=pid,
+                                                          cost_basis_method=body.cost_basis_method))
+        return result if result is not None else await backend.ask(GetPortfolio(owner_id=owner, portfolio_id=pid))
+
+    @portfolios.delete("/{portfolio_id}", status_code=204, responses=responses(401, 403, 404, 503))
+    async def delete_portfolio(portfolio_id: str, claims: Writer) -> Response:
+        await backend.ask(DeletePortfolio(owner_id=claims.user_id, portfolio_id=portfolio_id[:100]))
+        return Response(status_code=204)
+
+    @portfolios.get("/{portfolio_id}/history", response_model=History, responses=responses(401, 404, 422, 503))
+    async def history(portfolio_id: str, claims: User, start: datetime | None = None, end: datetime | None = None,
+                      interval: Interval = Interval.DAY) -> Any:
+        for name, value in (("start", start), ("end", end)):
+            if value is not None and value.tzinfo is None:
+                raise ApiError(422, "validation", f"{name} needs a time zone, e.g. 2024-01-01T00:00:00Z.")
+        return await backend.ask(GetHistory(owner_id=claims.user_id, portfolio_id=portfolio_id[:100], start=start,
+                                            end=end, interval=interval))
+
+    # ------------------------------------------------------------------ transactions
+    @portfolios.post("/{portfolio_id}/transactions", status_code=202, response_model=TransactionView,
+                     responses=responses(401, 403, 404, 422, 503),
+                     description="Records the trade; without a price it is `pending` until the market price at "
+                                 "`at` arrives, then `priced` (or `failed` with a reason).")
+    async def record_transaction(portfolio_id: str, body: TransactionCreate, claims: Writer) -> Any:
+        return await backend.ask(RecordTransaction(
+            owner_id=claims.user_id, portfolio_id=portfolio_id[:100], side=body.side, amount_btc=body.amount_btc,
+            at=body.at, fee_usd=body.fee_usd, price_usd=body.price_usd, note=body.note))
+
+    @portfolios.get("/{portfolio_id}/transactions", response_model=list[TransactionView],
+                    responses=responses(401, 404, 422, 503),
+                    description="Newest first, with per-transaction metrics; the total is in X-Total-Count.")
+    async def list_transactions(portfolio_id: str, claims: User, offset: Offset = 0,
+                                limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> JSONResponse:
+        page = await backend.ask_as(ListTransactions(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                                     offset=offset, limit=limit), TransactionPage)
+        return paginated(page.items, page.total)
+
+    @portfolios.post("/{portfolio_id}/transactions/import", response_model=ImportReport,
+                     responses=responses(401, 403, 404, 413, 422, 503),
+                     description="CSV upload: the generic columns side,amount_btc,at,fee_usd,price_usd,note or a "
+                                 "Coinbase transaction export. dry_run checks without saving; a file with bad rows "
+                                 "saves nothing unless skip_invalid.")
+    async def import_transactions(portfolio_id: str, claims: Writer, file: Annotated[UploadFile, File()],
+                                  dry_run: bool = False, skip_invalid: bool = False) -> Any:
+        raw = await file.read(MAX_IMPORT_BYTES + 1)
+        if len(raw) > MAX_IMPORT_BYTES:
+            raise ApiError(413, "too_large", "The file is larger than 5 MB; split it.")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise ApiError(422, "validation", "The file is not UTF-8 text.") from error
+        return await backend.ask(ImportTransactions(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                                    csv_text=text, dry_run=dry_run, skip_invalid=skip_invalid))
+
+    @portfolios.get("/{portfolio_id}/transactions/export", responses={
+        200: {"content": {"text/csv": {}, "application/json": {}}, "description": "the file"},
+        **responses(401, 404, 422, 503)})
+    async def export_transactions(portfolio_id: str, claims: User,
+                                  format: Literal["csv", "json"] = "csv") -> Response:  # noqa: A002
+        exported = await backend.ask_as(ExportTransactions(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                                           format=format), ExportFile)
+        return Response(exported.content, media_type=exported.content_type,
+                        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'})
+
+    @portfolios.get("/{portfolio_id}/transactions/{transaction_id}", response_model=TransactionView,
+                    responses=responses(401, 404, 503))
+    async def get_transaction(portfolio_id: str, transaction_id: str, claims: User) -> Any:
+        return await backend.ask(GetTransaction(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                                transaction_id=transaction_id[:100]))
+
+    @portfolios.patch("/{portfolio_id}/transactions/{transaction_id}", response_model=TransactionView,
+                      responses=responses(401, 403, 404, 422, 503),
+                      description="Change amount, time, fee, price or note; a changed time is priced again.")
+    async def edit_transaction(portfolio_id: str, transaction_id: str, body: TransactionPatch, claims: Writer
+                               ) -> Any:
+        clear_price = "price_usd" in body.model_fields_set and body.price_usd is None
+        fields = {k: getattr(body, k) for k in body.model_fields_set if k != "price_usd" or not clear_price}
+        return await backend.ask(EditTransaction(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                                 transaction_id=transaction_id[:100], clear_price=clear_price,
+                                                 **fields))
+
+    @portfolios.delete("/{portfolio_id}/transactions/{transaction_id}", status_code=204,
+                       responses=responses(401, 403, 404, 422, 503))
+    async def delete_transaction(portfolio_id: str, transaction_id: str, claims: Writer) -> Response:
+        await backend.ask(DeleteTransaction(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                            transaction_id=transaction_id[:100]))
+        return Response(status_code=204)
+
+    app.include_router(portfolios)
+
+    # ------------------------------------------------------------------ prices
+    prices = APIRouter(prefix="/v1/prices", tags=["prices"])
+
+    @prices.get("/at/{unix}", response_model=PriceAt, responses=responses(404, 422, 503),
+                description="The BTC-USD price at a unix time: the open of the candle of that hour.")
+    async def price_at(unix: int) -> Any:
+        if not 0 <= unix < 10**11:
+            raise ApiError(422, "validation", "The time must be unix seconds between 0 and 10^11.")
+        return await backend.ask(PriceAtRequested(at=unix))
+
+    @prices.get("/latest", response_model=LatestPrice, responses=responses(404, 503))
+    async def latest() -> Any:
+        return await backend.ask(LatestPriceRequested())
+
+    @prices.get("", response_model=list[Candle], responses=responses(422, 503),
+                description=f"Hourly candles from start to end (unix seconds), at most {PRICE_RANGE_CAP_HOURS} "
+                            "hours per request.")
+    async def price_range(start: Annotated[int, Query(ge=0, lt=10**11)], end: Annotated[int, Query(ge=0, lt=10**11)],
+                          step: Literal["hour", "day"] = "hour") -> Any:
+        if end < start:
+            raise ApiError(422, "validation", "end must not be before start.")
+        if (end - start) // 3600 > PRICE_RANGE_CAP_HOURS:
+            raise ApiError(422, "validation", f"A range may span at most {PRICE_RANGE_CAP_HOURS} hours.")
+        result = await backend.ask(PriceRangeRequested(start=start, end=end, step=step))
+        return result["candles"]
+
+    app.include_router(prices)
+
+    # ------------------------------------------------------------------ operations
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses=responses(503))
+    async def readyz() -> JSONResponse:
+        checks = await readiness() if readiness else {}
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers=None if ready else {"Retry-After": "5"})
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["ops"], description="The AsyncAPI document of every event and command.")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
+
+    return app

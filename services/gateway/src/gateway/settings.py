@@ -1,0 +1,47 @@
+"""Settings of the gateway, from GATEWAY_* environment variables; unsafe secrets stop it outside dev/test."""
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "bitfolio-dev-only-signing-key-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    log_level: str = "INFO"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/bitfolio_gateway"
+    rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    cors_origins: list[str] = ["http://127.0.0.1:8080", "http://localhost:8080"]
+
+    jwt_secret: str = DEV_SECRET
+    jwt_issuer: str = "bitfolio-gateway"
+    jwt_audience: str = "bitfolio-api"
+    access_token_seconds: int = 900
+    refresh_token_days: int = 30
+
+    request_timeout_seconds: float = 10.0
+    failed_logins_per_account: int = 5
+    failed_logins_per_ip: int = 20
+    failed_login_window_seconds: int = 900
+    requests_per_minute: int = 1200
+
+    demo_email: str = "demo@bitfolio.local"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_secrets(self) -> "Settings":
+        if self.env not in ("dev", "test"):
+            if self.jwt_secret == DEV_SECRET:
+                raise ValueError("GATEWAY_JWT_SECRET is the development default; set a random secret of 32+ bytes")
+            if len(self.jwt_secret.encode()) < 32:
+                raise ValueError("GATEWAY_JWT_SECRET is shorter than 32 bytes; set a random secret of 32+ bytes")
+        return self
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
