@@ -45,7 +45,9 @@ def system(make_database, rabbit_url: str, shared_candles_csv: Path) -> Iterator
     import_candles(urls["price"], shared_candles_csv)
     launcher = Launcher(rabbit_url, urls, LOG_DIR, extra_env={"PRICE_SYNC_ENABLED": "false",
                                                               "PRICE_PROVIDER_ATTEMPTS": "1",
-                                                              "PRICE_PROVIDER_BASE_URL": "http://127.0.0.1:9"})
+                                                              "PRICE_PROVIDER_BASE_URL": "http://127.0.0.1:9",
+                                                              # every test client shares 127.0.0.1
+                                                              "GATEWAY_FAILED_LOGINS_PER_IP": "100000"})
     try:
         for name in ("price", "portfolio", "gateway"):
             launcher.start(name)

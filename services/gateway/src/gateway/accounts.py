@@ -105,6 +105,6 @@ class Accounts:
     async def demo(self) -> TokenPair:
         user = await repo.user_by_email(self.pool, self.settings.demo_email)
         if user is None:
-            raise ApiError(503, "unavailable", "The demo account has not been set up on this server.",
-                           headers={"Retry-After": "60"})
+            raise ApiError(404, "not_found", "The demo account has not been set up on this server "
+                                             "(run `gateway seed-demo`).")
         return await self.issue_tokens(user.id)

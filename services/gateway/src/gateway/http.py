@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -151,7 +151,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         await accounts.logout(claims, body.refresh_token if body else None)
         return Response(status_code=204)
 
-    @auth.post("/demo", response_model=TokenPair, responses=responses(503),
+    @auth.post("/demo", response_model=TokenPair, responses=responses(404),
                description="Log in as the read-only demo account seeded with real 2024 trades.")
     async def demo() -> TokenPair:
         return await accounts.demo()
@@ -330,7 +330,8 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
                             headers=None if ready else {"Retry-After": "5"})
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text"}})
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
