@@ -42,6 +42,24 @@ def rabbit_url(rabbit: RabbitServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def make_vhost(rabbit: RabbitServer) -> Iterator[Callable[[str], str]]:
+    """Factory: `make_vhost("price")` gives a URL of a fresh vhost, so running services never share queues."""
+    created: list[RabbitServer] = []
+
+    def create(purpose: str) -> str:
+        if rabbit.vhost == "/":
+            return rabbit.url  # a broker we cannot administer: share its default vhost
+        server = RabbitServer(rabbit.base_url)
+        server.create_vhost(f"bitfolio_test_{RUN_ID}_{purpose}_{len(created)}")
+        created.append(server)
+        return server.url
+
+    yield create
+    for server in created:
+        server.delete_vhost()
+
+
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     server, container = postgres_server()
     yield server

@@ -35,8 +35,9 @@ def import_candles(database_url: str, csv_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def system(make_database, rabbit_url: str, shared_candles_csv: Path) -> Iterator[System]:
-    """price, portfolio and gateway as real processes on free ports, in this run's vhost and databases."""
+def system(make_database, make_vhost, shared_candles_csv: Path) -> Iterator[System]:
+    """price, portfolio and gateway as real processes on free ports, in their own vhost and databases."""
+    rabbit_url = make_vhost("system")
     loop = asyncio.new_event_loop()
     try:
         urls = {name: loop.run_until_complete(make_database(name)) for name in ("price", "portfolio", "gateway")}

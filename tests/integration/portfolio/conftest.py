@@ -17,6 +17,12 @@ from price.settings import Settings as PriceSettings
 
 
 @pytest.fixture(scope="session")
+def rabbit_url(make_vhost) -> str:
+    """The portfolio tests' own vhost, shared with the price service they run beside."""
+    return make_vhost("portfolio")
+
+
+@pytest.fixture(scope="session")
 async def price_service(make_database, rabbit_url: str, shared_candles_csv: Path):
     """The real price service with the shared 2024 candles, for the whole session."""
     settings = PriceSettings(env="test", database_url=await make_database("price"), rabbit_url=rabbit_url,

@@ -18,6 +18,12 @@ def fake_provider() -> Iterator[RunningFake]:
     running_fake.stop()
 
 
+@pytest.fixture(scope="session")
+def rabbit_url(make_vhost) -> str:
+    """The price tests' own vhost: no other running service consumes their queues."""
+    return make_vhost("price")
+
+
 @pytest.fixture
 async def price_settings(make_database, rabbit_url: str, fake_provider: RunningFake, shared_candles_csv: Path
                          ) -> Settings:

@@ -193,3 +193,7 @@ def sync() -> None:
     except (ProviderUnavailable, ProviderRefused) as error:
         console.print(f"[red]sync failed:[/red] {error}")
         raise typer.Exit(1) from error
+
+
+if __name__ == "__main__":
+    app()

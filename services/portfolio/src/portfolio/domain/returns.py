@@ -17,7 +17,8 @@ YEAR_SECONDS = 365 * 86400
 
 def percent(value: Decimal) -> Decimal:
     """Percentages are reported to 10 decimals (half away from zero, as Postgres rounds)."""
-    return value.quantize(PERCENT_PLACES, rounding=ROUND_HALF_UP, context=WIDE)
+    room = WIDE if value.adjusted() < 60 else Context(prec=value.adjusted() + 20)
+    return value.quantize(PERCENT_PLACES, rounding=ROUND_HALF_UP, context=room)
 
 
 @dataclass(slots=True)
