@@ -1,0 +1,156 @@
+"""The dashboard's only way to the data: the gateway's HTTP API, with silent access-token refresh."""
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class GatewayError(Exception):
+    status: int
+    code: str
+    message: str
+    details: Any = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def field_messages(self) -> dict[str, str]:
+        """Messages by field (email, password, amount_btc …) for showing next to inputs."""
+        found: dict[str, str] = {}
+        if isinstance(self.details, list):
+            for item in self.details:
+                if isinstance(item, dict) and item.get("field"):
+                    found[str(item["field"]).split(".")[-1]] = str(item.get("message"))
+        elif isinstance(self.details, dict) and self.details.get("field"):
+            found[str(self.details["field"])] = self.message
+        return found
+
+
+def _error(response: httpx.Response) -> GatewayError:
+    try:
+        error = response.json()["error"]
+        return GatewayError(response.status_code, error["code"], error["message"], error.get("details"))
+    except (ValueError, KeyError, TypeError):
+        return GatewayError(response.status_code, "unavailable", "The server answered unexpectedly; try again.")
+
+
+class GatewayClient:
+    """One per browser session; tokens live in the session's `app.storage.user`, never in URLs."""
+
+    def __init__(self, base_url: str, storage: MutableMapping[str, Any], http: httpx.AsyncClient) -> None:
+        self.base_url, self.storage, self.http = base_url.rstrip("/"), storage, http
+
+    @property
+    def logged_in(self) -> bool:
+        return bool(self.storage.get("access_token"))
+
+    def _remember(self, tokens: dict[str, Any]) -> None:
+        self.storage["access_token"] = tokens["access_token"]
+        self.storage["refresh_token"] = tokens["refresh_token"]
+
+    def forget(self) -> None:
+        for key in ("access_token", "refresh_token", "user"):
+            self.storage.pop(key, None)
+
+    async def _send(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if auth and self.storage.get("access_token"):
+            headers["Authorization"] = f"Bearer {self.storage['access_token']}"
+        try:
+            return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+        except httpx.HTTPError as error:
+            raise GatewayError(503, "unavailable", "The Bitfolio server cannot be reached right now.") from error
+
+    async def request(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:
+        response = await self._send(method, path, auth, **kwargs)
+        if response.status_code == 401 and auth and self.storage.get("refresh_token"):
+            refreshed = await self._send("POST", "/v1/auth/refresh", auth=False,
+                                         json={"refresh_token": self.storage["refresh_token"]})
+            if refreshed.status_code == 200:
+                self._remember(refreshed.json())
+                response = await self._send(method, path, auth, **kwargs)
+            else:
+                self.forget()
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    async def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.request(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    # ---------------------------------------------------------------- accounts
+    async def login(self, email: str, password: str) -> None:
+        self._remember(await self.json("POST", "/v1/auth/login", auth=False,
+                                       json={"email": email, "password": password}))
+        self.storage["user"] = await self.json("GET", "/v1/me")
+
+    async def register(self, email: str, password: str) -> None:
+        await self.json("POST", "/v1/auth/register", auth=False, json={"email": email, "password": password})
+        await self.login(email, password)
+
+    async def demo(self) -> None:
+        self._remember(await self.json("POST", "/v1/auth/demo", auth=False))
+        self.storage["user"] = await self.json("GET", "/v1/me")
+
+    async def logout(self) -> None:
+        try:
+            await self.request("POST", "/v1/auth/logout", json={"refresh_token": self.storage.get("refresh_token")})
+        except GatewayError:
+            pass
+        self.forget()
+
+    # ---------------------------------------------------------------- portfolios and transactions
+    async def portfolios(self) -> list[dict[str, Any]]:
+        return await self.json("GET", "/v1/portfolios", params={"limit": 500})  # type: ignore[no-any-return]
+
+    async def portfolio(self, portfolio_id: str) -> dict[str, Any]:
+        return await self.json("GET", f"/v1/portfolios/{portfolio_id}")  # type: ignore[no-any-return]
+
+    async def create_portfolio(self, name: str, goal_usd: str | None, method: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "cost_basis_method": method}
+        if goal_usd:
+            body["goal_usd"] = goal_usd
+        return await self.json("POST", "/v1/portfolios", json=body)  # type: ignore[no-any-return]
+
+    async def update_portfolio(self, portfolio_id: str, **changes: Any) -> dict[str, Any]:
+        return await self.json("PATCH", f"/v1/portfolios/{portfolio_id}", json=changes)  # type: ignore[no-any-return]
+
+    async def delete_portfolio(self, portfolio_id: str) -> None:
+        await self.request("DELETE", f"/v1/portfolios/{portfolio_id}")
+
+    async def transactions(self, portfolio_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        return await self.json("GET", f"/v1/portfolios/{portfolio_id}/transactions",  # type: ignore[no-any-return]
+                               params={"limit": limit})
+
+    async def record(self, portfolio_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.json("POST", f"/v1/portfolios/{portfolio_id}/transactions",  # type: ignore[no-any-return]
+                               json=body)
+
+    async def edit(self, portfolio_id: str, transaction_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.json("PATCH", f"/v1/portfolios/{portfolio_id}/transactions/{transaction_id}",  # type: ignore[no-any-return]
+                               json=body)
+
+    async def delete_transaction(self, portfolio_id: str, transaction_id: str) -> None:
+        await self.request("DELETE", f"/v1/portfolios/{portfolio_id}/transactions/{transaction_id}")
+
+    async def history(self, portfolio_id: str, start: str | None, interval: str) -> dict[str, Any]:
+        params = {"interval": interval, **({"start": start} if start else {})}
+        return await self.json("GET", f"/v1/portfolios/{portfolio_id}/history",  # type: ignore[no-any-return]
+                               params=params)
+
+    async def import_csv(self, portfolio_id: str, name: str, content: bytes, dry_run: bool,
+                         skip_invalid: bool = False) -> dict[str, Any]:
+        return await self.json("POST", f"/v1/portfolios/{portfolio_id}/transactions/import",  # type: ignore[no-any-return]
+                               params={"dry_run": str(dry_run).lower(), "skip_invalid": str(skip_invalid).lower()},
+                               files={"file": (name, content, "text/csv")})
+
+    async def export_csv(self, portfolio_id: str) -> tuple[str, bytes]:
+        response = await self.request("GET", f"/v1/portfolios/{portfolio_id}/transactions/export",
+                                      params={"format": "csv"})
+        disposition = response.headers.get("content-disposition", "")
+        filename = disposition.split("filename=")[-1].strip('"') or "transactions.csv"
+        return filename, response.content
