@@ -87,7 +87,8 @@ class Launcher:
 
     def env_for(self, name: str, port: int) -> dict[str, str]:
         prefix = ENV_PREFIX[name]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", f"{prefix}_RABBIT_URL": self.rabbit_url,
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}  # NiceGUI checks these
+        env = {**inherited, "PYTHONUNBUFFERED": "1", f"{prefix}_RABBIT_URL": self.rabbit_url,
                f"{prefix}_HTTP_PORT": str(port), f"{prefix}_ENV": os.environ.get(f"{prefix}_ENV", "test")}
         if name in self.database_urls:
             env[f"{prefix}_DATABASE_URL"] = self.database_urls[name]
