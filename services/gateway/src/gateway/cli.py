@@ -17,6 +17,8 @@ from gateway.settings import Settings
 app = typer.Typer(help="Bitfolio gateway: accounts and the public HTTP API.", no_args_is_help=True)
 console = Console(stderr=True)
 SERVICE_DIR = Path(__file__).resolve().parents[2]
+if not (SERVICE_DIR / "alembic.ini").exists():  # installed as a wheel (the Docker image): run from the service folder
+    SERVICE_DIR = Path.cwd()
 
 DEMO_TRADES = [  # real 2024 times; prices come from the price service (the open of each hour's candle)
     ("buy", "0.25", "2024-01-02T09:30:00Z", "4.90", "First stack of the year"),

@@ -18,6 +18,8 @@ app = typer.Typer(help="Bitfolio portfolio service: event-sourced portfolios and
                   no_args_is_help=True)
 console = Console(stderr=True)
 SERVICE_DIR = Path(__file__).resolve().parents[2]
+if not (SERVICE_DIR / "alembic.ini").exists():  # installed as a wheel (the Docker image): run from the service folder
+    SERVICE_DIR = Path.cwd()
 
 
 @app.command()

@@ -22,6 +22,8 @@ from price.settings import Settings
 app = typer.Typer(help="Bitfolio price service: BTC-USD hourly candles.", no_args_is_help=True)
 console = Console(stderr=True)
 SERVICE_DIR = Path(__file__).resolve().parents[2]
+if not (SERVICE_DIR / "alembic.ini").exists():  # installed as a wheel (the Docker image): run from the service folder
+    SERVICE_DIR = Path.cwd()
 SEED_FILE = SERVICE_DIR / "seed" / "btc-usd-hourly-2024.csv.gz"
 BATCH = 20_000
 
