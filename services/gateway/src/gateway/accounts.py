@@ -65,16 +65,16 @@ class Accounts:
         try:
             normal = normalize_email(email)
         except AccountRuleBroken:
-            normal = email.strip().lower()
-        self._refuse_if_limited(normal, ip)
-        user = await repo.user_by_email(self.pool, normal)
+            normal = None  # no account can have this email; still costs a hash and counts as a failure
+        self._refuse_if_limited(normal or email[:254], ip)
+        user = await repo.user_by_email(self.pool, normal) if normal else None
         matches, new_hash = security.verify_password(user.password_hash if user else security.DECOY_HASH, password)
         if user is None or not matches or user.is_demo:
             now = time.monotonic()
-            self.failed_by_account.record(normal, now)
+            self.failed_by_account.record(normal or email[:254], now)
             self.failed_by_ip.record(ip, now)
             raise unauthorized("The email or password is wrong.")
-        self.failed_by_account.clear(normal)
+        self.failed_by_account.clear(user.email)
         if new_hash:
             await repo.set_password_hash(self.pool, user.id, new_hash)
         return await self.issue_tokens(user.id)

@@ -133,32 +133,32 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     # ------------------------------------------------------------------ auth
     auth = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-    @auth.post("/register", status_code=201, response_model=UserOut, responses=responses(409, 422, 429))
+    @auth.post("/register", status_code=201, response_model=UserOut, responses=responses(409, 422, 429, 503))
     async def register(body: Credentials) -> UserOut:
         user = await accounts.register(body.email, body.password)
         return UserOut(id=user.id, email=user.email, is_demo=user.is_demo, created_at=user.created_at)
 
-    @auth.post("/login", response_model=TokenPair, responses=responses(401, 422, 429))
+    @auth.post("/login", response_model=TokenPair, responses=responses(401, 422, 429, 503))
     async def login(body: Credentials, request: Request) -> TokenPair:
         return await accounts.login(body.email, body.password, client_ip(request))
 
-    @auth.post("/refresh", response_model=TokenPair, responses=responses(401, 422))
+    @auth.post("/refresh", response_model=TokenPair, responses=responses(401, 422, 503))
     async def refresh(body: RefreshRequest) -> TokenPair:
         return await accounts.refresh(body.refresh_token)
 
-    @auth.post("/logout", status_code=204, responses=responses(401, 422))
+    @auth.post("/logout", status_code=204, responses=responses(401, 422, 503))
     async def logout(claims: User, body: LogoutRequest | None = None) -> Response:
         await accounts.logout(claims, body.refresh_token if body else None)
         return Response(status_code=204)
 
-    @auth.post("/demo", response_model=TokenPair, responses=responses(404),
+    @auth.post("/demo", response_model=TokenPair, responses=responses(404, 503),
                description="Log in as the read-only demo account seeded with real 2024 trades.")
     async def demo() -> TokenPair:
         return await accounts.demo()
 
     app.include_router(auth)
 
-    @app.get("/v1/me", response_model=UserOut, tags=["auth"], responses=responses(401))
+    @app.get("/v1/me", response_model=UserOut, tags=["auth"], responses=responses(401, 503))
     async def me(claims: User) -> UserOut:
         user = await repo.user_by_id(accounts.pool, claims.user_id)
         if user is None:

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from contracts.portfolios import CostBasisMethod, Side
 from contracts.types import decimal_text
@@ -16,6 +16,14 @@ def _exact(value: Any) -> Any:
         return Decimal(repr(value))
     return value
 
+
+def _printable(text: str | None) -> str | None:
+    if text is not None and any(ord(c) < 32 and c not in "\t" or ord(c) == 127 for c in text):
+        raise ValueError("must not contain control characters")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_printable)]
 
 MoneyIn = Annotated[Decimal, BeforeValidator(_exact), Field(allow_inf_nan=False),
                     PlainSerializer(decimal_text, return_type=str, when_used="json")]
@@ -53,13 +61,13 @@ class LogoutRequest(Body):
 
 
 class PortfolioCreate(Body):
-    name: str = Field(min_length=1, max_length=100, examples=["Long-term stack"])
+    name: Text = Field(min_length=1, max_length=100, examples=["Long-term stack"])
     cost_basis_method: CostBasisMethod = CostBasisMethod.AVERAGE
     goal_usd: MoneyIn | None = Field(default=None, gt=0, examples=["100000"])
 
 
 class PortfolioPatch(Body):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: Text | None = Field(default=None, min_length=1, max_length=100)
     goal_usd: MoneyIn | None = Field(default=None, gt=0, description="null clears the goal")
     cost_basis_method: CostBasisMethod | None = None
 
@@ -71,7 +79,7 @@ class TransactionCreate(Body):
                               examples=["2024-03-01T10:00:00Z"])
     fee_usd: MoneyIn = Field(default=Decimal(0), examples=["1.50"])
     price_usd: MoneyIn | None = Field(default=None, description="leave out to use the market price at `at`")
-    note: str | None = Field(default=None, max_length=500)
+    note: Text | None = Field(default=None, max_length=500)
 
 
 class TransactionPatch(Body):
@@ -79,4 +87,4 @@ class TransactionPatch(Body):
     at: AwareDatetime | None = None
     fee_usd: MoneyIn | None = None
     price_usd: MoneyIn | None = Field(default=None, description="null returns the trade to the market price")
-    note: str | None = Field(default=None, max_length=500)
+    note: Text | None = Field(default=None, max_length=500)

@@ -20,6 +20,10 @@ letmein123 1q2w3e4r 1q2w3e4r5t qwerty123456 abcdef123 abcd1234 p@ssw0rd passpass
 """.split())
 
 
+def has_control_characters(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 class AccountRuleBroken(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -29,7 +33,7 @@ class AccountRuleBroken(ValueError):
 def normalize_email(email: str) -> str:
     """Trimmed, NFKC-normalised and lower-cased, so one person has one account."""
     normal = unicodedata.normalize("NFKC", email).strip().lower()
-    if not EMAIL_PATTERN.match(normal) or len(normal) > 254:
+    if not EMAIL_PATTERN.match(normal) or len(normal) > 254 or has_control_characters(normal):
         raise AccountRuleBroken("email", "That is not an email address we can use.")
     return normal
 
