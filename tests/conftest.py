@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.infrastructure import RUN_ID, SHARED_CANDLES, PostgresServer, RabbitServer, migrate, postgres_server, rabbit_server
+from tests.support.infrastructure import (
+    RUN_ID,
+    SHARED_CANDLES,
+    PostgresServer,
+    RabbitServer,
+    migrate,
+    postgres_server,
+    rabbit_server,
+)
 
 LAYERS = ("unit", "integration", "e2e", "web", "faults")
 

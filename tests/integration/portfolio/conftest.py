@@ -5,8 +5,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from contracts import Reply
 from contracts.envelope import Message
 from contracts.rpc import RpcClient
 from portfolio.main import PortfolioApp, running
@@ -14,6 +12,8 @@ from portfolio.settings import Settings as PortfolioSettings
 from price.cli import import_csv
 from price.main import running as price_running
 from price.settings import Settings as PriceSettings
+
+from contracts import Reply
 
 
 @pytest.fixture(scope="session")

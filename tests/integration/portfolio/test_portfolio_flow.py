@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from contracts import names
 from contracts.portfolios import (
     CreatePortfolio,
     DeletePortfolio,
@@ -26,6 +25,8 @@ from contracts.portfolios import (
     SetPortfolioGoal,
 )
 from contracts.prices import PriceTicked
+
+from contracts import names
 from tests.support.bus import dead_letters, listening, publish_raw
 from tests.support.infrastructure import SHARED_CANDLES
 

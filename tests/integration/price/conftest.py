@@ -4,10 +4,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from price.cli import import_csv
 from price.main import PriceApp, running
 from price.settings import Settings
+
 from tests.support.fake_cryptocompare import FakeCryptoCompare, RunningFake
 
 

@@ -5,10 +5,10 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-
-from contracts import decode, names
 from contracts.prices import PriceRequested, PriceResolved, PriceUnavailable
 from price.main import running
+
+from contracts import decode, names
 from tests.support.bus import dead_letters, listening, publish_raw
 from tests.support.fake_cryptocompare import synthetic_open
 
@@ -115,8 +115,8 @@ async def test_requests_sent_while_the_service_is_down_are_answered_after_restar
 
 
 async def test_newest_candle_change_publishes_price_ticked(rabbit_url, price_app, fake_provider) -> None:
-    from price.handlers import tick_for
     from price.domain import CandleRow
+    from price.handlers import tick_for
 
     newest = 1726074000 + 3600
     row = CandleRow(newest, Decimal("57000.5"), Decimal("57100"), Decimal("56900"), Decimal("57050.25"), Decimal(1))

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from price.cli import import_csv
 from price.main import http_app
 from price.provider import CryptoCompareProvider, ProviderRefused, ProviderUnavailable
+
 from tests.support.fake_cryptocompare import FakeCryptoCompare, synthetic_open
 
 START = 1704067200

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from contracts.envelope import Message
 
 from contracts import ContractError, ErrorCode, Reply, decode, names, portfolios, prices, topology
-from contracts.envelope import Message
 
 AT = datetime(2024, 1, 1, 0, 30, tzinfo=UTC)
 METRICS = portfolios.PortfolioMetrics(

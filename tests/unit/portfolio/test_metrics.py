@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-
 from contracts.portfolios import CostBasisMethod, Side
 from portfolio.domain import (
     InsufficientHoldings,

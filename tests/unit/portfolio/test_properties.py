@@ -3,10 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from contracts.portfolios import CostBasisMethod, Side
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from contracts.portfolios import CostBasisMethod, Side
 from portfolio.domain import (
     InsufficientHoldings,
     Ledger,

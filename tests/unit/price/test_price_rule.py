@@ -4,7 +4,6 @@ from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from price.domain import CandleRow, CsvRowError, PriceDecision, decide_price, hour_of, parse_candle_csv
 
 ROW = CandleRow(1704067200, Decimal("42288.58"), Decimal("42543.64"), Decimal("42261.58"), Decimal("42452.66"),

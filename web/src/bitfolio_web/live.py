@@ -9,10 +9,10 @@ from typing import Any
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
-
-from contracts import ContractError, decode, names
 from contracts.portfolios import PortfolioUpdated
 from contracts.prices import PriceTicked
+
+from contracts import ContractError, decode, names
 
 log = structlog.get_logger()
 PortfolioListener = Callable[[PortfolioUpdated], Awaitable[None]]

@@ -1,10 +1,10 @@
 """Wires the dashboard: settings, the live-update feed, the pages, and NiceGUI's server."""
 
+from contracts.observability import configure_logging
 from nicegui import app, ui
 
 from bitfolio_web.pages import Dashboard, register_pages
 from bitfolio_web.settings import Settings
-from contracts.observability import configure_logging
 
 
 def run(settings: Settings) -> None:

@@ -2,11 +2,11 @@
 
 from typing import Any, TypeVar
 
+from contracts.envelope import Message
+from contracts.rpc import RequestTimeout, RpcClient
 from pydantic import BaseModel
 
 from contracts import ErrorCode
-from contracts.envelope import Message
-from contracts.rpc import RequestTimeout, RpcClient
 from gateway.errors import STATUS_OF_CODE, ApiError
 
 R = TypeVar("R", bound=BaseModel)

@@ -76,6 +76,7 @@ async def seed_demo_account(settings: Settings) -> str:
     """Create the read-only demo user and its portfolio of real 2024 trades, once."""
     from contracts.portfolios import CreatePortfolio, ListPortfolios, RecordTransaction
     from contracts.rpc import RpcClient
+
     from gateway import repository as repo
     from gateway.security import hash_password
 

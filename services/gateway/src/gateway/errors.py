@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import asyncpg
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -69,10 +71,18 @@ def install(app: FastAPI) -> None:
         return JSONResponse(envelope(HTTP_CODES.get(error.status_code, "error"), message),
                             status_code=error.status_code, headers=getattr(error, "headers", None))
 
+    async def outage(_: Request, error: Exception) -> JSONResponse:
+        structlog.get_logger().warning("dependency_unavailable", error=repr(error))
+        return JSONResponse(envelope("unavailable", "A service Bitfolio depends on is unavailable; please try again "
+                                                    "shortly."), status_code=503, headers={"Retry-After": "5"})
+
+    # Database and network failures are answered inside the app (not by Starlette's last-resort handler, which
+    # re-raises), so the client always gets its 503 with Retry-After.
+    for failure in (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        app.add_exception_handler(failure, outage)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:  # the last line of defence: never a bare 500
-        import structlog
-
         structlog.get_logger().exception("unexpected_error", error=repr(error))
         return JSONResponse(envelope("unavailable", "Something went wrong on our side; please try again."),
                             status_code=503, headers={"Retry-After": "5"})

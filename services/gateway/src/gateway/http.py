@@ -4,12 +4,6 @@ import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-
 from contracts.asyncapi import asyncapi_document
 from contracts.observability import bind_correlation
 from contracts.portfolios import (
@@ -38,6 +32,12 @@ from contracts.portfolios import (
     TransactionView,
 )
 from contracts.prices import Candle, LatestPrice, LatestPriceRequested, PriceAt, PriceAtRequested, PriceRangeRequested
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
 from gateway import repository as repo
 from gateway import security
 from gateway.accounts import Accounts, unauthorized
@@ -258,7 +258,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         200: {"content": {"text/csv": {}, "application/json": {}}, "description": "the file"},
         **responses(401, 404, 422, 503)})
     async def export_transactions(portfolio_id: str, claims: User,
-                                  format: Literal["csv", "json"] = "csv") -> Response:  # noqa: A002
+                                  format: Literal["csv", "json"] = "csv") -> Response:
         exported = await backend.ask_as(ExportTransactions(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
                                                            format=format), ExportFile)
         return Response(exported.content, media_type=exported.content_type,

@@ -5,10 +5,10 @@ from collections.abc import AsyncIterator
 
 import structlog
 import uvicorn
-from fastapi import FastAPI
-
 from contracts.observability import configure_logging
 from contracts.rpc import RpcClient
+from fastapi import FastAPI
+
 from gateway.accounts import Accounts
 from gateway.bus import Backend
 from gateway.db import create_pool

@@ -4,10 +4,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
-
 from contracts.portfolios import CostBasisMethod, Side
 from contracts.types import decimal_text
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 
 def _exact(value: Any) -> Any:
@@ -18,7 +17,7 @@ def _exact(value: Any) -> Any:
 
 
 def _printable(text: str | None) -> str | None:
-    if text is not None and any(ord(c) < 32 and c not in "\t" or ord(c) == 127 for c in text):
+    if text is not None and any((ord(c) < 32 and c not in "\t") or ord(c) == 127 for c in text):
         raise ValueError("must not contain control characters")
     return text
 

@@ -9,12 +9,8 @@ from uuid import uuid4
 
 import asyncpg
 import structlog
-from pydantic import BaseModel
-
-from contracts import ErrorCode, Reply, names
 from contracts.envelope import Message
 from contracts.portfolios import (
-    CostBasisMethod,
     CreatePortfolio,
     DeletePortfolio,
     DeleteTransaction,
@@ -37,13 +33,16 @@ from contracts.portfolios import (
     PortfolioUpdated,
     PortfolioView,
     RecordTransaction,
-    Side,
     RenamePortfolio,
     SetCostBasisMethod,
     SetPortfolioGoal,
+    Side,
     TransactionPage,
 )
 from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable
+from pydantic import BaseModel
+
+from contracts import ErrorCode, Reply, names
 from portfolio import repository as repo
 from portfolio import views
 from portfolio.domain import (
@@ -54,7 +53,6 @@ from portfolio.domain import (
     RowError,
     RowSkipped,
     Trade,
-    cash_flows,
     check_holdings,
     export_transactions_csv,
     irr_pct,
@@ -112,11 +110,16 @@ def transaction_not_found(transaction_id: str) -> NotFound:
 
 
 async def refresh_metrics(service: PortfolioService, connection: asyncpg.Connection, state: PortfolioState,
-                          appended: Trade | None = None) -> dict[str, Any]:
-    """Bring the portfolio's stored metrics up to date: O(1) when `appended` extends the timeline, else a replay."""
+                          appended: Trade | None = None, *, priced_changed: bool = True) -> dict[str, Any]:
+    """Bring the portfolio's stored metrics up to date.
+
+    O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline; otherwise the
+    priced trades are replayed (a back-dated, edited or deleted trade, or a new cost-basis method)."""
     market = await repo.market(connection)
     counts = await repo.status_counts(connection, state.portfolio_id)
     ledger = await repo.load_ledger(connection, state.portfolio_id)
+    if not priced_changed and ledger.method == state.method:
+        return await store_figures(service, connection, state.portfolio_id, ledger, state.goal_usd, counts, market)
     extends = (appended is not None and ledger.method == state.method
                and ledger.trade_count == counts.get("priced", 0) - 1
                and (ledger.last_key is None or appended.timeline_key > ledger.last_key))
@@ -205,7 +208,7 @@ async def create_portfolio(service: PortfolioService, connection: asyncpg.Connec
     now = datetime.now(UTC)
     state = ev.apply_event(None, ev.PORTFOLIO_CREATED, payload, now)
     await commit_events(connection, state, [NewEvent(ev.PORTFOLIO_CREATED, payload)], command, at=now)
-    await refresh_metrics(service, connection, state)
+    await refresh_metrics(service, connection, state, priced_changed=False)
     event = await updated_event(connection, state, command, "portfolio_created")
     return Outcome(event.portfolio, [event])
 
@@ -218,10 +221,7 @@ async def change_portfolio(service: PortfolioService, connection: asyncpg.Connec
     if state.deleted:
         update = await updated_event(connection, state, command, reason)
         return Outcome(None, [update])
-    if state.method != method_before:
-        await connection.execute("UPDATE portfolios SET ledger = $2::jsonb WHERE portfolio_id = $1",
-                                 portfolio_id, json.dumps(Ledger.empty(state.method).to_json()))
-    await refresh_metrics(service, connection, state)
+    await refresh_metrics(service, connection, state, priced_changed=state.method != method_before)
     update = await updated_event(connection, state, command, reason)
     return Outcome(update.portfolio, [update])
 
@@ -289,7 +289,7 @@ async def record_transaction(service: PortfolioService, connection: asyncpg.Conn
     if request_id is None:
         await refresh_metrics(service, connection, state, appended=new)
     else:
-        await refresh_metrics(service, connection, state)
+        await refresh_metrics(service, connection, state, priced_changed=False)
         outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
     outgoing.append(await updated_event(connection, state, command, "transaction_recorded", transaction_id))
     return Outcome(await transaction_result(connection, state.portfolio_id, transaction_id), outgoing)
@@ -393,7 +393,8 @@ async def import_transactions(service: PortfolioService, connection: asyncpg.Con
                 outgoing.append(price_request(state, transaction_id, row.at, request_id, command))
     if events:
         await commit_events(connection, state, events, command, ids)
-        await refresh_metrics(service, connection, state)
+        await refresh_metrics(service, connection, state,
+                              priced_changed=any(e.payload["price_usd"] is not None for e in events))
         outgoing.append(await updated_event(connection, state, command, "transactions_imported"))
     report = ImportReport(format=file_format, dry_run=command.dry_run, total_rows=len(parsed),
                           valid_rows=len(accepted), imported=len(events),
@@ -510,15 +511,18 @@ async def handle_command(service: PortfolioService, command: OwnedCommand) -> tu
     try:
         if type(command) in READS:
             return Reply.success(command, await READS[type(command)](service, command)), []
-        async with service.pool.acquire() as connection, connection.transaction():
-            seen, stored = await repo.inbox_reply(connection, command.message_id)
-            if seen and stored is not None:
-                return Reply.from_json(stored), []
-            outcome = await WRITES[type(command)](service, connection, command)
-            reply = Reply.success(command, outcome.result)
-            await repo.enqueue(connection, names.EVENTS_EXCHANGE, outcome.outgoing)
-            await repo.remember(connection, command.message_id, reply.to_json())
-        return reply, outcome.outgoing
+        async with service.pool.acquire() as connection:
+            async with connection.transaction():
+                # Claim the message id first: a concurrent copy waits on this row, then finds it taken.
+                if await repo.remember(connection, command.message_id, None):
+                    outcome = await WRITES[type(command)](service, connection, command)
+                    reply = Reply.success(command, outcome.result)
+                    await repo.enqueue(connection, names.EVENTS_EXCHANGE, outcome.outgoing)
+                    await repo.store_reply(connection, command.message_id, reply.to_json())
+                    return reply, outcome.outgoing
+            _, stored = await repo.inbox_reply(connection, command.message_id)
+        return (Reply.from_json(stored) if stored else Reply.failure(
+            command, ErrorCode.CONFLICT, "This request was already handled; its result is no longer available.")), []
     except DomainError as error:
         return Reply.failure(command, ErrorCode(error.code), error.message, error.details or None), []
 
@@ -548,8 +552,9 @@ async def on_price_answer(service: PortfolioService, answer: PriceResolved | Pri
                                                              "reason": answer.reason.value, "detail": answer.detail})
             reason = "transaction_failed"
         await commit_events(connection, state, [event], answer, [answer.transaction_id])
-        appended = state.transactions[answer.transaction_id].trade() if isinstance(answer, PriceResolved) else None
-        await refresh_metrics(service, connection, state, appended=appended)
+        resolved = isinstance(answer, PriceResolved)
+        appended = state.transactions[answer.transaction_id].trade() if resolved else None
+        await refresh_metrics(service, connection, state, appended=appended, priced_changed=resolved)
         outgoing: list[Message] = [await updated_event(connection, state, answer, reason, answer.transaction_id)]
         await repo.enqueue(connection, names.EVENTS_EXCHANGE, outgoing)
     return outgoing

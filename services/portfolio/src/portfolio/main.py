@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
-from faststream.rabbit import Channel, RabbitBroker
-from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
-
 from contracts.observability import configure_logging
 from contracts.rpc import RpcClient
 from contracts.topology import ensure_topology
+from faststream.rabbit import Channel, RabbitBroker
+from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
+
 from portfolio import repository as repo
 from portfolio.db import create_pool
 from portfolio.handlers import PortfolioService

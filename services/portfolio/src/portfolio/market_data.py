@@ -1,5 +1,6 @@
 """Prices the metrics need from the price service: daily midnight opens (drawdown) and ranges (history)."""
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -7,28 +8,37 @@ from decimal import Decimal
 
 import asyncpg
 import structlog
-
 from contracts.prices import LatestPrice, LatestPriceRequested, PriceRange, PriceRangeRequested
 from contracts.rpc import RequestTimeout, RpcClient
+
 from portfolio import repository
 from portfolio.domain import midnights_between
 
 log = structlog.get_logger()
+FETCH_AHEAD_DAYS = 366
 
 
 @dataclass
 class PriceSource:
-    """Asks the price service over request/reply; `None` client means offline (tests of pure handlers)."""
+    """Asks the price service over request/reply; `None` client means offline (tests of pure handlers).
+
+    After an unanswered question it stays quiet for a while, so a price-service outage does not slow every
+    command down by a timeout."""
 
     client: RpcClient | None
+    timeout_seconds: float = 3.0
+    quiet_seconds: float = 30.0
+    quiet_until: float = 0.0
 
     async def range(self, start: int, end: int, step: str) -> PriceRange | None:
-        if self.client is None:
+        if self.client is None or time.monotonic() < self.quiet_until:
             return None
         try:
-            reply = await self.client.call(PriceRangeRequested(start=start, end=end, step=step))  # type: ignore[arg-type]
+            reply = await self.client.call(PriceRangeRequested(start=start, end=end, step=step),  # type: ignore[arg-type]
+                                           timeout=self.timeout_seconds)
         except RequestTimeout:
             log.warning("price_range_unanswered", start=start, end=end)
+            self.quiet_until = time.monotonic() + self.quiet_seconds
             return None
         return reply.result_as(PriceRange) if reply.ok else None
 
@@ -60,11 +70,13 @@ class DailyOpens:
         missing = [day for day in midnights_between(after, until) if day not in self.known]
         if not missing:
             return
-        answer = await self.source.range(int(missing[0].timestamp()), int(missing[-1].timestamp()), "day")
+        # Ask for a year ahead at once (never past now): trades arrive in time order, so one question serves many.
+        last = min(max(missing[-1], missing[0] + timedelta(days=FETCH_AHEAD_DAYS)), datetime.now(UTC))
+        answer = await self.source.range(int(missing[0].timestamp()), int(last.timestamp()), "day")
         if answer is None:
-            return  # the price service did not answer; try again next time rather than caching a gap
+            return  # the price service did not answer; try again later rather than caching a gap
         opens = {datetime.fromtimestamp(c.hour, UTC): c.open for c in answer.candles}
-        found = [(day, opens.get(day)) for day in missing]
+        found = [(day, opens.get(day)) for day in midnights_between(missing[0] - timedelta(days=1), last)]
         await repository.store_daily_opens(connection, found)
         self.known.update(found)
 

@@ -2,17 +2,18 @@
 
 import asyncio
 
+import asyncpg
 import structlog
+from contracts.observability import bind_correlation
+from contracts.portfolios import COMMANDS
+from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
+from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import ContractError, ErrorCode, Reply, decode, names
-from contracts.observability import bind_correlation
-from contracts.portfolios import COMMANDS
-from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
-from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
 from portfolio import handlers
 from portfolio import repository as repo
 from portfolio.handlers import PortfolioService
@@ -23,6 +24,10 @@ HANDLER_SECONDS = Histogram("portfolio_handler_seconds", "Time to handle one mes
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 OUTBOX_PUBLISHED = Counter("portfolio_outbox_published_total", "Outbox messages published")
 OUTBOX_LAG = Gauge("portfolio_outbox_depth", "Outbox messages waiting to be published")
+OUTAGES = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+           asyncpg.exceptions.OperatorInterventionError)
+"""Failures of the infrastructure, not of the message: retried until it returns, never dead-lettered."""
+OUTAGE_BACKOFF_SECONDS = 1.0
 PRICE_EVENTS = {names.PRICE_RESOLVED: PriceResolved, names.PRICE_UNAVAILABLE: PriceUnavailable,
                 names.PRICE_TICKED: PriceTicked}
 
@@ -98,6 +103,9 @@ def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxR
             bind_correlation(command.correlation_id, command=routing_key)
             try:
                 reply, outgoing = await handlers.handle_command(service, command)
+            except OUTAGES:
+                await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
+                raise  # requeued: the database or broker will come back, and nothing is set aside
             except Exception as error:
                 if not message.raw_message.redelivered:
                     raise  # nack and requeue once: the failure may be passing (a restart, a lost connection)
@@ -131,6 +139,9 @@ def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxR
                     log.info("price_ticked_applied", portfolios=moved, price=str(event.price_usd))
                 else:
                     await handlers.on_price_answer(service, event)
+            except OUTAGES:
+                await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
+                raise
             except Exception as error:
                 if not message.raw_message.redelivered:
                     raise

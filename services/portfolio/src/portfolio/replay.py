@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-
 from contracts.portfolios import TransactionStatus
+
 from portfolio import repository as repo
 from portfolio.domain import Ledger, TradeOutcome, replay_ledger
 from portfolio.domain.events import PortfolioState, apply_event

@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-
-from contracts import names
 from contracts.envelope import Message
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+
+from contracts import names
 from portfolio.domain import Ledger, Trade, TradeOutcome
 from portfolio.domain.events import PortfolioState, TransactionState
 
@@ -209,6 +209,10 @@ async def remember(connection: asyncpg.Connection, message_id: str, reply: bytes
     status = await connection.execute(
         "INSERT INTO inbox (message_id, reply) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING", message_id, reply)
     return status.endswith("1")
+
+
+async def store_reply(connection: asyncpg.Connection, message_id: str, reply: bytes) -> None:
+    await connection.execute("UPDATE inbox SET reply = $2 WHERE message_id = $1", message_id, reply)
 
 
 async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> None:

@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-
 from contracts.portfolios import (
     CostBasisMethod,
     PortfolioMetrics,
@@ -19,6 +18,7 @@ from contracts.portfolios import (
     TransactionView,
 )
 from contracts.types import decimal_text
+
 from portfolio.domain import PortfolioFigures, Trade, TradeOutcome, transaction_figures
 
 

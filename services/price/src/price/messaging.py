@@ -1,5 +1,8 @@
 """The price service on the bus: answers price.requested and the price queries; dead-letters poison."""
 
+import asyncio
+
+import asyncpg
 import structlog
 from contracts.observability import bind_correlation
 from contracts.prices import LatestPriceRequested, PriceAtRequested, PriceRangeRequested, PriceRequested
@@ -17,6 +20,9 @@ log = structlog.get_logger()
 MESSAGES = Counter("price_messages_total", "Messages handled by the price service", ["queue", "outcome"])
 HANDLER_SECONDS = Histogram("price_handler_seconds", "Time to handle one message", ["queue"])
 
+OUTAGES = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+           asyncpg.exceptions.OperatorInterventionError)
+OUTAGE_BACKOFF_SECONDS = 1.0
 QUERY_HANDLERS = {
     names.PRICE_AT: (PriceAtRequested, handlers.answer_price_at),
     names.PRICE_RANGE: (PriceRangeRequested, handlers.answer_price_range),
@@ -56,13 +62,17 @@ def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
                 await dead_letter(broker, PRICE_REQUESTS, message, str(error))
                 return
             bind_correlation(request.correlation_id, message_id=request.message_id)
-            stored = await service.store.answer_to(request.message_id)
-            if stored is None:
-                answer = await handlers.answer_price_request(service, request)
-                stored = await service.store.record_answer(request.message_id, answer)
-                MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
-            else:
-                MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc()
+            try:
+                stored = await service.store.answer_to(request.message_id)
+                if stored is None:
+                    answer = await handlers.answer_price_request(service, request)
+                    stored = await service.store.record_answer(request.message_id, answer)
+                    MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
+                else:
+                    MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc()
+            except OUTAGES:
+                await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
+                raise  # requeued until the database returns
             routing_key, body = stored
             await broker.publish(body, exchange=names.EVENTS_EXCHANGE, routing_key=routing_key,
                                  correlation_id=request.correlation_id, content_type="application/json",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from contracts.portfolios import Side
+
 from portfolio.domain.errors import InvalidTransaction
 from portfolio.domain.rules import validate_amount, validate_fee, validate_price, validate_time
 from portfolio.domain.trades import Trade

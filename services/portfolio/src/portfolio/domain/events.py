@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+
 from portfolio.domain.trades import Trade
 
 PORTFOLIO_CREATED = "PortfolioCreated"

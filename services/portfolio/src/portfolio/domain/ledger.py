@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from contracts.portfolios import CostBasisMethod
+
 from portfolio.domain.cost_basis import CostBasisBook
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.trades import Trade
