@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import asyncpg
 import typer
+from contracts.database import migrate as migrate_database
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -53,22 +54,7 @@ def serve() -> None:
 @app.command()
 def migrate() -> None:
     """Create the database when it is missing and apply the migrations."""
-    from alembic import command
-    from alembic.config import Config
-
-    dsn = _settings().asyncpg_dsn
-    name = dsn.rsplit("/", 1)[1]
-
-    async def create_if_missing() -> None:
-        admin = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
-        try:
-            if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-
-    asyncio.run(create_if_missing())
-    command.upgrade(Config(str(SERVICE_DIR / "alembic.ini")), "head")
+    migrate_database(SERVICE_DIR, _settings().database_url)
     console.print("gateway database is up to date")
 
 

@@ -4,8 +4,8 @@ import asyncio
 from pathlib import Path
 from typing import Optional
 
-import asyncpg
 import typer
+from contracts.database import migrate as migrate_database
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -33,23 +33,7 @@ def serve() -> None:
 @app.command()
 def migrate() -> None:
     """Create the database when it is missing and apply the migrations."""
-    from alembic import command
-    from alembic.config import Config
-
-    settings = Settings()
-    dsn = settings.asyncpg_dsn
-    name = dsn.rsplit("/", 1)[1]
-
-    async def create_if_missing() -> None:
-        admin = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
-        try:
-            if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-
-    asyncio.run(create_if_missing())
-    command.upgrade(Config(str(SERVICE_DIR / "alembic.ini")), "head")
+    migrate_database(SERVICE_DIR, Settings().database_url)
     console.print("portfolio database is up to date")
 
 

@@ -5,10 +5,10 @@ import gzip
 import io
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
+from contracts.database import migrate as migrate_database
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -31,27 +31,6 @@ BATCH = 20_000
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console)
-
-
-async def create_database_if_missing(database_url: str) -> None:
-    parts = urlsplit(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
-    name = parts.path.lstrip("/")
-    admin = await asyncpg.connect(urlunsplit((parts.scheme, parts.netloc, "/postgres", "", "")))
-    try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-
-
-def migrate_database(database_url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    asyncio.run(create_database_if_missing(database_url))
-    config = Config(str(SERVICE_DIR / "alembic.ini"))
-    config.cmd_opts = type("Options", (), {"x": [f"database_url={database_url}"]})()  # type: ignore[assignment]
-    command.upgrade(config, "head")
 
 
 def open_text(path: Path) -> io.TextIOBase:
@@ -108,7 +87,7 @@ def serve() -> None:
 @app.command()
 def migrate() -> None:
     """Create the database when it is missing and apply the migrations."""
-    migrate_database(Settings().database_url)
+    migrate_database(SERVICE_DIR, Settings().database_url)
     console.print("price database is up to date")
 
 
