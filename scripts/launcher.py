@@ -97,11 +97,13 @@ class Launcher:
         env.update(self.extra_env)
         return env
 
-    def start(self, name: str, timeout: float = 60) -> RunningService:
+    def start(self, name: str, timeout: float = 60, copy: int = 1) -> RunningService:
+        """Start a service; copy 2, 3 … are extra instances of it (competing consumers)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        port = self.ports.get(name) or free_port()
-        service = RunningService(name, port, self.env_for(name, port), self.log_dir / f"{name}.log")
-        self.services[name] = service
+        key = name if copy == 1 else f"{name}-{copy}"
+        port = (self.ports.get(name) if copy == 1 else None) or free_port()
+        service = RunningService(name, port, self.env_for(name, port), self.log_dir / f"{key}.log")
+        self.services[key] = service
         service.start(timeout)
         return service
 

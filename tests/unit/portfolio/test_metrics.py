@@ -143,3 +143,16 @@ def test_value_history_follows_trades_and_prices() -> None:
                                     (T0 + timedelta(hours=5), D("50000"))])
     assert [(p.holdings_btc, p.invested_usd, p.value_usd) for p in points] == [
         (D("0"), D("0"), D("0")), (D("2"), D("100020"), D("120000")), (D("1.5"), D("100020"), D("75000"))]
+
+
+def test_a_batch_refuses_only_the_sells_over_holdings_and_judges_later_rows_without_them() -> None:
+    from portfolio.domain import refuse_oversized_sells
+
+    existing = [trade(0, "buy", "1", "1", "0")]
+    batch = [trade(1, "sell", "0.6", "1", "0"), trade(2, "sell", "0.6", "1", "0"), trade(3, "sell", "0.4", "1", "0")]
+    refused = refuse_oversized_sells(existing, batch)
+    assert list(refused) == ["t2"]
+    assert "You hold 0.4 BTC" in refused["t2"].message
+    with pytest.raises(InsufficientHoldings):  # a new early sell that would break a recorded later sell
+        refuse_oversized_sells([trade(0, "buy", "1", "1", "0"), trade(5, "sell", "1", "1", "0")],
+                               [trade(1, "sell", "0.5", "1", "0")])

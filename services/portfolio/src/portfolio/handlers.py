@@ -58,6 +58,7 @@ from portfolio.domain import (
     irr_pct,
     parse_transactions_csv,
     portfolio_figures,
+    refuse_oversized_sells,
     replay_ledger,
     validate_amount,
     validate_fee,
@@ -366,16 +367,16 @@ async def import_transactions(service: PortfolioService, connection: asyncpg.Con
             results[row.line] = ImportRowResult(line=row.line, ok=False, skipped=True, error=row.reason)
     # holdings: a sell that exceeds what is held at its time (with the rows before it) is a row error too
     timeline = await repo.holdings_timeline(connection, state.portfolio_id)
+    candidates = [(row, Trade(f"line-{row.line}", row.side, row.amount_btc, row.at, row.fee_usd, row.price_usd,
+                              state.next_sequence + offset))
+                  for offset, row in enumerate(sorted(good, key=lambda r: (r.at, r.line)))]
+    refused = refuse_oversized_sells(timeline, [trade for _, trade in candidates])
     accepted: list[tuple[ParsedRow, Trade]] = []
-    for offset, row in enumerate(sorted(good, key=lambda r: (r.at, r.line))):
-        trade = Trade(f"line-{row.line}", row.side, row.amount_btc, row.at, row.fee_usd, row.price_usd,
-                      state.next_sequence + offset)
-        try:
-            check_holdings([*timeline, *(t for _, t in accepted), trade])
-        except DomainError as error:
-            results[row.line] = ImportRowResult(line=row.line, ok=False, error=error.message)
-            continue
-        accepted.append((row, trade))
+    for row, trade in candidates:
+        if trade.transaction_id in refused:
+            results[row.line] = ImportRowResult(line=row.line, ok=False, error=refused[trade.transaction_id].message)
+        else:
+            accepted.append((row, trade))
     errors = sum(1 for r in results.values() if not r.ok and not r.skipped)
     save = not command.dry_run and (errors == 0 or command.skip_invalid) and accepted
     events, outgoing, ids = [], [], []

@@ -1,9 +1,12 @@
 """The portfolio service on the bus: commands (request/reply), price answers and ticks, and the outbox relay."""
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import asyncpg
 import structlog
+from contracts.envelope import Message
 from contracts.observability import bind_correlation
 from contracts.portfolios import COMMANDS
 from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
@@ -19,6 +22,7 @@ from portfolio import repository as repo
 from portfolio.handlers import PortfolioService
 
 log = structlog.get_logger()
+T = TypeVar("T")
 MESSAGES = Counter("portfolio_messages_total", "Messages handled", ["queue", "outcome"])
 HANDLER_SECONDS = Histogram("portfolio_handler_seconds", "Time to handle one message", ["queue"],
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
@@ -83,72 +87,77 @@ class OutboxRelay:
                 await asyncio.sleep(1)
 
 
+async def decoded(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage,
+                  models: Mapping[str, type[Message]]) -> tuple[Message | None, str]:
+    """The message as its contract model, or (None, reason) after parking it in the queue's DLQ."""
+    routing_key = message.raw_message.routing_key or ""
+    try:
+        model = models.get(routing_key)
+        if model is None:
+            raise ContractError(f"nothing on {spec.name} is named {routing_key!r}")
+        return decode(model, message.body), ""
+    except ContractError as error:
+        await dead_letter(broker, spec, message, str(error))
+        return None, str(error)
+
+
+async def guarded(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage,
+                  work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+    """Run a handler: an outage is retried (requeued) until it passes; any other failure is retried once,
+    then the message is dead-lettered with the reason and (False, None) returned."""
+    try:
+        return True, await work()
+    except OUTAGES:
+        await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
+        raise  # requeued: the database or broker will come back, and nothing is set aside
+    except Exception as error:
+        if not message.raw_message.redelivered:
+            raise  # nack and requeue once: the failure may be passing
+        log.exception("handler_failed_twice", queue=spec.name)
+        await dead_letter(broker, spec, message, f"failed twice: {error!r}")
+        return False, None
+
+
 def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxRelay) -> RabbitRouter:
     router = RabbitRouter()
 
     @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_command(message: RabbitMessage) -> bytes | None:
         """Any portfolio.* or transaction.* command → its Reply; writes commit before the reply and the ack."""
-        routing_key = message.raw_message.routing_key or ""
         with HANDLER_SECONDS.labels(PORTFOLIO_COMMANDS.name).time():
-            model = COMMANDS.get(routing_key)
-            try:
-                if model is None:
-                    raise ContractError(f"no command is named {routing_key!r}")
-                command = decode(model, message.body)
-            except ContractError as error:
-                await dead_letter(broker, PORTFOLIO_COMMANDS, message, str(error))
-                refusal = Reply.failure(None, ErrorCode.VALIDATION, str(error))
-                return refusal.to_json() if message.reply_to else None
-            bind_correlation(command.correlation_id, command=routing_key)
-            try:
-                reply, outgoing = await handlers.handle_command(service, command)
-            except OUTAGES:
-                await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
-                raise  # requeued: the database or broker will come back, and nothing is set aside
-            except Exception as error:
-                if not message.raw_message.redelivered:
-                    raise  # nack and requeue once: the failure may be passing (a restart, a lost connection)
-                log.exception("command_failed_twice", command=routing_key)
-                await dead_letter(broker, PORTFOLIO_COMMANDS, message, f"failed twice: {error!r}")
-                failure = Reply.failure(command, ErrorCode.UNAVAILABLE, "The portfolio service could not handle "
-                                        "this request; it has been set aside for an operator.")
-                return failure.to_json() if message.reply_to else None
-            if outgoing:
-                relay.wake.set()
+            command, refusal = await decoded(broker, PORTFOLIO_COMMANDS, message, COMMANDS)
+            if command is None:
+                reply = Reply.failure(None, ErrorCode.VALIDATION, refusal)
+            else:
+                bind_correlation(command.correlation_id, command=command.routing_key)
+                handled, result = await guarded(broker, PORTFOLIO_COMMANDS, message,
+                                                lambda: handlers.handle_command(service, command))
+                if handled and result is not None:
+                    reply, outgoing = result
+                    if outgoing:
+                        relay.wake.set()
+                else:
+                    reply = Reply.failure(command, ErrorCode.UNAVAILABLE, "The portfolio service could not handle "
+                                          "this request; it has been set aside for an operator.")
             MESSAGES.labels(PORTFOLIO_COMMANDS.name, "ok" if reply.ok else reply.error.code).inc()  # type: ignore[union-attr]
             return reply.to_json() if message.reply_to else None
 
     @router.subscriber(existing_queue(PORTFOLIO_PRICE_EVENTS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_price_event(message: RabbitMessage) -> None:
         """price.resolved / price.unavailable / price.ticked; each applied once (inbox), acked after commit."""
-        routing_key = message.raw_message.routing_key or ""
         with HANDLER_SECONDS.labels(PORTFOLIO_PRICE_EVENTS.name).time():
-            model = PRICE_EVENTS.get(routing_key)
-            try:
-                if model is None:
-                    raise ContractError(f"no price event is named {routing_key!r}")
-                event = decode(model, message.body)
-            except ContractError as error:
-                await dead_letter(broker, PORTFOLIO_PRICE_EVENTS, message, str(error))
+            event, _ = await decoded(broker, PORTFOLIO_PRICE_EVENTS, message, PRICE_EVENTS)
+            if event is None:
                 return
-            bind_correlation(event.correlation_id, event=routing_key)
-            try:
-                if isinstance(event, PriceTicked):
-                    moved = await handlers.on_price_ticked(service, event)
-                    log.info("price_ticked_applied", portfolios=moved, price=str(event.price_usd))
-                else:
-                    await handlers.on_price_answer(service, event)
-            except OUTAGES:
-                await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
-                raise
-            except Exception as error:
-                if not message.raw_message.redelivered:
-                    raise
-                log.exception("price_event_failed_twice", event=routing_key)
-                await dead_letter(broker, PORTFOLIO_PRICE_EVENTS, message, f"failed twice: {error!r}")
-                return
+            bind_correlation(event.correlation_id, event=event.routing_key)
+            if isinstance(event, PriceTicked):
+                handled, moved = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message,
+                                               lambda: handlers.on_price_ticked(service, event))
+                log.info("price_ticked_applied", portfolios=moved, price=str(event.price_usd))
+            else:
+                handled, _ = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message,
+                                           lambda: handlers.on_price_answer(service, event))
             relay.wake.set()
-            MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, routing_key).inc()
+            MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, event.routing_key if handled else "dead_lettered").inc()
 
     return router

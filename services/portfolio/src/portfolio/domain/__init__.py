@@ -18,13 +18,20 @@ from portfolio.domain.figures import (
 from portfolio.domain.history import HistoryPointFigures, value_history
 from portfolio.domain.ledger import Ledger, TradeOutcome, midnights_between, replay_ledger
 from portfolio.domain.returns import irr_pct
-from portfolio.domain.rules import check_holdings, validate_amount, validate_fee, validate_price, validate_time
+from portfolio.domain.rules import (
+    check_holdings,
+    refuse_oversized_sells,
+    validate_amount,
+    validate_fee,
+    validate_price,
+    validate_time,
+)
 from portfolio.domain.trades import Trade
 
 __all__ = [
     "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
     "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "Trade", "TradeOutcome",
     "TransactionFigures", "cash_flows", "check_holdings", "export_transactions_csv", "irr_pct", "midnights_between",
-    "parse_transactions_csv", "portfolio_figures", "replay_ledger", "transaction_figures", "validate_amount",
+    "parse_transactions_csv", "portfolio_figures", "refuse_oversized_sells", "replay_ledger", "transaction_figures", "validate_amount",
     "validate_fee", "validate_price", "validate_time", "value_history",
 ]

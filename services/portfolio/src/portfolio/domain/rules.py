@@ -51,6 +51,37 @@ def validate_price(price: Decimal | None) -> Decimal | None:
     return price
 
 
+def _refusal(trade: Trade, held: Decimal) -> InsufficientHoldings:
+    when = trade.at.strftime("%Y-%m-%d %H:%M UTC")
+    return InsufficientHoldings(
+        f"You hold {btc_text(held)} BTC on {when}; you can't sell {btc_text(trade.amount_btc)} BTC.",
+        {"at": trade.at.isoformat(), "held_btc": str(held), "wanted_btc": str(trade.amount_btc),
+         "transaction_id": trade.transaction_id},
+    )
+
+
+def refuse_oversized_sells(existing: Iterable[Trade], new: Iterable[Trade]) -> dict[str, InsufficientHoldings]:
+    """For a batch (an import): which new sells exceed the holdings at their time, in one pass.
+
+    A refused sell is left out, so the rows after it are judged without it. Raises InsufficientHoldings when the
+    accepted new trades would break a sell that is already recorded."""
+    existing, new = list(existing), list(new)
+    fresh = {t.transaction_id for t in new}
+    trades = sorted([*existing, *new], key=lambda t: t.timeline_key)
+    refused: dict[str, InsufficientHoldings] = {}
+    held = Decimal(0)
+    for trade in trades:
+        if trade.is_buy:
+            held += trade.amount_btc
+        elif trade.amount_btc <= held:
+            held -= trade.amount_btc
+        elif trade.transaction_id in fresh:
+            refused[trade.transaction_id] = _refusal(trade, held)
+        else:
+            raise _refusal(trade, held)
+    return refused
+
+
 def check_holdings(trades: Iterable[Trade]) -> None:
     """Refuse a timeline in which any sell exceeds the BTC held at its time."""
     held = Decimal(0)
@@ -59,10 +90,5 @@ def check_holdings(trades: Iterable[Trade]) -> None:
             held += trade.amount_btc
             continue
         if trade.amount_btc > held:
-            when = trade.at.strftime("%Y-%m-%d %H:%M UTC")
-            raise InsufficientHoldings(
-                f"You hold {btc_text(held)} BTC on {when}; you can't sell {btc_text(trade.amount_btc)} BTC.",
-                {"at": trade.at.isoformat(), "held_btc": str(held), "wanted_btc": str(trade.amount_btc),
-                 "transaction_id": trade.transaction_id},
-            )
+            raise _refusal(trade, held)
         held -= trade.amount_btc
