@@ -42,6 +42,17 @@ class RpcClient:
         queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
         await queue.consume(self._on_reply, no_ack=True)
 
+    async def queue_depth(self, name: str) -> int | None:
+        """Messages waiting in a queue (a passive declare); None when it cannot be read now."""
+        if self._connection is None or self._connection.is_closed:
+            return None
+        try:
+            async with self._connection.channel() as channel:
+                queue = await channel.declare_queue(name, passive=True)
+                return int(queue.declaration_result.message_count or 0)
+        except aio_pika.exceptions.AMQPError:
+            return None
+
     async def close(self) -> None:
         for future in self._pending.values():
             future.cancel()

@@ -9,8 +9,9 @@ import structlog
 import uvicorn
 from contracts.observability import configure_logging
 from contracts.rpc import RpcClient
-from contracts.topology import ensure_topology
+from contracts.topology import QUEUES, ensure_topology
 from faststream.rabbit import Channel, RabbitBroker
+from prometheus_client import Gauge
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from portfolio import repository as repo
@@ -22,6 +23,7 @@ from portfolio.messaging import OutboxRelay, build_router
 from portfolio.settings import Settings
 
 log = structlog.get_logger()
+DLQ_DEPTH = Gauge("bitfolio_dead_letter_queue_depth", "Messages parked in a dead-letter queue", ["queue"])
 
 
 @dataclass
@@ -39,6 +41,15 @@ class PortfolioApp:
             database = False
         connection = getattr(self.broker, "_connection", None)
         return {"database": database, "broker": connection is not None and not connection.is_closed}
+
+    async def watch_dead_letters(self) -> None:
+        """Expose each DLQ's depth on /metrics, so an operator sees poison messages pile up."""
+        while True:
+            for spec in QUEUES:
+                depth = await self.prices.queue_depth(spec.dead_letter_queue)
+                if depth is not None:
+                    DLQ_DEPTH.labels(spec.dead_letter_queue).set(depth)
+            await asyncio.sleep(15)
 
     async def learn_latest_price(self) -> None:
         """At start, take the latest price from the price service if no tick has been seen yet."""
@@ -70,12 +81,14 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     await app.service.opens.load(app.service.pool)
     await app.broker.start()
     relay = asyncio.create_task(app.relay.run())
+    watcher = asyncio.create_task(app.watch_dead_letters())
     await app.learn_latest_price()
     try:
         yield app
     finally:
         relay.cancel()
-        await asyncio.gather(relay, return_exceptions=True)
+        watcher.cancel()
+        await asyncio.gather(relay, watcher, return_exceptions=True)
         await app.broker.stop()
         await app.prices.close()
         await app.service.pool.close()
