@@ -34,7 +34,7 @@ def _consumers(routing_key: str) -> list[str]:
 
 def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
     """Channels are routing keys; every message links to its JSON schema under components."""
-    models = [*EVENTS.values(), *QUERIES.values(), Reply]
+    models: list[type[BaseModel]] = [*EVENTS.values(), *QUERIES.values(), Reply]
     _, schema = models_json_schema([(m, "serialization") for m in models], ref_template="#/components/schemas/{model}")
     channels: dict[str, Any] = {}
     for key, model in EVENTS.items():

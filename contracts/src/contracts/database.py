@@ -33,7 +33,7 @@ def migrate(service_dir: Path, database_url: str) -> None:
 
     asyncio.run(create_database_if_missing(database_url))
     config = Config(str(service_dir / "alembic.ini"))
-    config.cmd_opts = type("Options", (), {"x": [f"database_url={database_url}"]})()  # type: ignore[assignment]
+    config.cmd_opts = type("Options", (), {"x": [f"database_url={database_url}"]})()
     command.upgrade(config, "head")
 
 

@@ -37,14 +37,16 @@ class Reply(Message):
     @classmethod
     def success(cls, request: Message, result: BaseModel | list[Any] | dict[str, Any] | None) -> "Reply":
         payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        return cls(ok=True, result=payload, **request.caused())
+        return cls(ok=True, result=payload, correlation_id=request.correlation_id, causation_id=request.message_id)
 
     @classmethod
     def failure(
         cls, request: Message | None, code: ErrorCode, message: str, details: dict[str, Any] | None = None
     ) -> "Reply":
-        envelope = request.caused() if request is not None else {}
-        return cls(ok=False, error=ErrorBody(code=code, message=message, details=details), **envelope)
+        error = ErrorBody(code=code, message=message, details=details)
+        if request is None:
+            return cls(ok=False, error=error)
+        return cls(ok=False, error=error, correlation_id=request.correlation_id, causation_id=request.message_id)
 
     def result_as(self, model: type[R]) -> R:
         return decode(model, self.result)

@@ -22,6 +22,11 @@ class Lot:
     def cost_per_btc(self) -> Decimal:
         return self.cost_usd / self.amount_btc
 
+    def __lt__(self, other: "Lot") -> bool:
+        """Heap order for hifo: highest cost per BTC first, then the earlier buy."""
+        mine, theirs = self.cost_per_btc, other.cost_per_btc
+        return mine > theirs or (mine == theirs and self.sequence < other.sequence)
+
 
 @dataclass(slots=True)
 class CostBasisBook:
@@ -42,7 +47,7 @@ class CostBasisBook:
             return
         lot = Lot(sequence, amount_btc, cost_usd)
         if self.method is CostBasisMethod.HIFO:
-            heapq.heappush(self.lots, lot)  # type: ignore[misc]
+            heapq.heappush(self.lots, lot)
         else:
             self.lots.append(lot)
 
@@ -75,7 +80,7 @@ class CostBasisBook:
         elif self.method is CostBasisMethod.LIFO:
             self.lots.pop()
         else:
-            heapq.heappop(self.lots)  # type: ignore[misc]
+            heapq.heappop(self.lots)
 
     def _remove_from_lots(self, amount_btc: Decimal) -> Decimal:
         remaining, removed = amount_btc, ZERO
@@ -110,12 +115,3 @@ class CostBasisBook:
         lots = [Lot(int(s), Decimal(a), Decimal(c)) for s, a, c in data["lots"]]
         return cls(CostBasisMethod(data["method"]), Decimal(data["holdings_btc"]), Decimal(data["cost_basis_usd"]),
                    lots)
-
-
-def _hifo_order(self: Lot, other: Lot) -> bool:
-    """Heap order for hifo: highest cost per BTC first, then the earlier buy."""
-    mine, theirs = self.cost_per_btc, other.cost_per_btc
-    return mine > theirs or (mine == theirs and self.sequence < other.sequence)
-
-
-Lot.__lt__ = _hifo_order  # type: ignore[method-assign,assignment]
