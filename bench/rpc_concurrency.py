@@ -4,13 +4,13 @@ contracts.rpc.RpcClient (a reply queue and a correlation map), 32 concurrent cal
 import asyncio
 import time
 
+from contracts.prices import LatestPriceRequested
+from contracts.rpc import RpcClient
 from faststream.rabbit import RabbitBroker
 
 from bench.common import Figure, percentile, write_results
 from bench.stack import running_stack
 from contracts import names
-from contracts.prices import LatestPriceRequested
-from contracts.rpc import RpcClient
 
 CALLERS, CALLS_EACH = 32, 30
 
