@@ -156,3 +156,13 @@ def test_a_batch_refuses_only_the_sells_over_holdings_and_judges_later_rows_with
     with pytest.raises(InsufficientHoldings):  # a new early sell that would break a recorded later sell
         refuse_oversized_sells([trade(0, "buy", "1", "1", "0"), trade(5, "sell", "1", "1", "0")],
                                [trade(1, "sell", "0.5", "1", "0")])
+
+
+def test_a_sell_priced_before_the_buys_it_sells_waits_for_them() -> None:
+    buy = trade(1, "buy", "1", "40000", "0")
+    sell = trade(2, "sell", "0.5", "50000", "0")
+    pending_buy = Trade(buy.transaction_id, buy.side, buy.amount_btc, buy.at, buy.fee_usd, None, buy.sequence)
+    ledger, outcomes = replay_ledger(CostBasisMethod.FIFO, [pending_buy, sell])
+    assert outcomes == [] and ledger.holdings_btc == 0
+    ledger, outcomes = replay_ledger(CostBasisMethod.FIFO, [buy, sell])
+    assert [o.transaction_id for o in outcomes] == ["t1", "t2"] and ledger.holdings_btc == D("0.5")

@@ -122,6 +122,7 @@ async def refresh_metrics(service: PortfolioService, connection: asyncpg.Connect
     if not priced_changed and ledger.method == state.method:
         return await store_figures(service, connection, state.portfolio_id, ledger, state.goal_usd, counts, market)
     extends = (appended is not None and ledger.method == state.method
+               and (appended.is_buy or appended.amount_btc <= ledger.holdings_btc)
                and ledger.trade_count == counts.get("priced", 0) - 1
                and (ledger.last_key is None or appended.timeline_key > ledger.last_key))
     if extends and appended is not None:

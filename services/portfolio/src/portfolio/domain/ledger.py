@@ -117,10 +117,15 @@ def midnights_between(after: datetime, until: datetime) -> list[datetime]:
 
 def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade],
                   midnight_opens: MidnightOpens | None = None) -> tuple[Ledger, list[TradeOutcome]]:
-    """Apply priced trades in timeline order to an empty ledger."""
+    """Apply priced trades in timeline order to an empty ledger.
+
+    A sell larger than the priced holdings at its time waits (it is left out) until the buys before it are
+    priced: price answers arrive in any order, and a sell cannot be costed before the lots it sells."""
     ledger = Ledger.empty(method)
     outcomes = []
     for trade in sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key):
+        if not trade.is_buy and trade.amount_btc > ledger.holdings_btc:
+            continue
         opens = midnight_opens(ledger.last_at, trade.at) if midnight_opens and ledger.last_at else ()
         outcomes.append(ledger.apply(trade, opens))
     return ledger, outcomes

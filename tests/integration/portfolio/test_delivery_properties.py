@@ -1,0 +1,74 @@
+"""Hypothesis: price answers delivered in any order, any of them twice, leave the same projections."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from contracts.portfolios import CreatePortfolio, RecordTransaction
+from contracts.prices import PriceResolved
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from portfolio import handlers
+from portfolio.handlers import PortfolioService
+from portfolio.market_data import PriceSource
+from portfolio.replay import differences, rebuild
+
+TRADES = [("buy", "1.0", "41000"), ("buy", "0.5", "39000.5"), ("sell", "0.7", "45000"), ("buy", "0.25", "52000"),
+          ("sell", "0.3", "61000.25")]
+START = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+async def delivery_database(make_database) -> str:
+    return (await make_database("portfolio")).replace("+asyncpg", "")
+
+
+async def portfolio_with_answers(service: PortfolioService) -> tuple[str, list[PriceResolved]]:
+    reply, _ = await handlers.handle_command(service, CreatePortfolio(owner_id="delivery", name="p"))
+    portfolio_id = reply.result["portfolio_id"]
+    answers = []
+    for n, (side, amount, price) in enumerate(TRADES):
+        at = START + timedelta(days=n, minutes=30)
+        reply, outgoing = await handlers.handle_command(service, RecordTransaction(
+            owner_id="delivery", portfolio_id=portfolio_id, side=side, amount_btc=Decimal(amount), at=at))
+        request = next(m for m in outgoing if m.routing_key == "price.requested")
+        answers.append(PriceResolved(transaction_id=reply.result["transaction_id"], portfolio_id=portfolio_id, at=at,
+                                     hour=int(at.timestamp()) // 3600 * 3600, price_usd=Decimal(price),
+                                     source="test", **request.caused()))
+    return portfolio_id, answers
+
+
+async def settled(service: PortfolioService, portfolio_id: str) -> tuple[dict, list]:
+    row = await service.pool.fetchrow("SELECT metrics::text FROM portfolios WHERE portfolio_id = $1", portfolio_id)
+    outcomes = await service.pool.fetch(
+        "SELECT amount_btc, price_usd, status, cost_usd, proceeds_usd, cost_basis_sold_usd, realized_pnl_usd "
+        "FROM transactions WHERE portfolio_id = $1 ORDER BY sequence", portfolio_id)
+    return row[0], [tuple(r) for r in outcomes]
+
+
+async def deliver_and_compare(url: str, order: list[int], duplicates: list[int]) -> None:
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    service = PortfolioService(pool, PriceSource(None))
+    try:
+        canonical_id, canonical_answers = await portfolio_with_answers(service)
+        for answer in canonical_answers:
+            await handlers.on_price_answer(service, answer)
+        shuffled_id, answers = await portfolio_with_answers(service)
+        for index in [*order, *duplicates]:
+            await handlers.on_price_answer(service, answers[index])
+        expected_metrics, expected_rows = await settled(service, canonical_id)
+        got_metrics, got_rows = await settled(service, shuffled_id)
+        assert got_rows == expected_rows
+        assert got_metrics == expected_metrics
+        assert await differences(pool, await rebuild(service, shuffled_id), shuffled_id) == []
+    finally:
+        await pool.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(order=st.permutations(range(len(TRADES))),
+       duplicates=st.lists(st.integers(min_value=0, max_value=len(TRADES) - 1), max_size=4))
+def test_reordered_and_duplicated_price_answers_change_nothing(delivery_database, order, duplicates) -> None:
+    asyncio.run(deliver_and_compare(delivery_database, list(order), duplicates))
