@@ -5,20 +5,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from scripts import services_up
+from scripts.launcher import BIN, ROOT, Launcher
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 LOGS = ROOT / ".run" / "logs"
-
-SERVICES = [  # (name, command, readiness URL)
-    ("price", ["price", "serve"], "http://127.0.0.1:8001/readyz"),
-    ("portfolio", ["portfolio", "serve"], "http://127.0.0.1:8002/readyz"),
-    ("gateway", ["gateway", "serve"], "http://127.0.0.1:8000/readyz"),
-    ("web", ["bitfolio-web", "serve"], "http://127.0.0.1:8080/"),
-]
+PORTS = {"gateway": 8000, "price": 8001, "portfolio": 8002, "web": 8080}
+RABBIT_URL = os.environ.get("BITFOLIO_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def step(title: str, command: list[str]) -> None:
@@ -29,40 +22,24 @@ def step(title: str, command: list[str]) -> None:
         raise SystemExit(f"`{' '.join(command)}` failed; see the output above.")
 
 
-def wait_ready(name: str, url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{name} exited with code {process.returncode}; its log is {LOGS / (name + '.log')}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{name} did not become ready at {url} within {timeout:.0f} s; see {LOGS / (name + '.log')}")
+def stop_on_sigterm(*_: object) -> None:
+    raise KeyboardInterrupt  # `kill` and Ctrl-C both stop every service cleanly
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     if services_up.main() != 0:
         return 1
     for service in ("price", "portfolio", "gateway"):
         step(f"migrating the {service} database", [service, "migrate"])
     step("loading the bundled 2024 BTC-USD candles when the price database is empty", ["price", "seed"])
-
-    LOGS.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    processes: list[subprocess.Popen[bytes]] = []
+    development = {f"{prefix}_ENV": os.environ.get(f"{prefix}_ENV", "dev")
+                   for prefix in ("PRICE", "PORTFOLIO", "GATEWAY", "WEB")}
+    launcher = Launcher(RABBIT_URL, {}, LOGS, ports=PORTS, extra_env=development)
     try:
-        for name, command, ready_url in SERVICES:
-            log = (LOGS / f"{name}.log").open("ab")
-            process = subprocess.Popen([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env, stdout=log,
-                                       stderr=subprocess.STDOUT)
-            processes.append(process)
-            wait_ready(name, ready_url, process)
-            print(f"· {name} is up", flush=True)
+        for name in ("price", "portfolio", "gateway", "web"):
+            launcher.start(name)
+            print(f"· {name} is up on {launcher.services[name].url}", flush=True)
         step("seeding the demo account with real 2024 trades", ["gateway", "seed-demo"])
         print(
             "\nBitfolio is running:\n"
@@ -73,22 +50,18 @@ def main() -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
-        while all(p.poll() is None for p in processes):
+        while all(s.process is not None and s.process.poll() is None for s in launcher.services.values()):
             time.sleep(1)
-        stopped = [name for (name, *_), p in zip(SERVICES, processes, strict=False) if p.poll() is not None]
+        stopped = [name for name, s in launcher.services.items() if s.process and s.process.poll() is not None]
         print(f"{', '.join(stopped)} stopped; see {LOGS}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        launcher.stop_all()
 
 
 if __name__ == "__main__":
