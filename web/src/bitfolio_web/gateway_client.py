@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import structlog
+
+log = structlog.get_logger()
 
 
 @dataclass
@@ -60,8 +63,14 @@ class GatewayClient:
         if auth and self.storage.get("access_token"):
             headers["Authorization"] = f"Bearer {self.storage['access_token']}"
         try:
-            return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+            try:
+                return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)  # once more
         except httpx.HTTPError as error:
+            log.warning("gateway_unreachable", path=path, error=repr(error))
             raise GatewayError(503, "unavailable", "The Bitfolio server cannot be reached right now.") from error
 
     async def request(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:

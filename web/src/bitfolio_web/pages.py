@@ -34,7 +34,8 @@ class Dashboard:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.http = httpx.AsyncClient(timeout=30)
+        # Drop idle connections before the gateway (uvicorn: 5 s keep-alive) does, so none is reused half-closed.
+        self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
         self.live = LiveUpdates(settings.rabbit_url)
 
     def gateway(self) -> GatewayClient:
