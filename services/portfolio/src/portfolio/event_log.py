@@ -28,17 +28,36 @@ class StoredEvent:
     recorded_at: datetime
 
 
-async def append(connection: asyncpg.Connection, stream_id: str, expected_version: int,
-                 events: Sequence[NewEvent], metadata: dict[str, Any], recorded_at: datetime) -> int:
-    """Append after `expected_version`; returns the last position. Positions are taken under a row lock, so
-    they are gap-free and in commit order. A concurrent writer of the same stream gets Conflict."""
-    if not events:
+@dataclass(frozen=True, slots=True)
+class PendingAppend:
+    """Events for one stream, to be appended after `expected_version` when the unit of work commits."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+async def append_all(connection: asyncpg.Connection, appends: Sequence[PendingAppend]) -> int:
+    """Append every pending stream's events; returns the last position (0 if nothing was appended).
+
+    Positions are taken from one locked row, so they are gap-free and in commit order. The caller appends last,
+    just before it commits, so the lock is held only for these statements and the commit (as pyeventsourcing
+    locks its table only to insert). A writer that raced on the same stream version gets Conflict."""
+    total = sum(len(a.events) for a in appends)
+    if not total:
         return 0
     last = await connection.fetchval(
-        "UPDATE event_position SET last_position = last_position + $1 RETURNING last_position", len(events))
-    first = last - len(events) + 1
-    rows = [(stream_id, expected_version + i + 1, first + i, e.type, json.dumps(e.payload), json.dumps(metadata),
-             recorded_at) for i, e in enumerate(events)]
+        "UPDATE event_position SET last_position = last_position + $1 RETURNING last_position", total)
+    position = last - total
+    rows = []
+    for pending in appends:
+        metadata = json.dumps(pending.metadata)
+        for offset, event in enumerate(pending.events):
+            position += 1
+            rows.append((pending.stream_id, pending.expected_version + offset + 1, position, event.type,
+                         json.dumps(event.payload), metadata, pending.recorded_at))
     try:
         await connection.executemany(
             "INSERT INTO events (stream_id, version, position, type, payload, metadata, recorded_at) "

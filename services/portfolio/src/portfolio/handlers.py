@@ -1,7 +1,7 @@
 """One function per command or event: load, call the domain, save events and projections, emit via the outbox."""
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,10 +42,11 @@ from contracts.portfolios import (
 from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable
 from pydantic import BaseModel
 
-from contracts import ErrorCode, Reply, names
+from contracts import ErrorCode, Reply
 from portfolio import repository as repo
 from portfolio import views
 from portfolio.domain import (
+    Conflict,
     DomainError,
     Ledger,
     NotFound,
@@ -69,8 +70,9 @@ from portfolio.domain import (
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState
 from portfolio.domain.returns import ReturnIndex
-from portfolio.event_log import NewEvent, append
+from portfolio.event_log import NewEvent
 from portfolio.market_data import DailyOpens, PriceSource
+from portfolio.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
 
@@ -110,13 +112,14 @@ def transaction_not_found(transaction_id: str) -> NotFound:
 # ------------------------------------------------------------------ metrics
 
 
-async def refresh_metrics(service: PortfolioService, connection: asyncpg.Connection, state: PortfolioState,
+async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: PortfolioState,
                           appended: Trade | None = None, *, priced_changed: bool = True) -> dict[str, Any]:
     """Bring the portfolio's stored metrics up to date.
 
     O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline; otherwise the
     priced trades are replayed (a back-dated, edited or deleted trade, or a new cost-basis method)."""
-    market = await repo.market(connection)
+    connection = uow.connection
+    market = await uow.market()
     counts = await repo.status_counts(connection, state.portfolio_id)
     ledger = await repo.load_ledger(connection, state.portfolio_id)
     if not priced_changed and ledger.method == state.method:
@@ -158,22 +161,22 @@ def metrics_for(opens: DailyOpens, ledger: Ledger, goal_usd: Any, counts: dict[s
     return views.metrics_document(figures, counts), ledger.returns.folded(tail)
 
 
-async def updated_event(connection: asyncpg.Connection, state: PortfolioState, cause: Message, reason: str,
-                        transaction_id: str | None = None) -> PortfolioUpdated:
-    if state.deleted:
+def updated_event(state: PortfolioState, metrics: dict[str, Any] | None, cause: Message, reason: str,
+                  transaction_id: str | None = None) -> PortfolioUpdated:
+    """portfolio.updated from the state and the metrics just stored (a deleted portfolio has none)."""
+    if state.deleted or metrics is None:
         return PortfolioUpdated(owner_id=state.owner_id, portfolio_id=state.portfolio_id, version=state.version,
                                 reason=reason, deleted=True, **cause.caused())
-    row = await repo.portfolio_row(connection, state.portfolio_id, state.owner_id)
-    view = views.portfolio_view(row)  # type: ignore[arg-type]
+    view = views.portfolio_view_of(state, metrics)
     return PortfolioUpdated(owner_id=state.owner_id, portfolio_id=state.portfolio_id, version=state.version,
                             reason=reason, transaction_id=transaction_id, portfolio=view, metrics=view.metrics,
                             **cause.caused())
 
 
-async def commit_events(connection: asyncpg.Connection, state: PortfolioState, events: list[NewEvent],
+async def commit_events(uow: UnitOfWork, state: PortfolioState, events: list[NewEvent],
                         cause: Message, touched: list[str] = (), at: datetime | None = None  # type: ignore[assignment]
                         ) -> None:
-    """Append the events, fold them into the state, and save the projection in the same transaction.
+    """Stage the events, fold them into the state, and save the projection in the same transaction.
 
     The fold here is the replay's fold, with the events' own recorded time, so a replay rebuilds the same rows."""
     now = at or datetime.now(UTC)
@@ -181,11 +184,11 @@ async def commit_events(connection: asyncpg.Connection, state: PortfolioState, e
     metadata = {"message_id": cause.message_id, "correlation_id": cause.correlation_id,
                 "causation_id": cause.causation_id, "occurred_at": cause.occurred_at.isoformat(),
                 "schema_version": cause.schema_version}
-    await append(connection, ev.stream_of(state.portfolio_id), expected, events, metadata, now)
+    uow.stage(ev.stream_of(state.portfolio_id), expected, events, metadata, now)
     for event in events:
         if event.type != ev.PORTFOLIO_CREATED:
             ev.apply_event(state, event.type, event.payload, now)
-    await repo.save_state(connection, state, touched)
+    await repo.save_state(uow.connection, state, touched)
 
 
 async def load_owned(connection: asyncpg.Connection, command: OwnedCommand, portfolio_id: str,
@@ -199,7 +202,7 @@ async def load_owned(connection: asyncpg.Connection, command: OwnedCommand, port
 # ------------------------------------------------------------------ portfolio commands
 
 
-async def create_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: CreatePortfolio
+async def create_portfolio(service: PortfolioService, uow: UnitOfWork, command: CreatePortfolio
                            ) -> Outcome:
     if command.goal_usd is not None and command.goal_usd <= 0:
         raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
@@ -209,49 +212,48 @@ async def create_portfolio(service: PortfolioService, connection: asyncpg.Connec
                "goal_usd": None if command.goal_usd is None else str(command.goal_usd)}
     now = datetime.now(UTC)
     state = ev.apply_event(None, ev.PORTFOLIO_CREATED, payload, now)
-    await commit_events(connection, state, [NewEvent(ev.PORTFOLIO_CREATED, payload)], command, at=now)
-    await refresh_metrics(service, connection, state, priced_changed=False)
-    event = await updated_event(connection, state, command, "portfolio_created")
+    await commit_events(uow, state, [NewEvent(ev.PORTFOLIO_CREATED, payload)], command, at=now)
+    metrics = await refresh_metrics(service, uow, state, priced_changed=False)
+    event = updated_event(state, metrics, command, "portfolio_created")
     return Outcome(event.portfolio, [event])
 
 
-async def change_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: OwnedCommand,
+async def change_portfolio(service: PortfolioService, uow: UnitOfWork, command: OwnedCommand,
                            portfolio_id: str, event: NewEvent, reason: str) -> Outcome:
-    state = await load_owned(connection, command, portfolio_id)
+    state = await load_owned(uow.connection, command, portfolio_id)
     method_before = state.method
-    await commit_events(connection, state, [event], command)
+    await commit_events(uow, state, [event], command)
     if state.deleted:
-        update = await updated_event(connection, state, command, reason)
-        return Outcome(None, [update])
-    await refresh_metrics(service, connection, state, priced_changed=state.method != method_before)
-    update = await updated_event(connection, state, command, reason)
+        return Outcome(None, [updated_event(state, None, command, reason)])
+    metrics = await refresh_metrics(service, uow, state, priced_changed=state.method != method_before)
+    update = updated_event(state, metrics, command, reason)
     return Outcome(update.portfolio, [update])
 
 
-async def rename_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: RenamePortfolio
+async def rename_portfolio(service: PortfolioService, uow: UnitOfWork, command: RenamePortfolio
                            ) -> Outcome:
-    return await change_portfolio(service, connection, command, command.portfolio_id,
+    return await change_portfolio(service, uow, command, command.portfolio_id,
                                   NewEvent(ev.PORTFOLIO_RENAMED, {"name": command.name.strip()}), "portfolio_renamed")
 
 
-async def set_goal(service: PortfolioService, connection: asyncpg.Connection, command: SetPortfolioGoal) -> Outcome:
+async def set_goal(service: PortfolioService, uow: UnitOfWork, command: SetPortfolioGoal) -> Outcome:
     if command.goal_usd is not None and command.goal_usd <= 0:
         raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
     goal = None if command.goal_usd is None else str(command.goal_usd)
-    return await change_portfolio(service, connection, command, command.portfolio_id,
+    return await change_portfolio(service, uow, command, command.portfolio_id,
                                   NewEvent(ev.PORTFOLIO_GOAL_SET, {"goal_usd": goal}), "goal_set")
 
 
-async def set_method(service: PortfolioService, connection: asyncpg.Connection, command: SetCostBasisMethod
+async def set_method(service: PortfolioService, uow: UnitOfWork, command: SetCostBasisMethod
                      ) -> Outcome:
-    return await change_portfolio(service, connection, command, command.portfolio_id,
+    return await change_portfolio(service, uow, command, command.portfolio_id,
                                   NewEvent(ev.COST_BASIS_METHOD_CHANGED, {"method": command.cost_basis_method.value}),
                                   "cost_basis_method_changed")
 
 
-async def delete_portfolio(service: PortfolioService, connection: asyncpg.Connection, command: DeletePortfolio
+async def delete_portfolio(service: PortfolioService, uow: UnitOfWork, command: DeletePortfolio
                            ) -> Outcome:
-    return await change_portfolio(service, connection, command, command.portfolio_id,
+    return await change_portfolio(service, uow, command, command.portfolio_id,
                                   NewEvent(ev.PORTFOLIO_DELETED, {}), "portfolio_deleted")
 
 
@@ -272,40 +274,44 @@ def recorded_payload(transaction_id: str, sequence: int, command: RecordTransact
             "price_request_id": request_id}
 
 
-async def record_transaction(service: PortfolioService, connection: asyncpg.Connection, command: RecordTransaction
+async def record_transaction(service: PortfolioService, uow: UnitOfWork, command: RecordTransaction
                              ) -> Outcome:
     validate_amount(command.amount_btc)
     validate_time(command.at, service.clock())
     validate_fee(command.fee_usd)
     validate_price(command.price_usd)
-    state = await load_owned(connection, command, command.portfolio_id)
+    state = await load_owned(uow.connection, command, command.portfolio_id)
     transaction_id, sequence = uuid4().hex, state.next_sequence
     new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
                 sequence)
     if command.side.value == "sell":
-        check_holdings([*await repo.holdings_timeline(connection, state.portfolio_id), new])
+        check_holdings([*await repo.holdings_timeline(uow.connection, state.portfolio_id), new])
     request_id = None if command.price_usd is not None else uuid4().hex
     payload = recorded_payload(transaction_id, sequence, command, request_id)
-    await commit_events(connection, state, [NewEvent(ev.TRANSACTION_RECORDED, payload)], command, [transaction_id])
+    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_RECORDED, payload)], command, [transaction_id])
     outgoing: list[Message] = []
     if request_id is None:
-        await refresh_metrics(service, connection, state, appended=new)
+        metrics = await refresh_metrics(service, uow, state, appended=new)
     else:
-        await refresh_metrics(service, connection, state, priced_changed=False)
+        metrics = await refresh_metrics(service, uow, state, priced_changed=False)
         outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
-    outgoing.append(await updated_event(connection, state, command, "transaction_recorded", transaction_id))
-    return Outcome(await transaction_result(connection, state.portfolio_id, transaction_id), outgoing)
+    outgoing.append(updated_event(state, metrics, command, "transaction_recorded", transaction_id))
+    return Outcome(await transaction_result(uow, state, transaction_id), outgoing)
 
 
-async def transaction_result(connection: asyncpg.Connection, portfolio_id: str, transaction_id: str) -> BaseModel:
-    row = await repo.transaction_record(connection, portfolio_id, transaction_id)
-    market = await repo.market(connection)
+async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction_id: str) -> BaseModel:
+    """The transaction as the caller sees it now; a pending one has no figures to read back."""
+    tx = state.transactions[transaction_id]
+    if tx.status.value == "pending":
+        return views.transaction_view(views.pending_transaction_row(state.portfolio_id, tx), None)
+    row = await repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
+    market = await uow.market()
     return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
 
 
-async def edit_transaction(service: PortfolioService, connection: asyncpg.Connection, command: EditTransaction
+async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: EditTransaction
                            ) -> Outcome:
-    state = await load_owned(connection, command, command.portfolio_id, [command.transaction_id])
+    state = await load_owned(uow.connection, command, command.portfolio_id, [command.transaction_id])
     tx = state.transactions.get(command.transaction_id)
     if tx is None:
         raise transaction_not_found(command.transaction_id)
@@ -327,37 +333,36 @@ async def edit_transaction(service: PortfolioService, connection: asyncpg.Connec
     at = command.at or tx.at
     edited = Trade(tx.transaction_id, tx.side, command.amount_btc or tx.amount_btc, at, tx.fee_usd, None,
                    tx.sequence)
-    timeline = [t for t in await repo.holdings_timeline(connection, state.portfolio_id)
+    timeline = [t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                 if t.transaction_id != tx.transaction_id]
     check_holdings([*timeline, edited])
     payload = {"transaction_id": tx.transaction_id, "changes": changes, "price_request_id": request_id}
-    await commit_events(connection, state, [NewEvent(ev.TRANSACTION_EDITED, payload)], command, [tx.transaction_id])
-    await refresh_metrics(service, connection, state)
+    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_EDITED, payload)], command, [tx.transaction_id])
+    metrics = await refresh_metrics(service, uow, state)
     outgoing: list[Message] = []
     if request_id is not None:
         outgoing.append(price_request(state, tx.transaction_id, at, request_id, command))
-    outgoing.append(await updated_event(connection, state, command, "transaction_edited", tx.transaction_id))
-    return Outcome(await transaction_result(connection, state.portfolio_id, tx.transaction_id), outgoing)
+    outgoing.append(updated_event(state, metrics, command, "transaction_edited", tx.transaction_id))
+    return Outcome(await transaction_result(uow, state, tx.transaction_id), outgoing)
 
 
-async def delete_transaction(service: PortfolioService, connection: asyncpg.Connection, command: DeleteTransaction
+async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command: DeleteTransaction
                              ) -> Outcome:
-    state = await load_owned(connection, command, command.portfolio_id, [command.transaction_id])
+    state = await load_owned(uow.connection, command, command.portfolio_id, [command.transaction_id])
     if command.transaction_id not in state.transactions:
         raise transaction_not_found(command.transaction_id)
-    check_holdings([t for t in await repo.holdings_timeline(connection, state.portfolio_id)
+    check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                     if t.transaction_id != command.transaction_id])
-    await commit_events(connection, state, [NewEvent(ev.TRANSACTION_DELETED,
+    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_DELETED,
                                                      {"transaction_id": command.transaction_id})],
                         command, [command.transaction_id])
-    await refresh_metrics(service, connection, state)
-    return Outcome(None, [await updated_event(connection, state, command, "transaction_deleted",
-                                              command.transaction_id)])
+    metrics = await refresh_metrics(service, uow, state)
+    return Outcome(None, [updated_event(state, metrics, command, "transaction_deleted", command.transaction_id)])
 
 
-async def import_transactions(service: PortfolioService, connection: asyncpg.Connection,
+async def import_transactions(service: PortfolioService, uow: UnitOfWork,
                               command: ImportTransactions) -> Outcome:
-    state = await load_owned(connection, command, command.portfolio_id)
+    state = await load_owned(uow.connection, command, command.portfolio_id)
     file_format, parsed = parse_transactions_csv(command.csv_text, service.clock())
     good = [row for row in parsed if isinstance(row, ParsedRow)]
     results: dict[int, ImportRowResult] = {}
@@ -367,7 +372,7 @@ async def import_transactions(service: PortfolioService, connection: asyncpg.Con
         elif isinstance(row, RowSkipped):
             results[row.line] = ImportRowResult(line=row.line, ok=False, skipped=True, error=row.reason)
     # holdings: a sell that exceeds what is held at its time (with the rows before it) is a row error too
-    timeline = await repo.holdings_timeline(connection, state.portfolio_id)
+    timeline = await repo.holdings_timeline(uow.connection, state.portfolio_id)
     candidates = [(row, Trade(f"line-{row.line}", row.side, row.amount_btc, row.at, row.fee_usd, row.price_usd,
                               state.next_sequence + offset))
                   for offset, row in enumerate(sorted(good, key=lambda r: (r.at, r.line)))]
@@ -394,10 +399,10 @@ async def import_transactions(service: PortfolioService, connection: asyncpg.Con
             if request_id:
                 outgoing.append(price_request(state, transaction_id, row.at, request_id, command))
     if events:
-        await commit_events(connection, state, events, command, ids)
-        await refresh_metrics(service, connection, state,
-                              priced_changed=any(e.payload["price_usd"] is not None for e in events))
-        outgoing.append(await updated_event(connection, state, command, "transactions_imported"))
+        await commit_events(uow, state, events, command, ids)
+        metrics = await refresh_metrics(service, uow, state,
+                                        priced_changed=any(e.payload["price_usd"] is not None for e in events))
+        outgoing.append(updated_event(state, metrics, command, "transactions_imported"))
     report = ImportReport(format=file_format, dry_run=command.dry_run, total_rows=len(parsed),
                           valid_rows=len(accepted), imported=len(events),
                           rows=[results[line] for line in sorted(results)])
@@ -508,70 +513,143 @@ READS: dict[type[OwnedCommand], Callable[..., Awaitable[BaseModel]]] = {
 }
 
 
-async def handle_command(service: PortfolioService, command: OwnedCommand) -> tuple[Reply, list[Message]]:
-    """Run a command; a write commits its events, projection, outbox rows and its reply (for duplicates) at once."""
+# ------------------------------------------------------------------ writes in batches
+
+
+@dataclass
+class Handled:
+    """What one write produced: a command's reply, the messages it queued, how many portfolios a tick moved."""
+
+    reply: Reply | None = None
+    outgoing: list[Message] = field(default_factory=list)
+    moved: int = 0
+
+
+async def run_batch(service: PortfolioService, messages: Sequence[Message]) -> list[Handled | Exception]:
+    """Handle writes (commands, price answers, ticks) in one transaction, each in its own savepoint.
+
+    Returns, per message, what it produced or the exception it raised; a failed message's inbox claim is given
+    back so that its redelivery runs it again. Raises only when the batch as a whole cannot commit."""
+    results: list[Handled | Exception] = []
     try:
-        if type(command) in READS:
-            return Reply.success(command, await READS[type(command)](service, command)), []
-        async with service.pool.acquire() as connection:
-            async with connection.transaction():
-                # Claim the message id first: a concurrent copy waits on this row, then finds it taken.
-                if await repo.remember(connection, command.message_id, None):
-                    outcome = await WRITES[type(command)](service, connection, command)
-                    reply = Reply.success(command, outcome.result)
-                    await repo.enqueue(connection, names.EVENTS_EXCHANGE, outcome.outgoing)
-                    await repo.store_reply(connection, command.message_id, reply.to_json())
-                    return reply, outcome.outgoing
-            _, stored = await repo.inbox_reply(connection, command.message_id)
-        return (Reply.from_json(stored) if stored else Reply.failure(
-            command, ErrorCode.CONFLICT, "This request was already handled; its result is no longer available.")), []
+        async with service.pool.acquire() as connection, connection.transaction():
+            uow = UnitOfWork(connection)
+            # Claim every id first: a concurrent copy waits on these rows, then finds them taken.
+            fresh = await repo.claim(connection, [message.message_id for message in messages])
+            for message in messages:
+                if message.message_id not in fresh:
+                    results.append(await handled_before(uow, message))
+                    continue
+                fresh.discard(message.message_id)
+                results.append(await handle_in_savepoint(service, uow, message))
+            await uow.flush()
+    except Conflict as conflict:
+        if len(messages) == 1 and isinstance(messages[0], OwnedCommand):
+            return [Handled(Reply.failure(messages[0], ErrorCode.CONFLICT, conflict.message))]
+        raise
+    return results
+
+
+async def handle_in_savepoint(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled | Exception:
+    try:
+        async with uow.savepoint():
+            handled = await handle_write(service, uow, message)
     except DomainError as error:
-        return Reply.failure(command, ErrorCode(error.code), error.message, error.details or None), []
+        if not isinstance(message, OwnedCommand):
+            uow.release(message.message_id)
+            return error
+        handled = Handled(Reply.failure(message, ErrorCode(error.code), error.message, error.details or None))
+    except Exception as error:
+        uow.release(message.message_id)
+        return error
+    if handled.reply is not None:
+        uow.replies[message.message_id] = handled.reply.to_json()
+    return handled
+
+
+async def handled_before(uow: UnitOfWork, message: Message) -> Handled:
+    """A duplicate: a command gets the reply stored the first time; an event changes nothing."""
+    if not isinstance(message, OwnedCommand):
+        return Handled()
+    stored = uow.replies.get(message.message_id) or (await repo.inbox_reply(uow.connection, message.message_id))[1]
+    return Handled(Reply.from_json(stored) if stored else Reply.failure(
+        message, ErrorCode.CONFLICT, "This request was already handled; its result is no longer available."))
+
+
+async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled:
+    if isinstance(message, PriceTicked):
+        return Handled(moved=await apply_price_tick(service, uow, message))
+    if isinstance(message, PriceResolved | PriceUnavailable):
+        return Handled(outgoing=await apply_price_answer(service, uow, message))
+    outcome = await WRITES[type(message)](service, uow, message)  # type: ignore[index]
+    uow.publish(outcome.outgoing)
+    return Handled(Reply.success(message, outcome.result), outcome.outgoing)  # type: ignore[arg-type]
+
+
+async def handle_alone(service: PortfolioService, message: Message) -> Handled:
+    """One write in its own transaction (the service batches them; tests and tools call this)."""
+    result = (await run_batch(service, [message]))[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def handle_command(service: PortfolioService, command: OwnedCommand) -> tuple[Reply, list[Message]]:
+    """A read runs at once on the pool; a write commits its events, projection, outbox rows and reply together."""
+    if type(command) in READS:
+        try:
+            return Reply.success(command, await READS[type(command)](service, command)), []
+        except DomainError as error:
+            return Reply.failure(command, ErrorCode(error.code), error.message, error.details or None), []
+    handled = await handle_alone(service, command)
+    return handled.reply, handled.outgoing  # type: ignore[return-value]
+
+
+async def on_price_answer(service: PortfolioService, answer: PriceResolved | PriceUnavailable) -> list[Message]:
+    return (await handle_alone(service, answer)).outgoing
 
 
 # ------------------------------------------------------------------ price events
 
 
-async def on_price_answer(service: PortfolioService, answer: PriceResolved | PriceUnavailable) -> list[Message]:
+async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer: PriceResolved | PriceUnavailable
+                             ) -> list[Message]:
     """Mark the transaction priced or failed; an answer to an outdated request is ignored."""
-    async with service.pool.acquire() as connection, connection.transaction():
-        if not await repo.remember(connection, answer.message_id, None):
-            return []
-        found = await repo.find_transaction(connection, answer.transaction_id)
-        if found is None or found["price_request_id"] != answer.causation_id or found["status"] != "pending":
-            log.info("price_answer_ignored", transaction_id=answer.transaction_id)
-            return []
-        state = await repo.load_state(connection, found["portfolio_id"], None, [answer.transaction_id])
-        if state is None:
-            return []
-        if isinstance(answer, PriceResolved):
-            event = NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": answer.transaction_id,
-                                                     "price_usd": str(answer.price_usd), "hour": answer.hour,
-                                                     "source": answer.source})
-            reason = "transaction_priced"
-        else:
-            event = NewEvent(ev.TRANSACTION_PRICING_FAILED, {"transaction_id": answer.transaction_id,
-                                                             "reason": answer.reason.value, "detail": answer.detail})
-            reason = "transaction_failed"
-        await commit_events(connection, state, [event], answer, [answer.transaction_id])
-        resolved = isinstance(answer, PriceResolved)
-        appended = state.transactions[answer.transaction_id].trade() if resolved else None
-        await refresh_metrics(service, connection, state, appended=appended, priced_changed=resolved)
-        outgoing: list[Message] = [await updated_event(connection, state, answer, reason, answer.transaction_id)]
-        await repo.enqueue(connection, names.EVENTS_EXCHANGE, outgoing)
+    connection = uow.connection
+    found = await repo.find_transaction(connection, answer.transaction_id)
+    if found is None or found["price_request_id"] != answer.causation_id or found["status"] != "pending":
+        log.info("price_answer_ignored", transaction_id=answer.transaction_id)
+        return []
+    state = await repo.load_state(connection, found["portfolio_id"], None, [answer.transaction_id])
+    if state is None:
+        return []
+    if isinstance(answer, PriceResolved):
+        event = NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": answer.transaction_id,
+                                                 "price_usd": str(answer.price_usd), "hour": answer.hour,
+                                                 "source": answer.source})
+        reason = "transaction_priced"
+    else:
+        event = NewEvent(ev.TRANSACTION_PRICING_FAILED, {"transaction_id": answer.transaction_id,
+                                                         "reason": answer.reason.value, "detail": answer.detail})
+        reason = "transaction_failed"
+    await commit_events(uow, state, [event], answer, [answer.transaction_id])
+    resolved = isinstance(answer, PriceResolved)
+    appended = state.transactions[answer.transaction_id].trade() if resolved else None
+    metrics = await refresh_metrics(service, uow, state, appended=appended, priced_changed=resolved)
+    outgoing: list[Message] = [updated_event(state, metrics, answer, reason, answer.transaction_id)]
+    uow.publish(outgoing)
     return outgoing
 
 
-async def on_price_ticked(service: PortfolioService, tick: PriceTicked) -> int:
+async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: PriceTicked) -> int:
     """Move every portfolio to the new price in one set-based statement; one portfolio.updated each."""
-    async with service.pool.acquire() as connection, connection.transaction():
-        if not await repo.remember(connection, tick.message_id, None):
-            return 0
-        if not await repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
-            return 0
-        midnight_open = tick.open_usd if tick.hour % 86400 == 0 else None
-        if midnight_open is not None:
-            day = datetime.fromtimestamp(tick.hour, UTC)
-            await repo.store_daily_opens(connection, [(day, midnight_open)])
-            service.opens.remember(day, midnight_open)
-        return await repo.apply_tick(connection, tick.price_usd, midnight_open, tick.as_of, tick)
+    connection = uow.connection
+    if not await repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
+        return 0
+    uow.forget_market()
+    midnight_open = tick.open_usd if tick.hour % 86400 == 0 else None
+    if midnight_open is not None:
+        day = datetime.fromtimestamp(tick.hour, UTC)
+        await repo.store_daily_opens(connection, [(day, midnight_open)])
+        service.opens.remember(day, midnight_open)
+    return await repo.apply_tick(connection, tick.price_usd, midnight_open, tick.as_of, tick)

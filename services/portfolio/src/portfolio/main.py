@@ -19,7 +19,7 @@ from portfolio.db import create_pool
 from portfolio.handlers import PortfolioService
 from portfolio.http import build_http_app
 from portfolio.market_data import PriceSource
-from portfolio.messaging import OutboxRelay, build_router
+from portfolio.messaging import OutboxRelay, WriteBatcher, build_router
 from portfolio.settings import Settings
 
 log = structlog.get_logger()
@@ -32,6 +32,7 @@ class PortfolioApp:
     service: PortfolioService
     broker: RabbitBroker
     relay: OutboxRelay
+    writer: WriteBatcher
     prices: RpcClient
 
     async def readiness(self) -> dict[str, bool]:
@@ -70,8 +71,9 @@ async def build(settings: Settings) -> PortfolioApp:
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
-    broker.include_router(build_router(service, broker, relay))
-    return PortfolioApp(settings, service, broker, relay, prices)
+    writer = WriteBatcher(service, relay, settings.write_batch_limit)
+    broker.include_router(build_router(service, broker, writer))
+    return PortfolioApp(settings, service, broker, relay, writer, prices)
 
 
 @contextlib.asynccontextmanager
@@ -79,6 +81,7 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     app = await build(settings)
     await app.prices.connect()
     await app.service.opens.load(app.service.pool)
+    writer = asyncio.create_task(app.writer.run())
     await app.broker.start()
     relay = asyncio.create_task(app.relay.run())
     watcher = asyncio.create_task(app.watch_dead_letters())
@@ -90,6 +93,8 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
         watcher.cancel()
         await asyncio.gather(relay, watcher, return_exceptions=True)
         await app.broker.stop()
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
         await app.prices.close()
         await app.service.pool.close()
 

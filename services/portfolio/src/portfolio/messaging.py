@@ -1,6 +1,7 @@
 """The portfolio service on the bus: commands (request/reply), price answers and ticks, and the outbox relay."""
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -8,7 +9,7 @@ import asyncpg
 import structlog
 from contracts.envelope import Message
 from contracts.observability import bind_correlation
-from contracts.portfolios import COMMANDS
+from contracts.portfolios import COMMANDS, OwnedCommand
 from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
 from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
 from faststream import AckPolicy
@@ -28,6 +29,8 @@ HANDLER_SECONDS = Histogram("portfolio_handler_seconds", "Time to handle one mes
                             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 OUTBOX_PUBLISHED = Counter("portfolio_outbox_published_total", "Outbox messages published")
 OUTBOX_LAG = Gauge("portfolio_outbox_depth", "Outbox messages waiting to be published")
+BATCH_SIZE = Histogram("portfolio_write_batch_size", "Messages handled in one database transaction",
+                       buckets=(1, 2, 5, 10, 20, 50, 100))
 OUTAGES = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
            asyncpg.exceptions.OperatorInterventionError)
 """Failures of the infrastructure, not of the message: retried until it returns, never dead-lettered."""
@@ -46,6 +49,57 @@ async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: RabbitMess
     await broker.publish(message.body, exchange=names.DEAD_LETTER_EXCHANGE, routing_key=spec.name,
                          headers={**(message.headers or {}), names.DEAD_LETTER_REASON_HEADER: reason},
                          message_id=message.message_id, persist=True)
+
+
+class WriteBatcher:
+    """Every write of this copy (commands, price answers, ticks) goes through one batch at a time.
+
+    A batch is one database transaction over whatever arrived while the previous one ran, so under load one
+    commit, one event append and one outbox write serve many messages, and at low load a message waits for
+    nothing. Each message's handler awaits its own result, so it is acked (or replied to) only after the
+    commit. A batch that fails as a whole is retried one message at a time, to find the one at fault."""
+
+    def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100) -> None:
+        self.service, self.relay, self.limit = service, relay, limit
+        self.waiting: deque[tuple[Message, asyncio.Future[handlers.Handled]]] = deque()
+        self.has_work = asyncio.Event()
+        BATCH_SIZE.observe(0)
+
+    async def submit(self, message: Message) -> handlers.Handled:
+        future: asyncio.Future[handlers.Handled] = asyncio.get_running_loop().create_future()
+        self.waiting.append((message, future))
+        self.has_work.set()
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            await self.has_work.wait()
+            batch = [self.waiting.popleft() for _ in range(min(self.limit, len(self.waiting)))]
+            if not self.waiting:
+                self.has_work.clear()
+            BATCH_SIZE.observe(len(batch))
+            await self.run_batch(batch)
+            self.relay.wake.set()
+
+    async def run_batch(self, batch: list[tuple[Message, "asyncio.Future[handlers.Handled]"]]) -> None:
+        try:
+            results = await handlers.run_batch(self.service, [message for message, _ in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if len(batch) == 1 or isinstance(error, OUTAGES):
+                results = [error] * len(batch)
+            else:
+                for item in batch:
+                    await self.run_batch([item])
+                return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
 
 
 class OutboxRelay:
@@ -118,7 +172,15 @@ async def guarded(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage,
         return False, None
 
 
-def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxRelay) -> RabbitRouter:
+async def run_command(service: PortfolioService, writer: WriteBatcher, command: OwnedCommand) -> Reply:
+    """Reads run at once on the pool; writes join the next batch."""
+    if type(command) in handlers.READS:
+        reply, _ = await handlers.handle_command(service, command)
+        return reply
+    return (await writer.submit(command)).reply  # type: ignore[return-value]
+
+
+def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteBatcher) -> RabbitRouter:
     router = RabbitRouter()
 
     @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
@@ -130,13 +192,9 @@ def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxR
                 reply = Reply.failure(None, ErrorCode.VALIDATION, refusal)
             else:
                 bind_correlation(command.correlation_id, command=command.routing_key)
-                handled, result = await guarded(broker, PORTFOLIO_COMMANDS, message,
-                                                lambda: handlers.handle_command(service, command))
-                if handled and result is not None:
-                    reply, outgoing = result
-                    if outgoing:
-                        relay.wake.set()
-                else:
+                handled, reply = await guarded(broker, PORTFOLIO_COMMANDS, message,
+                                               lambda: run_command(service, writer, command))
+                if not handled or reply is None:
                     reply = Reply.failure(command, ErrorCode.UNAVAILABLE, "The portfolio service could not handle "
                                           "this request; it has been set aside for an operator.")
             MESSAGES.labels(PORTFOLIO_COMMANDS.name, "ok" if reply.ok else reply.error.code).inc()  # type: ignore[union-attr]
@@ -150,14 +208,9 @@ def build_router(service: PortfolioService, broker: RabbitBroker, relay: OutboxR
             if event is None:
                 return
             bind_correlation(event.correlation_id, event=event.routing_key)
-            if isinstance(event, PriceTicked):
-                handled, moved = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message,
-                                               lambda: handlers.on_price_ticked(service, event))
-                log.info("price_ticked_applied", portfolios=moved, price=str(event.price_usd))
-            else:
-                handled, _ = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message,
-                                           lambda: handlers.on_price_answer(service, event))
-            relay.wake.set()
+            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message, lambda: writer.submit(event))
+            if isinstance(event, PriceTicked) and result is not None:
+                log.info("price_ticked_applied", portfolios=result.moved, price=str(event.price_usd))
             MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, event.routing_key if handled else "dead_lettered").inc()
 
     return router

@@ -204,15 +204,25 @@ async def inbox_reply(connection: asyncpg.Connection, message_id: str) -> tuple[
     return (False, None) if row is None else (True, None if row[0] is None else bytes(row[0]))
 
 
-async def remember(connection: asyncpg.Connection, message_id: str, reply: bytes | None) -> bool:
-    """Record a handled message; False if another copy recorded it first (then roll back)."""
-    status = await connection.execute(
-        "INSERT INTO inbox (message_id, reply) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING", message_id, reply)
-    return status.endswith("1")
+async def claim(connection: asyncpg.Connection, message_ids: Sequence[str]) -> set[str]:
+    """Record messages as handled; returns the ids not seen before. A concurrent copy claiming the same id waits
+    on its row until this transaction ends, then finds it taken."""
+    rows = await connection.fetch(
+        "INSERT INTO inbox (message_id) SELECT unnest($1::text[]) ON CONFLICT (message_id) DO NOTHING "
+        "RETURNING message_id", list(message_ids))
+    return {row[0] for row in rows}
 
 
-async def store_reply(connection: asyncpg.Connection, message_id: str, reply: bytes) -> None:
-    await connection.execute("UPDATE inbox SET reply = $2 WHERE message_id = $1", message_id, reply)
+async def store_replies(connection: asyncpg.Connection, replies: dict[str, bytes]) -> None:
+    if replies:
+        await connection.execute(
+            "UPDATE inbox SET reply = r.reply FROM unnest($1::text[], $2::bytea[]) AS r(message_id, reply) "
+            "WHERE inbox.message_id = r.message_id", list(replies), list(replies.values()))
+
+
+async def forget(connection: asyncpg.Connection, message_ids: Sequence[str]) -> None:
+    if message_ids:
+        await connection.execute("DELETE FROM inbox WHERE message_id = ANY($1::text[])", list(message_ids))
 
 
 async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> None:

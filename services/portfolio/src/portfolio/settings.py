@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8002
     price_timeout_seconds: float = 10.0
-    consumer_prefetch: int = 32
+    consumer_prefetch: int = 100
+    write_batch_limit: int = 100
+    """The most messages handled in one database transaction."""
 
     @property
     def asyncpg_dsn(self) -> str:

@@ -1,6 +1,7 @@
 """Turning projection rows and figures into the contract's views."""
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +21,7 @@ from contracts.portfolios import (
 from contracts.types import decimal_text
 
 from portfolio.domain import PortfolioFigures, Trade, TradeOutcome, transaction_figures
+from portfolio.domain.events import PortfolioState, TransactionState
 
 
 def metrics_document(figures: PortfolioFigures, counts: dict[str, int]) -> dict[str, Any]:
@@ -46,7 +48,20 @@ def portfolio_view(row: asyncpg.Record) -> PortfolioView:
         created_at=row["created_at"], updated_at=row["updated_at"], metrics=PortfolioMetrics.model_validate(metrics))
 
 
-def transaction_view(row: asyncpg.Record, latest_price: Decimal | None) -> TransactionView:
+def portfolio_view_of(state: PortfolioState, metrics: dict[str, Any]) -> PortfolioView:
+    """The same view from the state and metrics a handler has just stored, without reading the row back."""
+    return PortfolioView(
+        portfolio_id=state.portfolio_id, owner_id=state.owner_id, name=state.name, cost_basis_method=state.method,
+        goal_usd=state.goal_usd, version=state.version, created_at=state.created_at, updated_at=state.updated_at,
+        metrics=PortfolioMetrics.model_validate(metrics))
+
+
+def pending_transaction_row(portfolio_id: str, tx: TransactionState) -> dict[str, Any]:
+    """A transaction not yet priced, shaped like its row (it has no figures yet)."""
+    return {**asdict(tx), "portfolio_id": portfolio_id}
+
+
+def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> TransactionView:
     status = TransactionStatus(row["status"])
     metrics = None
     if status == TransactionStatus.PRICED:

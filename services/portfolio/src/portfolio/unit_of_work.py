@@ -1,0 +1,69 @@
+"""One database transaction shared by a batch of messages.
+
+Each message runs in a savepoint, so a refused command undoes only its own writes. What every message adds is
+written once, at the end: the events (the only moment the global position row is locked), the outbox rows, the
+inbox replies. One commit then covers the whole batch.
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from contracts.envelope import Message
+
+from contracts import names
+from portfolio import repository as repo
+from portfolio.event_log import NewEvent, PendingAppend, append_all
+
+UNREAD = object()
+
+
+class UnitOfWork:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.appends: list[PendingAppend] = []
+        self.outgoing: list[Message] = []
+        self.replies: dict[str, bytes] = {}
+        self.released: list[str] = []
+        self._market: Any = UNREAD
+
+    async def market(self) -> repo.Market | None:
+        """The latest price, read once per unit (a tick in the same unit forgets it)."""
+        if self._market is UNREAD:
+            self._market = await repo.market(self.connection)
+        return self._market  # type: ignore[no-any-return]
+
+    def forget_market(self) -> None:
+        self._market = UNREAD
+
+    def stage(self, stream_id: str, expected_version: int, events: list[NewEvent], metadata: dict[str, Any],
+              recorded_at: datetime) -> None:
+        self.appends.append(PendingAppend(stream_id, expected_version, events, metadata, recorded_at))
+
+    def publish(self, messages: list[Message]) -> None:
+        self.outgoing.extend(messages)
+
+    def release(self, message_id: str) -> None:
+        """Give back a claimed message id: the message failed and its redelivery must run it again."""
+        self.released.append(message_id)
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """One message's work: on any failure its writes, staged events and outgoing messages are undone."""
+        appends, outgoing = len(self.appends), len(self.outgoing)
+        try:
+            async with self.connection.transaction():
+                yield
+        except BaseException:
+            del self.appends[appends:]
+            del self.outgoing[outgoing:]
+            raise
+
+    async def flush(self) -> None:
+        """Write what the batch added; the caller commits right after."""
+        await repo.enqueue(self.connection, names.EVENTS_EXCHANGE, self.outgoing)
+        await repo.store_replies(self.connection, self.replies)
+        await repo.forget(self.connection, self.released)
+        await append_all(self.connection, self.appends)
