@@ -1,19 +1,25 @@
 """Replay rebuilds the projections from the log; --check finds any difference from the live projections."""
 
+import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from contracts.portfolios import (
+    CostBasisMethod,
     CreatePortfolio,
     DeleteTransaction,
     EditTransaction,
     GetPortfolio,
+    ImportTransactions,
     ListTransactions,
     RecordTransaction,
     SetCostBasisMethod,
 )
+from portfolio import repository as repo
+from portfolio.domain import CHECKPOINT_EVERY, Ledger, replay_ledger
 
 OWNER = "owner-replay"
 
@@ -61,3 +67,50 @@ async def test_replay_ends_with_the_same_metrics_and_check_finds_tampering(comma
     page = await commands.ok(ListTransactions(owner_id=OWNER, portfolio_id=portfolio_id))
     assert sorted(i["transaction_id"] for i in page["items"]) == sorted(ids[:3])
     assert replay_cli(portfolio_settings, "replay", "--check").returncode == 0
+
+
+def typed_trades_csv(count: int) -> str:
+    """Every third trade sells half a buy; a trade every 30 minutes from 2024-03-01."""
+    lines = ["side,amount_btc,at,fee_usd,price_usd,note"]
+    for n in range(count):
+        side = "sell" if n % 3 == 2 else "buy"
+        at = (datetime(2024, 3, 1, tzinfo=UTC) + timedelta(minutes=30 * n)).isoformat()
+        lines.append(f"{side},{'0.01' if side == 'sell' else '0.02'},{at},1,{40000 + 7 * n},")
+    return "\n".join(lines) + "\n"
+
+
+async def test_back_dated_changes_resume_from_a_checkpoint_and_equal_a_full_replay(commands, portfolio_settings,
+                                                                                   portfolio_app) -> None:
+    """600 priced trades (2 checkpoints under FIFO); a back-dated buy, an edit that moves a trade earlier and a
+    delete each recompute from the checkpoint before them, and the result is exactly the full replay's."""
+    portfolio_id = (await commands.ok(CreatePortfolio(owner_id=OWNER, name="Long", cost_basis_method="fifo")))[
+        "portfolio_id"]
+    report = await commands.ok(ImportTransactions(owner_id=OWNER, portfolio_id=portfolio_id,
+                                                  csv_text=typed_trades_csv(600)))
+    assert report["imported"] == 600
+    pool = portfolio_app.service.pool
+    checkpoints = await pool.fetch("SELECT trade_count, last_at, last_sequence FROM ledger_checkpoints "
+                                   "WHERE portfolio_id = $1 ORDER BY trade_count", portfolio_id)
+    assert [row["trade_count"] for row in checkpoints] == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]
+
+    page = await commands.ok(ListTransactions(owner_id=OWNER, portfolio_id=portfolio_id, limit=600))
+    by_time = sorted(page["items"], key=lambda item: item["at"])
+    await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="buy",
+                                        amount_btc=Decimal("0.3"), at=by_time[550]["at"],
+                                        price_usd=Decimal("41000")))
+    await commands.ok(EditTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
+                                      transaction_id=by_time[590]["transaction_id"], at=by_time[400]["at"]))
+    await commands.ok(DeleteTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
+                                        transaction_id=by_time[300]["transaction_id"]))
+    # the delete at trade ~300 dropped the second checkpoint and wrote it again from the first one onward
+    kept = await pool.fetch("SELECT trade_count, ledger::text FROM ledger_checkpoints WHERE portfolio_id = $1 "
+                            "ORDER BY trade_count", portfolio_id)
+    assert [row["trade_count"] for row in kept] == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]
+
+    check = replay_cli(portfolio_settings, "replay", "--check", "--portfolio", portfolio_id)
+    assert check.returncode == 0, check.stdout + check.stderr
+    async with pool.acquire() as connection:
+        trades = await repo.priced_trades(connection, portfolio_id)
+    rebuilt_checkpoints: list[Ledger] = []
+    replay_ledger(CostBasisMethod.FIFO, trades, portfolio_app.service.opens.between, checkpoints=rebuilt_checkpoints)
+    assert [json.loads(row["ledger"]) for row in kept] == [c.to_json() for c in rebuilt_checkpoints]

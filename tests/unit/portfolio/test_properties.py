@@ -73,6 +73,40 @@ def test_incremental_ledger_with_checkpoint_equals_full_replay_after_edit_insert
 
 
 @settings(max_examples=150, deadline=None)
+@given(timelines(max_size=40), methods, st.data())
+def test_a_back_dated_change_replayed_from_the_checkpoint_before_it_equals_a_full_replay(trades, method, data):
+    """What the service does for a back-dated, edited or deleted trade: resume from the last checkpoint."""
+    every = data.draw(st.integers(min_value=1, max_value=6))
+    checkpoints: list[Ledger] = []
+    replay_ledger(method, trades, checkpoints=checkpoints, checkpoint_every=every)
+    assert [c.trade_count for c in checkpoints] == list(range(every, len(trades) + 1, every))
+    index = data.draw(st.integers(min_value=0, max_value=len(trades) - 1))
+    changed = trades[index]
+    action = data.draw(st.sampled_from(["edit_fee", "delete_buy", "insert_buy"]))
+    edited = list(trades)
+    if action == "edit_fee":
+        edited[index] = Trade(changed.transaction_id, changed.side, changed.amount_btc, changed.at,
+                              changed.fee_usd + 2, changed.price_usd, changed.sequence)
+    elif action == "delete_buy" and changed.side == Side.BUY:
+        edited.pop(index)
+    else:
+        edited.append(Trade("back-dated", Side.BUY, Decimal("0.5"), changed.at, Decimal(1), Decimal(250),
+                            changed.sequence))
+    try:
+        check_holdings(edited)
+    except InsufficientHoldings:
+        return  # the service refuses such a change
+    key = changed.timeline_key
+    before = [c for c in checkpoints if c.last_key is not None and c.last_key < key]
+    start = before[-1].copy() if before else None
+    later = [t for t in edited if start is None or t.timeline_key > start.last_key]
+    resumed, resumed_outcomes = replay_ledger(method, later, start=start)
+    full, full_outcomes = replay_ledger(method, edited)
+    assert state(resumed) == state(full)
+    assert resumed_outcomes == full_outcomes[len(full_outcomes) - len(resumed_outcomes):]
+
+
+@settings(max_examples=150, deadline=None)
 @given(timelines(), prices)
 def test_net_result_at_a_full_sale_does_not_depend_on_the_method(trades, sale_price):
     held = sum((t.amount_btc if t.side == Side.BUY else -t.amount_btc for t in trades), Decimal(0))

@@ -117,6 +117,17 @@ market = sa.Table(
 )
 """The latest price known to this service (from price.ticked or price.latest)."""
 
+ledger_checkpoints = sa.Table(
+    "ledger_checkpoints", metadata,
+    sa.Column("portfolio_id", sa.Text, primary_key=True),
+    sa.Column("trade_count", sa.Integer, primary_key=True),
+    sa.Column("last_at", TS, nullable=False),
+    sa.Column("last_sequence", sa.BigInteger, nullable=False),
+    sa.Column("ledger", JSONB, nullable=False),
+)
+"""The ledger after every CHECKPOINT_EVERY priced trades: a back-dated change replays from the last one before it.
+A cache of the projection: dropped by a replay and rebuilt on the next recomputation."""
+
 daily_opens = sa.Table(
     "daily_opens", metadata,
     sa.Column("day", TS, primary_key=True),

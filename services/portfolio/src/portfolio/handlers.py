@@ -46,6 +46,7 @@ from contracts import ErrorCode, Reply
 from portfolio import repository as repo
 from portfolio import views
 from portfolio.domain import (
+    CHECKPOINT_EVERY,
     Conflict,
     DomainError,
     Ledger,
@@ -113,18 +114,23 @@ def transaction_not_found(transaction_id: str) -> NotFound:
 
 
 async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: PortfolioState,
-                          appended: Trade | None = None, *, priced_changed: bool = True) -> dict[str, Any]:
+                          appended: Trade | None = None, *, priced_changed: bool = True,
+                          changed_from: tuple[datetime, int] | None = None) -> dict[str, Any]:
     """Bring the portfolio's stored metrics up to date.
 
-    O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline; otherwise the
-    priced trades are replayed (a back-dated, edited or deleted trade, or a new cost-basis method)."""
+    O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline (O(lots
+    touched) for the lot methods). A change earlier in the timeline (`changed_from`: the earliest timeline key it
+    touches) replays from the last checkpoint before it; a new cost-basis method replays everything."""
     connection = uow.connection
     market = await uow.market()
-    counts = await repo.status_counts(connection, state.portfolio_id)
-    ledger = await repo.load_ledger(connection, state.portfolio_id)
+    counts = state.counts
+    stored = uow.ledgers.pop(state.portfolio_id, None)
+    ledger = (Ledger.from_json(json.loads(stored)) if stored is not None
+              else await repo.load_ledger(connection, state.portfolio_id))
     if not priced_changed and ledger.method == state.method:
-        return await store_figures(service, connection, state.portfolio_id, ledger, state.goal_usd, counts, market)
-    extends = (appended is not None and ledger.method == state.method
+        return await store_figures(service, connection, state, ledger, counts, market)
+    same_method = ledger.method == state.method
+    extends = (appended is not None and same_method
                and (appended.is_buy or appended.amount_btc <= ledger.holdings_btc)
                and ledger.trade_count == counts.get("priced", 0) - 1
                and (ledger.last_key is None or appended.timeline_key > ledger.last_key))
@@ -132,22 +138,31 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
         await service.opens.ensure(connection, ledger.last_at, appended.at)
         midnights = service.opens.between(ledger.last_at, appended.at) if ledger.last_at else ()
         outcomes = [ledger.apply(appended, midnights)]
+        if ledger.trade_count % CHECKPOINT_EVERY == 0:
+            await repo.store_checkpoints(connection, state.portfolio_id, [ledger.copy()])
     else:
-        trades = await repo.priced_trades(connection, state.portfolio_id)
+        if changed_from is None and appended is not None:
+            changed_from = appended.timeline_key
+        checkpoint = (await repo.checkpoint_before(connection, state.portfolio_id, changed_from)
+                      if same_method and changed_from is not None else None)
+        start = checkpoint or Ledger.empty(state.method)
+        trades = await repo.priced_trades(connection, state.portfolio_id, start.last_key)
         if trades:
-            await service.opens.ensure(connection, trades[0].at, trades[-1].at)
-        ledger, outcomes = replay_ledger(state.method, trades, service.opens.between)
+            await service.opens.ensure(connection, start.last_at or trades[0].at, trades[-1].at)
+        checkpoints: list[Ledger] = []
+        ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, start=start,
+                                         checkpoints=checkpoints)
+        await repo.replace_checkpoints(connection, state.portfolio_id, start.trade_count, checkpoints)
     await repo.save_outcomes(connection, outcomes)
-    return await store_figures(service, connection, state.portfolio_id, ledger, state.goal_usd, counts, market)
+    return await store_figures(service, connection, state, ledger, counts, market)
 
 
-async def store_figures(service: PortfolioService, connection: asyncpg.Connection, portfolio_id: str,
-                        ledger: Ledger, goal_usd: Any, counts: dict[str, int], market: repo.Market | None
-                        ) -> dict[str, Any]:
+async def store_figures(service: PortfolioService, connection: asyncpg.Connection, state: PortfolioState,
+                        ledger: Ledger, counts: dict[str, int], market: repo.Market | None) -> dict[str, Any]:
     if ledger.last_at is not None and market is not None:
         await service.opens.ensure(connection, ledger.last_at, market.as_of)
-    document, folded = metrics_for(service.opens, ledger, goal_usd, counts, market)
-    await repo.save_metrics(connection, portfolio_id, ledger, document, folded.peak, folded.max_drawdown)
+    document, folded = metrics_for(service.opens, ledger, state.goal_usd, counts, market)
+    await repo.save_metrics(connection, state, ledger, document, folded.peak, folded.max_drawdown)
     return document
 
 
@@ -188,12 +203,15 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: list[New
     for event in events:
         if event.type != ev.PORTFOLIO_CREATED:
             ev.apply_event(state, event.type, event.payload, now)
-    await repo.save_state(uow.connection, state, touched)
+    # the header is written with the metrics that follow, except at creation and deletion
+    await repo.save_state(uow.connection, state, touched,
+                          header=events[0].type == ev.PORTFOLIO_CREATED or state.deleted)
 
 
-async def load_owned(connection: asyncpg.Connection, command: OwnedCommand, portfolio_id: str,
+async def load_owned(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,
                      transaction_ids: list[str] = ()) -> PortfolioState:  # type: ignore[assignment]
-    state = await repo.load_state(connection, portfolio_id, command.owner_id, transaction_ids)
+    state = await repo.load_state(uow.connection, portfolio_id, command.owner_id, transaction_ids,
+                                  ledgers=uow.ledgers)
     if state is None:
         raise not_found(portfolio_id)
     return state
@@ -220,7 +238,7 @@ async def create_portfolio(service: PortfolioService, uow: UnitOfWork, command: 
 
 async def change_portfolio(service: PortfolioService, uow: UnitOfWork, command: OwnedCommand,
                            portfolio_id: str, event: NewEvent, reason: str) -> Outcome:
-    state = await load_owned(uow.connection, command, portfolio_id)
+    state = await load_owned(uow, command, portfolio_id)
     method_before = state.method
     await commit_events(uow, state, [event], command)
     if state.deleted:
@@ -280,7 +298,7 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     validate_time(command.at, service.clock())
     validate_fee(command.fee_usd)
     validate_price(command.price_usd)
-    state = await load_owned(uow.connection, command, command.portfolio_id)
+    state = await load_owned(uow, command, command.portfolio_id)
     transaction_id, sequence = uuid4().hex, state.next_sequence
     new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
                 sequence)
@@ -311,7 +329,7 @@ async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction
 
 async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: EditTransaction
                            ) -> Outcome:
-    state = await load_owned(uow.connection, command, command.portfolio_id, [command.transaction_id])
+    state = await load_owned(uow, command, command.portfolio_id, [command.transaction_id])
     tx = state.transactions.get(command.transaction_id)
     if tx is None:
         raise transaction_not_found(command.transaction_id)
@@ -337,8 +355,9 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
                 if t.transaction_id != tx.transaction_id]
     check_holdings([*timeline, edited])
     payload = {"transaction_id": tx.transaction_id, "changes": changes, "price_request_id": request_id}
+    changed_from = min((tx.at, tx.sequence), edited.timeline_key)
     await commit_events(uow, state, [NewEvent(ev.TRANSACTION_EDITED, payload)], command, [tx.transaction_id])
-    metrics = await refresh_metrics(service, uow, state)
+    metrics = await refresh_metrics(service, uow, state, changed_from=changed_from)
     outgoing: list[Message] = []
     if request_id is not None:
         outgoing.append(price_request(state, tx.transaction_id, at, request_id, command))
@@ -348,21 +367,22 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
 
 async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command: DeleteTransaction
                              ) -> Outcome:
-    state = await load_owned(uow.connection, command, command.portfolio_id, [command.transaction_id])
-    if command.transaction_id not in state.transactions:
+    state = await load_owned(uow, command, command.portfolio_id, [command.transaction_id])
+    gone = state.transactions.get(command.transaction_id)
+    if gone is None:
         raise transaction_not_found(command.transaction_id)
     check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                     if t.transaction_id != command.transaction_id])
     await commit_events(uow, state, [NewEvent(ev.TRANSACTION_DELETED,
                                                      {"transaction_id": command.transaction_id})],
                         command, [command.transaction_id])
-    metrics = await refresh_metrics(service, uow, state)
+    metrics = await refresh_metrics(service, uow, state, changed_from=(gone.at, gone.sequence))
     return Outcome(None, [updated_event(state, metrics, command, "transaction_deleted", command.transaction_id)])
 
 
 async def import_transactions(service: PortfolioService, uow: UnitOfWork,
                               command: ImportTransactions) -> Outcome:
-    state = await load_owned(uow.connection, command, command.portfolio_id)
+    state = await load_owned(uow, command, command.portfolio_id)
     file_format, parsed = parse_transactions_csv(command.csv_text, service.clock())
     good = [row for row in parsed if isinstance(row, ParsedRow)]
     results: dict[int, ImportRowResult] = {}
@@ -400,8 +420,9 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
                 outgoing.append(price_request(state, transaction_id, row.at, request_id, command))
     if events:
         await commit_events(uow, state, events, command, ids)
-        metrics = await refresh_metrics(service, uow, state,
-                                        priced_changed=any(e.payload["price_usd"] is not None for e in events))
+        priced = [trade.timeline_key for row, trade in accepted if row.price_usd is not None]
+        metrics = await refresh_metrics(service, uow, state, priced_changed=bool(priced),
+                                        changed_from=min(priced, default=None))
         outgoing.append(updated_event(state, metrics, command, "transactions_imported"))
     report = ImportReport(format=file_format, dry_run=command.dry_run, total_rows=len(parsed),
                           valid_rows=len(accepted), imported=len(events),
@@ -525,29 +546,56 @@ class Handled:
     moved: int = 0
 
 
+class CarefulRetry(Exception):
+    """A message of a batch run without savepoints failed: the batch is rolled back and run again with them."""
+
+
 async def run_batch(service: PortfolioService, messages: Sequence[Message]) -> list[Handled | Exception]:
-    """Handle writes (commands, price answers, ticks) in one transaction, each in its own savepoint.
+    """Handle writes (commands, price answers, ticks) in one transaction.
 
     Returns, per message, what it produced or the exception it raised; a failed message's inbox claim is given
-    back so that its redelivery runs it again. Raises only when the batch as a whole cannot commit."""
-    results: list[Handled | Exception] = []
+    back so that its redelivery runs it again. Raises only when the batch as a whole cannot commit. A batch first
+    runs without savepoints (two round trips less per message); if any message fails, it is rolled back and run
+    again with a savepoint around each message, so that the failure undoes only its own work."""
     try:
-        async with service.pool.acquire() as connection, connection.transaction():
-            uow = UnitOfWork(connection)
-            # Claim every id first: a concurrent copy waits on these rows, then finds them taken.
-            fresh = await repo.claim(connection, [message.message_id for message in messages])
-            for message in messages:
-                if message.message_id not in fresh:
-                    results.append(await handled_before(uow, message))
-                    continue
-                fresh.discard(message.message_id)
-                results.append(await handle_in_savepoint(service, uow, message))
-            await uow.flush()
+        try:
+            return await run_in_transaction(service, messages, careful=len(messages) == 1)
+        except CarefulRetry:
+            return await run_in_transaction(service, messages, careful=True)
     except Conflict as conflict:
         if len(messages) == 1 and isinstance(messages[0], OwnedCommand):
             return [Handled(Reply.failure(messages[0], ErrorCode.CONFLICT, conflict.message))]
         raise
+
+
+async def run_in_transaction(service: PortfolioService, messages: Sequence[Message], *, careful: bool
+                             ) -> list[Handled | Exception]:
+    results: list[Handled | Exception] = []
+    async with service.pool.acquire() as connection, connection.transaction():
+        uow = UnitOfWork(connection)
+        # Claim every id first: a concurrent copy waits on these rows, then finds them taken.
+        fresh = await repo.claim(connection, [message.message_id for message in messages])
+        for message in messages:
+            if message.message_id not in fresh:
+                results.append(await handled_before(uow, message))
+                continue
+            fresh.discard(message.message_id)
+            if careful:
+                results.append(await handle_in_savepoint(service, uow, message))
+                continue
+            try:
+                handled = await handle_write(service, uow, message)
+            except Exception as error:
+                raise CarefulRetry from error
+            remember_reply(uow, message, handled)
+            results.append(handled)
+        await uow.flush()
     return results
+
+
+def remember_reply(uow: UnitOfWork, message: Message, handled: Handled) -> None:
+    if handled.reply is not None:
+        uow.replies[message.message_id] = handled.reply.to_json()
 
 
 async def handle_in_savepoint(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled | Exception:
@@ -562,8 +610,7 @@ async def handle_in_savepoint(service: PortfolioService, uow: UnitOfWork, messag
     except Exception as error:
         uow.release(message.message_id)
         return error
-    if handled.reply is not None:
-        uow.replies[message.message_id] = handled.reply.to_json()
+    remember_reply(uow, message, handled)
     return handled
 
 
@@ -615,13 +662,10 @@ async def on_price_answer(service: PortfolioService, answer: PriceResolved | Pri
 async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer: PriceResolved | PriceUnavailable
                              ) -> list[Message]:
     """Mark the transaction priced or failed; an answer to an outdated request is ignored."""
-    connection = uow.connection
-    found = await repo.find_transaction(connection, answer.transaction_id)
-    if found is None or found["price_request_id"] != answer.causation_id or found["status"] != "pending":
+    state = await repo.load_state_of_transaction(uow.connection, answer.transaction_id, uow.ledgers)
+    found = state.transactions[answer.transaction_id] if state is not None else None
+    if state is None or found is None or found.price_request_id != answer.causation_id or found.status.value != "pending":
         log.info("price_answer_ignored", transaction_id=answer.transaction_id)
-        return []
-    state = await repo.load_state(connection, found["portfolio_id"], None, [answer.transaction_id])
-    if state is None:
         return []
     if isinstance(answer, PriceResolved):
         event = NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": answer.transaction_id,

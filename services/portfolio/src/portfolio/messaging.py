@@ -32,8 +32,9 @@ OUTBOX_LAG = Gauge("portfolio_outbox_depth", "Outbox messages waiting to be publ
 BATCH_SIZE = Histogram("portfolio_write_batch_size", "Messages handled in one database transaction",
                        buckets=(1, 2, 5, 10, 20, 50, 100))
 OUTAGES = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-           asyncpg.exceptions.OperatorInterventionError)
-"""Failures of the infrastructure, not of the message: retried until it returns, never dead-lettered."""
+           asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.TransactionRollbackError)
+"""Failures of the infrastructure or of timing (a deadlock between two copies), not of the message: retried
+until they pass, never dead-lettered."""
 OUTAGE_BACKOFF_SECONDS = 1.0
 PRICE_EVENTS = {names.PRICE_RESOLVED: PriceResolved, names.PRICE_UNAVAILABLE: PriceUnavailable,
                 names.PRICE_TICKED: PriceTicked}

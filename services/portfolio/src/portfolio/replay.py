@@ -28,6 +28,7 @@ class RebuiltPortfolio:
     outcomes: dict[str, TradeOutcome]
     metrics: dict[str, Any]
     folded: ReturnIndex
+    checkpoints: list[Ledger]
 
 
 async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callable[[int], None]
@@ -50,12 +51,11 @@ async def rebuild(service: PortfolioService, portfolio_id: str | None = None,
     rebuilt = {}
     for key, state in states.items():
         trades = [tx.trade() for tx in state.transactions.values() if tx.status == TransactionStatus.PRICED]
-        ledger, outcomes = replay_ledger(state.method, trades, service.opens.between)
-        counts: dict[str, int] = {}
-        for tx in state.transactions.values():
-            counts[tx.status.value] = counts.get(tx.status.value, 0) + 1
-        metrics, folded = metrics_for(service.opens, ledger, state.goal_usd, counts, market)
-        rebuilt[key] = RebuiltPortfolio(state, ledger, {o.transaction_id: o for o in outcomes}, metrics, folded)
+        checkpoints: list[Ledger] = []
+        ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, checkpoints=checkpoints)
+        metrics, folded = metrics_for(service.opens, ledger, state.goal_usd, state.counts, market)
+        rebuilt[key] = RebuiltPortfolio(state, ledger, {o.transaction_id: o for o in outcomes}, metrics, folded,
+                                        checkpoints)
     return rebuilt
 
 
@@ -65,12 +65,14 @@ async def write(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfo
         if portfolio_id:
             await connection.execute("DELETE FROM transactions WHERE portfolio_id = $1", portfolio_id)
             await connection.execute("DELETE FROM portfolios WHERE portfolio_id = $1", portfolio_id)
+            await connection.execute("DELETE FROM ledger_checkpoints WHERE portfolio_id = $1", portfolio_id)
         else:
-            await connection.execute("TRUNCATE transactions, portfolios")
+            await connection.execute("TRUNCATE transactions, portfolios, ledger_checkpoints")
         for item in rebuilt.values():
             await repo.save_state(connection, item.state, [])
-            await repo.save_metrics(connection, item.state.portfolio_id, item.ledger, item.metrics,
+            await repo.save_metrics(connection, item.state, item.ledger, item.metrics,
                                     item.folded.peak, item.folded.max_drawdown)
+            await repo.store_checkpoints(connection, item.state.portfolio_id, item.checkpoints)
         rows = []
         for item in rebuilt.values():
             if item.state.deleted:

@@ -44,37 +44,62 @@ class Market:
 # ------------------------------------------------------------------ portfolios and transactions
 
 
+HEADER = ("SELECT p.portfolio_id, p.owner_id, p.name, p.method, p.goal_usd, p.created_at, p.updated_at, p.version, "
+          "p.deleted, p.next_sequence, p.ledger::text AS ledger, "
+          "coalesce((p.metrics->>'pending_count')::int, 0) AS pending_count, "
+          "coalesce((p.metrics->>'failed_count')::int, 0) AS failed_count, "
+          "coalesce((p.metrics->>'transaction_count')::int, 0) AS transaction_count")
+
+
+def state_of(row: asyncpg.Record, ledgers: dict[str, str] | None) -> PortfolioState:
+    """The portfolio's header; its stored ledger goes to `ledgers`, so that the metrics need not read it again."""
+    pending, failed = row["pending_count"], row["failed_count"]
+    counts = {"pending": pending, "failed": failed, "priced": row["transaction_count"] - pending - failed}
+    if ledgers is not None:
+        ledgers[row["portfolio_id"]] = row["ledger"]
+    return PortfolioState(row["portfolio_id"], row["owner_id"], row["name"], CostBasisMethod(row["method"]),
+                          row["goal_usd"], row["created_at"], row["updated_at"], row["version"], row["deleted"],
+                          row["next_sequence"], counts={k: v for k, v in counts.items() if v})
+
+
 async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id: str | None,
-                     transaction_ids: Iterable[str] = (), *, lock: bool = True) -> PortfolioState | None:
-    """The portfolio's header with only the named transactions loaded (None if missing, deleted or not the owner's)."""
-    row = await connection.fetchrow(
-        "SELECT * FROM portfolios WHERE portfolio_id = $1 AND NOT deleted" + (" FOR UPDATE" if lock else ""),
-        portfolio_id)
+                     transaction_ids: Iterable[str] = (), *, ledgers: dict[str, str] | None = None
+                     ) -> PortfolioState | None:
+    """The portfolio's header, locked, with only the named transactions loaded (None if missing, deleted or not
+    the owner's)."""
+    row = await connection.fetchrow(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = $1 AND NOT p.deleted "
+                                    "FOR UPDATE", portfolio_id)
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
-    state = PortfolioState(row["portfolio_id"], row["owner_id"], row["name"], CostBasisMethod(row["method"]),
-                           row["goal_usd"], row["created_at"], row["updated_at"], row["version"], row["deleted"],
-                           row["next_sequence"])
+    state = state_of(row, ledgers)
     ids = list(transaction_ids)
     if ids:
-        for tx_row in await connection.fetch(
-                "SELECT * FROM transactions WHERE portfolio_id = $1 AND transaction_id = ANY($2::text[])",
-                portfolio_id, ids):
-            state.transactions[tx_row["transaction_id"]] = transaction_state(tx_row)
+        # by primary key alone: with portfolio_id in the filter a generic plan may scan the portfolio's rows
+        for tx_row in await connection.fetch("SELECT * FROM transactions WHERE transaction_id = ANY($1::text[])", ids):
+            if tx_row["portfolio_id"] == portfolio_id:
+                state.transactions[tx_row["transaction_id"]] = transaction_state(tx_row)
     return state
 
 
-async def save_state(connection: asyncpg.Connection, state: PortfolioState, touched: Iterable[str]) -> None:
-    """Write the header and the touched transactions (a touched id no longer in the state is deleted)."""
-    await connection.execute(
-        """INSERT INTO portfolios (portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at,
-                                   deleted, next_sequence, ledger, metrics)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, '{}'::jsonb)
-           ON CONFLICT (portfolio_id) DO UPDATE SET name = $3, method = $4, goal_usd = $5, version = $6,
-               updated_at = $8, deleted = $9, next_sequence = $10""",
-        state.portfolio_id, state.owner_id, state.name, state.method.value, state.goal_usd, state.version,
-        state.created_at, state.updated_at, state.deleted, state.next_sequence,
-        json.dumps(Ledger.empty(state.method).to_json()))
+async def load_state_of_transaction(connection: asyncpg.Connection, transaction_id: str,
+                                    ledgers: dict[str, str] | None = None) -> PortfolioState | None:
+    """The locked portfolio that holds the transaction, with that transaction loaded, in one query."""
+    row = await connection.fetchrow(
+        f"{HEADER}, t.* FROM transactions t JOIN portfolios p ON p.portfolio_id = t.portfolio_id "
+        "WHERE t.transaction_id = $1 AND NOT p.deleted FOR UPDATE OF p", transaction_id)
+    if row is None:
+        return None
+    state = state_of(row, ledgers)
+    state.transactions[transaction_id] = transaction_state(row)
+    return state
+
+
+async def save_state(connection: asyncpg.Connection, state: PortfolioState, touched: Iterable[str], *,
+                     header: bool = True) -> None:
+    """Write the touched transactions (a touched id no longer in the state is deleted), and the header unless
+    the metrics that follow will write it (save_metrics)."""
+    if header:
+        await save_header(connection, state)
     touched = list(touched)
     present = [state.transactions[t] for t in touched if t in state.transactions]
     gone = [t for t in touched if t not in state.transactions]
@@ -90,6 +115,18 @@ async def save_state(connection: asyncpg.Connection, state: PortfolioState, touc
         await connection.execute("DELETE FROM transactions WHERE portfolio_id = $1", state.portfolio_id)
 
 
+async def save_header(connection: asyncpg.Connection, state: PortfolioState) -> None:
+    await connection.execute(
+        """INSERT INTO portfolios (portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at,
+                                   deleted, next_sequence, ledger, metrics)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, '{}'::jsonb)
+           ON CONFLICT (portfolio_id) DO UPDATE SET name = $3, method = $4, goal_usd = $5, version = $6,
+               updated_at = $8, deleted = $9, next_sequence = $10""",
+        state.portfolio_id, state.owner_id, state.name, state.method.value, state.goal_usd, state.version,
+        state.created_at, state.updated_at, state.deleted, state.next_sequence,
+        json.dumps(Ledger.empty(state.method).to_json()))
+
+
 async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
     """Every pending or priced transaction as amounts on the timeline (failed ones hold nothing)."""
     rows = await connection.fetch(
@@ -98,17 +135,41 @@ async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -
     return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], None, r[5]) for r in rows]
 
 
-async def priced_trades(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
+async def priced_trades(connection: asyncpg.Connection, portfolio_id: str,
+                        after: tuple[datetime, int] | None = None) -> list[Trade]:
+    """The priced trades in timeline order (only those later than `after`, when given)."""
+    later = "" if after is None else " AND (at, sequence) > ($2, $3)"
     rows = await connection.fetch(
         "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence FROM transactions "
-        "WHERE portfolio_id = $1 AND status = 'priced' ORDER BY at, sequence", portfolio_id)
+        f"WHERE portfolio_id = $1 AND status = 'priced'{later} ORDER BY at, sequence", portfolio_id, *(after or ()))
     return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
 
-async def status_counts(connection: asyncpg.Connection, portfolio_id: str) -> dict[str, int]:
-    rows = await connection.fetch(
-        "SELECT status, count(*) FROM transactions WHERE portfolio_id = $1 GROUP BY status", portfolio_id)
-    return {r[0]: r[1] for r in rows}
+async def checkpoint_before(connection: asyncpg.Connection, portfolio_id: str, key: tuple[datetime, int]
+                            ) -> Ledger | None:
+    """The latest ledger checkpoint whose last trade is earlier than `key`."""
+    ledger = await connection.fetchval(
+        "SELECT ledger::text FROM ledger_checkpoints WHERE portfolio_id = $1 AND (last_at, last_sequence) < ($2, $3) "
+        "ORDER BY trade_count DESC LIMIT 1", portfolio_id, *key)
+    return None if ledger is None else Ledger.from_json(json.loads(ledger))
+
+
+async def replace_checkpoints(connection: asyncpg.Connection, portfolio_id: str, after_count: int,
+                              ledgers: Sequence[Ledger]) -> None:
+    """Drop the checkpoints after the `after_count`-th trade (they are stale) and store `ledgers` instead."""
+    await connection.execute("DELETE FROM ledger_checkpoints WHERE portfolio_id = $1 AND trade_count > $2",
+                             portfolio_id, after_count)
+    await store_checkpoints(connection, portfolio_id, ledgers)
+
+
+async def store_checkpoints(connection: asyncpg.Connection, portfolio_id: str, ledgers: Sequence[Ledger]) -> None:
+    if ledgers:
+        await connection.executemany(
+            "INSERT INTO ledger_checkpoints (portfolio_id, trade_count, last_at, last_sequence, ledger) "
+            "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (portfolio_id, trade_count) DO UPDATE "
+            "SET last_at = EXCLUDED.last_at, last_sequence = EXCLUDED.last_sequence, ledger = EXCLUDED.ledger",
+            [(portfolio_id, ledger.trade_count, *ledger.last_key, json.dumps(ledger.to_json()))  # type: ignore[misc]
+             for ledger in ledgers])
 
 
 async def load_ledger(connection: asyncpg.Connection, portfolio_id: str) -> Ledger:
@@ -117,24 +178,36 @@ async def load_ledger(connection: asyncpg.Connection, portfolio_id: str) -> Ledg
 
 
 async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[TradeOutcome]) -> None:
-    await connection.executemany(
-        "UPDATE transactions SET cost_usd = $2, proceeds_usd = $3, cost_basis_sold_usd = $4, realized_pnl_usd = $5 "
-        "WHERE transaction_id = $1",
-        [(o.transaction_id, o.cost_usd, o.proceeds_usd, o.cost_basis_sold_usd, o.realized_pnl_usd) for o in outcomes])
+    """Store each trade's figures; one statement, and only rows whose figures changed are rewritten."""
+    if not outcomes:
+        return
+    await connection.execute(
+        """UPDATE transactions t SET cost_usd = o.cost, proceeds_usd = o.proceeds, cost_basis_sold_usd = o.sold,
+               realized_pnl_usd = o.realized
+           FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[])
+               AS o(transaction_id, cost, proceeds, sold, realized)
+           WHERE t.transaction_id = o.transaction_id
+             AND (t.cost_usd, t.proceeds_usd, t.cost_basis_sold_usd, t.realized_pnl_usd)
+                 IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized)""",
+        [o.transaction_id for o in outcomes], [o.cost_usd for o in outcomes], [o.proceeds_usd for o in outcomes],
+        [o.cost_basis_sold_usd for o in outcomes], [o.realized_pnl_usd for o in outcomes])
 
 
-async def save_metrics(connection: asyncpg.Connection, portfolio_id: str, ledger: Ledger, metrics: dict[str, Any],
-                       tail_peak: Decimal, tail_max_drawdown: Decimal) -> None:
+async def save_metrics(connection: asyncpg.Connection, state: PortfolioState, ledger: Ledger,
+                       metrics: dict[str, Any], tail_peak: Decimal, tail_max_drawdown: Decimal) -> None:
+    """The header, the ledger and the metrics of the portfolio, in one statement."""
     returns = ledger.returns
     await connection.execute(
         """UPDATE portfolios SET ledger = $2::jsonb, metrics = $3::jsonb, holdings_btc = $4, cost_basis_usd = $5,
                invested_usd = $6, realized_pnl_usd = $7, twr_index = $8, twr_value_after = $9,
                twr_holdings_after = $10, twr_started = $11, tail_peak = $12, tail_max_drawdown = $13,
-               irr_as_of = CASE WHEN $3::jsonb->>'irr_pct' IS NULL THEN NULL ELSE ($3::jsonb->>'priced_until')::timestamptz END
+               irr_as_of = CASE WHEN $3::jsonb->>'irr_pct' IS NULL THEN NULL ELSE ($3::jsonb->>'priced_until')::timestamptz END,
+               name = $14, method = $15, goal_usd = $16, version = $17, updated_at = $18, next_sequence = $19
            WHERE portfolio_id = $1""",
-        portfolio_id, json.dumps(ledger.to_json()), json.dumps(metrics), ledger.holdings_btc, ledger.cost_basis_usd,
-        ledger.invested_usd, ledger.realized_pnl_usd, returns.index, returns.value_after, returns.holdings_after,
-        returns.started, tail_peak, tail_max_drawdown)
+        state.portfolio_id, json.dumps(ledger.to_json()), json.dumps(metrics), ledger.holdings_btc,
+        ledger.cost_basis_usd, ledger.invested_usd, ledger.realized_pnl_usd, returns.index, returns.value_after,
+        returns.holdings_after, returns.started, tail_peak, tail_max_drawdown, state.name, state.method.value,
+        state.goal_usd, state.version, state.updated_at, state.next_sequence)
 
 
 async def portfolio_row(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, owner_id: str
@@ -187,12 +260,6 @@ async def store_irr(pool: asyncpg.Pool, portfolio_id: str, irr: Decimal | None, 
     await pool.execute(
         "UPDATE portfolios SET metrics = jsonb_set(metrics, '{irr_pct}', to_jsonb($2::text)), irr_as_of = $3 "
         "WHERE portfolio_id = $1", portfolio_id, None if irr is None else str(irr), as_of)
-
-
-async def find_transaction(connection: asyncpg.Connection, transaction_id: str) -> asyncpg.Record | None:
-    return await connection.fetchrow(
-        "SELECT transaction_id, portfolio_id, price_request_id, status FROM transactions WHERE transaction_id = $1",
-        transaction_id)
 
 
 # ------------------------------------------------------------------ inbox and outbox

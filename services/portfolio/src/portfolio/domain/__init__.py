@@ -16,7 +16,7 @@ from portfolio.domain.figures import (
     transaction_figures,
 )
 from portfolio.domain.history import HistoryPointFigures, value_history
-from portfolio.domain.ledger import Ledger, TradeOutcome, midnights_between, replay_ledger
+from portfolio.domain.ledger import CHECKPOINT_EVERY, Ledger, TradeOutcome, midnights_between, replay_ledger
 from portfolio.domain.returns import irr_pct
 from portfolio.domain.rules import (
     check_holdings,
@@ -29,6 +29,7 @@ from portfolio.domain.rules import (
 from portfolio.domain.trades import Trade
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
     "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "Trade", "TradeOutcome",
     "TransactionFigures", "cash_flows", "check_holdings", "export_transactions_csv", "irr_pct", "midnights_between",

@@ -66,6 +66,12 @@ class PortfolioState:
     deleted: bool = False
     next_sequence: int = 1
     transactions: dict[str, TransactionState] = field(default_factory=dict)
+    """Only the transactions a command touches are loaded; a replay loads them all."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Transactions by status, of the whole portfolio."""
+
+    def count(self, status: TransactionStatus, change: int) -> None:
+        self.counts[status.value] = self.counts.get(status.value, 0) + change
 
 
 def recorded_transaction(payload: dict[str, Any], recorded_at: datetime) -> TransactionState:
@@ -122,18 +128,28 @@ def apply_event(state: PortfolioState | None, kind: str, payload: dict[str, Any]
         tx = recorded_transaction(payload, at)
         state.transactions[tx.transaction_id] = tx
         state.next_sequence = max(state.next_sequence, tx.sequence + 1)
+        state.count(tx.status, 1)
     elif kind == TRANSACTION_PRICED:
         tx = state.transactions[payload["transaction_id"]]
+        state.count(tx.status, -1)
         tx.price_usd, tx.price_hour, tx.price_source = Decimal(payload["price_usd"]), payload.get("hour"), "market"
         tx.status, tx.failure_reason, tx.failure_detail, tx.updated_at = TransactionStatus.PRICED, None, None, at
+        state.count(tx.status, 1)
     elif kind == TRANSACTION_PRICING_FAILED:
         tx = state.transactions[payload["transaction_id"]]
+        state.count(tx.status, -1)
         tx.status, tx.failure_reason, tx.failure_detail = TransactionStatus.FAILED, payload["reason"], payload["detail"]
         tx.updated_at = at
+        state.count(tx.status, 1)
     elif kind == TRANSACTION_EDITED:
-        apply_edit(state.transactions[payload["transaction_id"]], payload, at)
+        tx = state.transactions[payload["transaction_id"]]
+        state.count(tx.status, -1)
+        apply_edit(tx, payload, at)
+        state.count(tx.status, 1)
     elif kind == TRANSACTION_DELETED:
-        state.transactions.pop(payload["transaction_id"], None)
+        gone = state.transactions.pop(payload["transaction_id"], None)
+        if gone is not None:
+            state.count(gone.status, -1)
     else:
         raise ValueError(f"unknown event type {kind}")
     return state

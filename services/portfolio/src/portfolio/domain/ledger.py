@@ -115,17 +115,26 @@ def midnights_between(after: datetime, until: datetime) -> list[datetime]:
     return days
 
 
-def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade],
-                  midnight_opens: MidnightOpens | None = None) -> tuple[Ledger, list[TradeOutcome]]:
-    """Apply priced trades in timeline order to an empty ledger.
+CHECKPOINT_EVERY = 256
+"""A copy of the ledger is kept after every this many priced trades."""
 
+
+def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade], midnight_opens: MidnightOpens | None = None, *,
+                  start: Ledger | None = None, checkpoints: list[Ledger] | None = None,
+                  checkpoint_every: int = CHECKPOINT_EVERY) -> tuple[Ledger, list[TradeOutcome]]:
+    """Apply priced trades in timeline order, to an empty ledger or from `start` (a checkpoint) onward.
+
+    From a checkpoint, only the trades after its last one are given: what came before it is unchanged, so the
+    result is the full replay's. Copies of the ledger at every `checkpoint_every`-th trade go to `checkpoints`.
     A sell larger than the priced holdings at its time waits (it is left out) until the buys before it are
     priced: price answers arrive in any order, and a sell cannot be costed before the lots it sells."""
-    ledger = Ledger.empty(method)
+    ledger = start if start is not None else Ledger.empty(method)
     outcomes = []
     for trade in sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key):
         if not trade.is_buy and trade.amount_btc > ledger.holdings_btc:
             continue
         opens = midnight_opens(ledger.last_at, trade.at) if midnight_opens and ledger.last_at else ()
         outcomes.append(ledger.apply(trade, opens))
+        if checkpoints is not None and ledger.trade_count % checkpoint_every == 0:
+            checkpoints.append(ledger.copy())
     return ledger, outcomes
