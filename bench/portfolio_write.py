@@ -22,9 +22,6 @@ from bench.gateway_write import seed_design_baseline
 from bench.stack import running_stack
 from contracts import names
 
-PORTFOLIOS = 50
-
-
 async def watch_priced(rabbit_url: str, priced: dict[str, "asyncio.Future[float]"]) -> aio_pika.abc.AbstractConnection:
     loop = asyncio.get_running_loop()
 
@@ -52,13 +49,13 @@ async def measure(rabbit_url: str, callers: int, per_caller: int) -> tuple[float
     await client.connect()
     try:
         portfolios = []
-        for n in range(PORTFOLIOS):
+        for n in range(callers):
             reply = await client.call(CreatePortfolio(owner_id=f"bench-{n}", name="write bench"))
             portfolios.append((f"bench-{n}", reply.result["portfolio_id"]))
         latencies: list[float] = []
 
         async def caller(index: int) -> None:
-            owner, portfolio_id = portfolios[index % PORTFOLIOS]
+            owner, portfolio_id = portfolios[index]
             for n in range(per_caller):
                 at = datetime(2024, 1, 2, tzinfo=UTC) + timedelta(hours=(index * per_caller + n) % 6000)
                 started = time.perf_counter()
@@ -88,9 +85,9 @@ def main() -> None:
                "seed design: sync HTTP price call per tx", baseline, "≥ 1,000 tx/s", rate >= 1000),
         Figure("record → priced → updated p99", p99, "ms", "p50", percentile(latencies, 0.5) * 1000, "< 250 ms",
                p99 < 250)],
-        f"closed loop over RabbitMQ: {callers} callers × {per_caller} trades on {PORTFOLIOS} portfolios; each caller "
-        "records a buy, waits for its portfolio.updated (transaction_priced), then records the next; one copy of the "
-        "portfolio and price services; the load generator shares the 2 cores")
+        f"closed loop over RabbitMQ: {callers} callers, each with its own portfolio, record {per_caller} buys in time "
+        "order; each waits for its trade's portfolio.updated (transaction_priced), then records the next; one copy of "
+        "the portfolio and price services; the load generator shares the 2 cores")
 
 
 if __name__ == "__main__":

@@ -115,8 +115,12 @@ def transaction_not_found(transaction_id: str) -> NotFound:
 
 async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: PortfolioState,
                           appended: Trade | None = None, *, priced_changed: bool = True,
-                          changed_from: tuple[datetime, int] | None = None) -> dict[str, Any]:
+                          changed_from: tuple[datetime, int] | None = None, only_counts: bool = False
+                          ) -> dict[str, Any]:
     """Bring the portfolio's stored metrics up to date.
+
+    `only_counts`: a pending trade came or went, so only the transaction counts change and the stored document
+    is reused (no figures are computed, the ledger is not rewritten).
 
     O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline (O(lots
     touched) for the lot methods). A change earlier in the timeline (`changed_from`: the earliest timeline key it
@@ -124,8 +128,12 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
     connection = uow.connection
     market = await uow.market()
     counts = state.counts
-    stored = uow.ledgers.pop(state.portfolio_id, None)
-    ledger = (Ledger.from_json(json.loads(stored)) if stored is not None
+    stored = uow.stored.pop(state.portfolio_id, None)
+    if only_counts and stored is not None and stored.metrics != "{}":
+        document = views.with_counts(json.loads(stored.metrics), counts)
+        await repo.save_counts(connection, state, document)
+        return document
+    ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
               else await repo.load_ledger(connection, state.portfolio_id))
     if not priced_changed and ledger.method == state.method:
         return await store_figures(service, connection, state, ledger, counts, market)
@@ -211,7 +219,7 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: list[New
 async def load_owned(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,
                      transaction_ids: list[str] = ()) -> PortfolioState:  # type: ignore[assignment]
     state = await repo.load_state(uow.connection, portfolio_id, command.owner_id, transaction_ids,
-                                  ledgers=uow.ledgers)
+                                  stored=uow.stored)
     if state is None:
         raise not_found(portfolio_id)
     return state
@@ -311,7 +319,7 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     if request_id is None:
         metrics = await refresh_metrics(service, uow, state, appended=new)
     else:
-        metrics = await refresh_metrics(service, uow, state, priced_changed=False)
+        metrics = await refresh_metrics(service, uow, state, priced_changed=False, only_counts=True)
         outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
     outgoing.append(updated_event(state, metrics, command, "transaction_recorded", transaction_id))
     return Outcome(await transaction_result(uow, state, transaction_id), outgoing)
@@ -662,7 +670,7 @@ async def on_price_answer(service: PortfolioService, answer: PriceResolved | Pri
 async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer: PriceResolved | PriceUnavailable
                              ) -> list[Message]:
     """Mark the transaction priced or failed; an answer to an outdated request is ignored."""
-    state = await repo.load_state_of_transaction(uow.connection, answer.transaction_id, uow.ledgers)
+    state = await repo.load_state_of_transaction(uow.connection, answer.transaction_id, uow.stored)
     found = state.transactions[answer.transaction_id] if state is not None else None
     if state is None or found is None or found.price_request_id != answer.causation_id or found.status.value != "pending":
         log.info("price_answer_ignored", transaction_id=answer.transaction_id)
@@ -679,7 +687,8 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
     await commit_events(uow, state, [event], answer, [answer.transaction_id])
     resolved = isinstance(answer, PriceResolved)
     appended = state.transactions[answer.transaction_id].trade() if resolved else None
-    metrics = await refresh_metrics(service, uow, state, appended=appended, priced_changed=resolved)
+    metrics = await refresh_metrics(service, uow, state, appended=appended, priced_changed=resolved,
+                                    only_counts=not resolved)
     outgoing: list[Message] = [updated_event(state, metrics, answer, reason, answer.transaction_id)]
     uow.publish(outgoing)
     return outgoing

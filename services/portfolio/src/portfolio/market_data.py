@@ -1,7 +1,8 @@
 """Prices the metrics need from the price service: daily midnight opens (drawdown) and ranges (history)."""
 
+import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -54,36 +55,56 @@ class PriceSource:
 
 @dataclass
 class DailyOpens:
-    """price_at(00:00 UTC) per day, cached in memory and in the daily_opens table, fetched once per day."""
+    """price_at(00:00 UTC) per day, cached in memory and in the daily_opens table, fetched once per day.
+
+    The days are also kept sorted, so a range is two binary searches rather than a walk over its days."""
 
     source: PriceSource
     known: dict[datetime, Decimal | None] = field(default_factory=dict)
+    days: list[datetime] = field(default_factory=list)
+    opens: list[Decimal | None] = field(default_factory=list)
 
     async def load(self, pool: asyncpg.Pool) -> None:
         far_past = datetime(2009, 1, 1, tzinfo=UTC)
-        self.known.update(await repository.daily_opens(pool, far_past, datetime.now(UTC) + timedelta(days=1)))
+        self.learn(await repository.daily_opens(pool, far_past, datetime.now(UTC) + timedelta(days=1)))
+
+    def learn(self, found: Iterable[tuple[datetime, Decimal | None]]) -> None:
+        self.known.update(found)
+        self.days = sorted(self.known)
+        self.opens = [self.known[day] for day in self.days]
+
+    def _span(self, after: datetime, until: datetime) -> tuple[int, int]:
+        return bisect.bisect_right(self.days, after), bisect.bisect_right(self.days, until)
 
     async def ensure(self, connection: asyncpg.Connection | asyncpg.Pool, after: datetime | None,
                      until: datetime | None) -> None:
         if after is None or until is None or until <= after:
             return
-        missing = [day for day in midnights_between(after, until) if day not in self.known]
-        if not missing:
+        first, last = self._span(after, until)
+        if last - first == count_midnights(after, until):
             return
+        missing = [day for day in midnights_between(after, until) if day not in self.known]
         # Ask for a year ahead at once (never past now): trades arrive in time order, so one question serves many.
-        last = min(max(missing[-1], missing[0] + timedelta(days=FETCH_AHEAD_DAYS)), datetime.now(UTC))
-        answer = await self.source.range(int(missing[0].timestamp()), int(last.timestamp()), "day")
+        end = min(max(missing[-1], missing[0] + timedelta(days=FETCH_AHEAD_DAYS)), datetime.now(UTC))
+        answer = await self.source.range(int(missing[0].timestamp()), int(end.timestamp()), "day")
         if answer is None:
             return  # the price service did not answer; try again later rather than caching a gap
         opens = {datetime.fromtimestamp(c.hour, UTC): c.open for c in answer.candles}
-        found = [(day, opens.get(day)) for day in midnights_between(missing[0] - timedelta(days=1), last)]
+        found = [(day, opens.get(day)) for day in midnights_between(missing[0] - timedelta(days=1), end)]
         await repository.store_daily_opens(connection, found)
-        self.known.update(found)
+        self.learn(found)
 
     def between(self, after: datetime, until: datetime) -> Sequence[tuple[datetime, Decimal]]:
         """Opens at the midnights in (after, until] that have a price."""
-        return [(day, price) for day in midnights_between(after, until)
-                if (price := self.known.get(day)) is not None]
+        first, last = self._span(after, until)
+        return [(day, price) for day, price in zip(self.days[first:last], self.opens[first:last], strict=True)
+                if price is not None]
 
     def remember(self, day: datetime, price: Decimal) -> None:
-        self.known[day] = price
+        self.learn([(day, price)])
+
+
+def count_midnights(after: datetime, until: datetime) -> int:
+    """How many 00:00 UTC fall in (after, until]."""
+    first = after.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return 0 if until < first else (until - first) // timedelta(days=1) + 1

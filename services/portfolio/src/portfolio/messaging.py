@@ -8,13 +8,13 @@ from typing import TypeVar
 import asyncpg
 import structlog
 from contracts.envelope import Message
+from contracts.faststream_support import IncomingMessage
 from contracts.observability import bind_correlation
 from contracts.portfolios import COMMANDS, OwnedCommand
 from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
 from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import ContractError, ErrorCode, Reply, decode, names
@@ -44,7 +44,7 @@ def existing_queue(spec: QueueSpec) -> RabbitQueue:
     return RabbitQueue(spec.name, durable=True, arguments=spec.arguments, declare=False)
 
 
-async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage, reason: str) -> None:
+async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage, reason: str) -> None:
     MESSAGES.labels(spec.name, "dead_lettered").inc()
     log.warning("dead_lettered", queue=spec.name, reason=reason)
     await broker.publish(message.body, exchange=names.DEAD_LETTER_EXCHANGE, routing_key=spec.name,
@@ -142,7 +142,7 @@ class OutboxRelay:
                 await asyncio.sleep(1)
 
 
-async def decoded(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage,
+async def decoded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage,
                   models: Mapping[str, type[Message]]) -> tuple[Message | None, str]:
     """The message as its contract model, or (None, reason) after parking it in the queue's DLQ."""
     routing_key = message.raw_message.routing_key or ""
@@ -156,7 +156,7 @@ async def decoded(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage,
         return None, str(error)
 
 
-async def guarded(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage,
+async def guarded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage,
                   work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
     """Run a handler: an outage is retried (requeued) until it passes; any other failure is retried once,
     then the message is dead-lettered with the reason and (False, None) returned."""
@@ -185,7 +185,7 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
     router = RabbitRouter()
 
     @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
-    async def on_command(message: RabbitMessage) -> bytes | None:
+    async def on_command(message: IncomingMessage) -> bytes | None:
         """Any portfolio.* or transaction.* command → its Reply; writes commit before the reply and the ack."""
         with HANDLER_SECONDS.labels(PORTFOLIO_COMMANDS.name).time():
             command, refusal = await decoded(broker, PORTFOLIO_COMMANDS, message, COMMANDS)
@@ -202,7 +202,7 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
             return reply.to_json() if message.reply_to else None
 
     @router.subscriber(existing_queue(PORTFOLIO_PRICE_EVENTS), ack_policy=AckPolicy.NACK_ON_ERROR)
-    async def on_price_event(message: RabbitMessage) -> None:
+    async def on_price_event(message: IncomingMessage) -> None:
         """price.resolved / price.unavailable / price.ticked; each applied once (inbox), acked after commit."""
         with HANDLER_SECONDS.labels(PORTFOLIO_PRICE_EVENTS.name).time():
             event, _ = await decoded(broker, PORTFOLIO_PRICE_EVENTS, message, PRICE_EVENTS)

@@ -45,25 +45,33 @@ class Market:
 
 
 HEADER = ("SELECT p.portfolio_id, p.owner_id, p.name, p.method, p.goal_usd, p.created_at, p.updated_at, p.version, "
-          "p.deleted, p.next_sequence, p.ledger::text AS ledger, "
+          "p.deleted, p.next_sequence, p.ledger::text AS ledger, p.metrics::text AS metrics, "
           "coalesce((p.metrics->>'pending_count')::int, 0) AS pending_count, "
           "coalesce((p.metrics->>'failed_count')::int, 0) AS failed_count, "
           "coalesce((p.metrics->>'transaction_count')::int, 0) AS transaction_count")
 
 
-def state_of(row: asyncpg.Record, ledgers: dict[str, str] | None) -> PortfolioState:
-    """The portfolio's header; its stored ledger goes to `ledgers`, so that the metrics need not read it again."""
+@dataclass(slots=True)
+class StoredFigures:
+    """The ledger and metrics JSON as stored, read with the header so that the metrics need not read them again."""
+
+    ledger: str
+    metrics: str
+
+
+def state_of(row: asyncpg.Record, stored: dict[str, StoredFigures] | None) -> PortfolioState:
+    """The portfolio's header; its stored ledger and metrics go to `stored`."""
     pending, failed = row["pending_count"], row["failed_count"]
     counts = {"pending": pending, "failed": failed, "priced": row["transaction_count"] - pending - failed}
-    if ledgers is not None:
-        ledgers[row["portfolio_id"]] = row["ledger"]
+    if stored is not None:
+        stored[row["portfolio_id"]] = StoredFigures(row["ledger"], row["metrics"])
     return PortfolioState(row["portfolio_id"], row["owner_id"], row["name"], CostBasisMethod(row["method"]),
                           row["goal_usd"], row["created_at"], row["updated_at"], row["version"], row["deleted"],
                           row["next_sequence"], counts={k: v for k, v in counts.items() if v})
 
 
 async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id: str | None,
-                     transaction_ids: Iterable[str] = (), *, ledgers: dict[str, str] | None = None
+                     transaction_ids: Iterable[str] = (), *, stored: dict[str, StoredFigures] | None = None
                      ) -> PortfolioState | None:
     """The portfolio's header, locked, with only the named transactions loaded (None if missing, deleted or not
     the owner's)."""
@@ -71,7 +79,7 @@ async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id
                                     "FOR UPDATE", portfolio_id)
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
-    state = state_of(row, ledgers)
+    state = state_of(row, stored)
     ids = list(transaction_ids)
     if ids:
         # by primary key alone: with portfolio_id in the filter a generic plan may scan the portfolio's rows
@@ -82,14 +90,14 @@ async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id
 
 
 async def load_state_of_transaction(connection: asyncpg.Connection, transaction_id: str,
-                                    ledgers: dict[str, str] | None = None) -> PortfolioState | None:
+                                    stored: dict[str, StoredFigures] | None = None) -> PortfolioState | None:
     """The locked portfolio that holds the transaction, with that transaction loaded, in one query."""
     row = await connection.fetchrow(
         f"{HEADER}, t.* FROM transactions t JOIN portfolios p ON p.portfolio_id = t.portfolio_id "
         "WHERE t.transaction_id = $1 AND NOT p.deleted FOR UPDATE OF p", transaction_id)
     if row is None:
         return None
-    state = state_of(row, ledgers)
+    state = state_of(row, stored)
     state.transactions[transaction_id] = transaction_state(row)
     return state
 
@@ -191,6 +199,14 @@ async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Trade
                  IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized)""",
         [o.transaction_id for o in outcomes], [o.cost_usd for o in outcomes], [o.proceeds_usd for o in outcomes],
         [o.cost_basis_sold_usd for o in outcomes], [o.realized_pnl_usd for o in outcomes])
+
+
+async def save_counts(connection: asyncpg.Connection, state: PortfolioState, metrics: dict[str, Any]) -> None:
+    """The header and a metrics document in which only the transaction counts changed."""
+    await connection.execute(
+        "UPDATE portfolios SET metrics = $2::jsonb, name = $3, method = $4, goal_usd = $5, version = $6, "
+        "updated_at = $7, next_sequence = $8 WHERE portfolio_id = $1", state.portfolio_id, json.dumps(metrics),
+        state.name, state.method.value, state.goal_usd, state.version, state.updated_at, state.next_sequence)
 
 
 async def save_metrics(connection: asyncpg.Connection, state: PortfolioState, ledger: Ledger,

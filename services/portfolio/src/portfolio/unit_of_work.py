@@ -27,8 +27,8 @@ class UnitOfWork:
         self.outgoing: list[Message] = []
         self.replies: dict[str, bytes] = {}
         self.released: list[str] = []
-        self.ledgers: dict[str, str] = {}
-        """Stored ledgers read with the portfolios' headers, taken by the metrics that follow."""
+        self.stored: dict[str, repo.StoredFigures] = {}
+        """Ledgers and metrics read with the portfolios' headers, taken by the metrics that follow."""
         self._market: Any = UNREAD
 
     async def market(self) -> repo.Market | None:

@@ -34,6 +34,11 @@ def metrics_document(figures: PortfolioFigures, counts: dict[str, int]) -> dict[
             document[name] = value.isoformat()
         else:
             document[name] = value
+    return with_counts(document, counts)
+
+
+def with_counts(document: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+    """The metrics document with the transaction counts set from `counts` (by status)."""
     document["transaction_count"] = sum(counts.values())
     document["pending_count"] = counts.get("pending", 0)
     document["failed_count"] = counts.get("failed", 0)

@@ -4,12 +4,12 @@ import asyncio
 
 import asyncpg
 import structlog
+from contracts.faststream_support import IncomingMessage
 from contracts.observability import bind_correlation
 from contracts.prices import LatestPriceRequested, PriceAtRequested, PriceRangeRequested, PriceRequested
 from contracts.topology import PRICE_QUERIES, PRICE_REQUESTS, QueueSpec
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
 from prometheus_client import Counter, Histogram
 
 from contracts import ContractError, decode, names
@@ -35,7 +35,7 @@ def existing_queue(spec: QueueSpec) -> RabbitQueue:
     return RabbitQueue(spec.name, durable=True, arguments=spec.arguments, declare=False)
 
 
-async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: RabbitMessage, reason: str) -> None:
+async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage, reason: str) -> None:
     """Park a message that can never be handled in its queue's DLQ, with the reason in a header."""
     MESSAGES.labels(spec.name, "dead_lettered").inc()
     log.warning("dead_lettered", queue=spec.name, reason=reason)
@@ -53,7 +53,7 @@ def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
     router = RabbitRouter()
 
     @router.subscriber(existing_queue(PRICE_REQUESTS), ack_policy=AckPolicy.NACK_ON_ERROR)
-    async def on_price_requested(message: RabbitMessage) -> None:
+    async def on_price_requested(message: IncomingMessage) -> None:
         """Answer with price.resolved/unavailable; a duplicate gets the stored first answer; ack after publish."""
         with HANDLER_SECONDS.labels(PRICE_REQUESTS.name).time():
             try:
@@ -79,7 +79,7 @@ def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
                                  persist=True)
 
     @router.subscriber(existing_queue(PRICE_QUERIES), ack_policy=AckPolicy.NACK_ON_ERROR)
-    async def on_price_query(message: RabbitMessage) -> bytes | None:
+    async def on_price_query(message: IncomingMessage) -> bytes | None:
         """price.at / price.range / price.latest → a Reply to the caller's reply queue."""
         routing_key = message.raw_message.routing_key or ""
         with HANDLER_SECONDS.labels(PRICE_QUERIES.name).time():
