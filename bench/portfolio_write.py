@@ -14,13 +14,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import aio_pika
+import asyncpg
 from contracts.portfolios import CreatePortfolio, PortfolioUpdated, RecordTransaction, Side
 from contracts.rpc import RpcClient
 
-from bench.common import Figure, percentile, write_results
+from bench.common import Figure, percentile, plain, write_results
 from bench.gateway_write import seed_design_baseline
 from bench.stack import running_stack
 from contracts import names
+
 
 async def watch_priced(rabbit_url: str, priced: dict[str, "asyncio.Future[float]"]) -> aio_pika.abc.AbstractConnection:
     loop = asyncio.get_running_loop()
@@ -73,18 +75,32 @@ async def measure(rabbit_url: str, callers: int, per_caller: int) -> tuple[float
         await watcher.close()
 
 
+async def round_trip_cost(database_url: str, queries: int = 2000) -> tuple[float, float]:
+    """(client CPU µs, wall µs) of one trivial asyncpg query on this machine: the floor under every handler."""
+    connection = await asyncpg.connect(plain(database_url))
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for n in range(queries):
+            await connection.fetchval("SELECT $1::int", n)
+        return ((time.process_time() - cpu) / queries * 1e6, (time.perf_counter() - wall) / queries * 1e6)
+    finally:
+        await connection.close()
+
+
 def main() -> None:
     callers = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     per_caller = int(sys.argv[2]) if len(sys.argv) > 2 else 30
     with running_stack("price", "portfolio") as stack:
         baseline = asyncio.run(seed_design_baseline(stack.services["price"].url))
         rate, latencies = asyncio.run(measure(stack.rabbit_url, callers, per_caller))
+        query_cpu, query_wall = asyncio.run(round_trip_cost(stack.database_urls["portfolio"]))
     p99 = percentile(latencies, 0.99) * 1000
     write_results("portfolio_write", [
         Figure(f"record → priced → updated, {callers} callers", rate, "tx/s",
                "seed design: sync HTTP price call per tx", baseline, "≥ 1,000 tx/s", rate >= 1000),
         Figure("record → priced → updated p99", p99, "ms", "p50", percentile(latencies, 0.5) * 1000, "< 250 ms",
-               p99 < 250)],
+               p99 < 250),
+        Figure("one asyncpg round trip, client CPU", query_cpu, "µs", "its wall time", query_wall, "report", True)],
         f"closed loop over RabbitMQ: {callers} callers, each with its own portfolio, record {per_caller} buys in time "
         "order; each waits for its trade's portfolio.updated (transaction_priced), then records the next; one copy of "
         "the portfolio and price services; the load generator shares the 2 cores")
