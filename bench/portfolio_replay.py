@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import orjson
 from portfolio.db import create_pool
 from portfolio.domain import events as ev
 from portfolio.handlers import PortfolioService
@@ -59,7 +60,13 @@ async def main() -> None:
         raw = await connection.fetch("SELECT position, stream_id, version, type, payload::text, metadata::text, "
                                      "recorded_at FROM events ORDER BY position")
         decoded = [(r[0], json.loads(r[4]), json.loads(r[5])) for r in raw]
-        baseline = time.perf_counter() - started
+        whole_rows = time.perf_counter() - started
+        del raw, decoded
+        started = time.perf_counter()
+        raw = await connection.fetch("SELECT position, stream_id, version, type, payload::text, recorded_at "
+                                     "FROM events ORDER BY position")
+        decoded = [(r[0], r[1], r[3], orjson.loads(r[4]), r[5]) for r in raw]
+        lean = time.perf_counter() - started
         await connection.close()
         del raw, decoded
         pool = await create_pool(plain(url))
@@ -73,8 +80,11 @@ async def main() -> None:
         await drop_database(url)
     write_results("portfolio_replay", [
         Figure(f"replay {len(rows):,} events into projections", replayed, "s",
-               "raw asyncpg read + JSON decode of the same rows", baseline, "≤ 10 s and ≤ 3× the raw read",
-               replayed <= 10 and replayed / baseline <= 3)],
+               "raw asyncpg read + json decode of the whole rows (payload and metadata)", whole_rows,
+               "≤ 10 s and ≤ 3× the raw read", replayed <= 10 and replayed / whole_rows <= 3),
+        Figure(f"replay {len(rows):,} events (stricter baseline)", replayed, "s",
+               "raw read of only the columns a replay needs, orjson decode", lean, "≤ 3× the raw read",
+               replayed / lean <= 3)],
         f"{PORTFOLIOS} portfolios (fifo) of ~{PER_PORTFOLIO} events; replay = read + fold + ledger + metrics + "
         "COPY of the projections")
 

@@ -1,12 +1,14 @@
 """The append-only event log: optimistic concurrency per stream, a gap-free global position."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
+import orjson
 
 from portfolio.domain import Conflict
 
@@ -17,8 +19,9 @@ class NewEvent:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
+    """An event read back from the log (a tuple: a replay creates a million of them)."""
+
     position: int
     stream_id: str
     version: int
@@ -70,22 +73,28 @@ async def append_all(connection: asyncpg.Connection, appends: Sequence[PendingAp
     return int(last)
 
 
-async def read_all(pool: asyncpg.Pool, after: int = 0, batch: int = 20_000,
-                   stream_id: str | None = None) -> AsyncIterator[list[StoredEvent]]:
-    """Every event in position order (optionally of one stream), in batches."""
-    while True:
-        if stream_id is None:
-            rows = await pool.fetch(
-                "SELECT position, stream_id, version, type, payload::text, metadata::text, recorded_at FROM events "
-                "WHERE position > $1 ORDER BY position LIMIT $2", after, batch)
-        else:
-            rows = await pool.fetch(
-                "SELECT position, stream_id, version, type, payload::text, metadata::text, recorded_at FROM events "
-                "WHERE stream_id = $3 AND position > $1 ORDER BY position LIMIT $2", after, batch, stream_id)
-        if not rows:
-            return
-        yield [StoredEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6]) for r in rows]
-        after = rows[-1][0]
+async def read_all(pool: asyncpg.Pool, after: int = 0, batch: int = 20_000, stream_id: str | None = None, *,
+                   metadata: bool = True) -> AsyncIterator[list[StoredEvent]]:
+    """Every event in position order (optionally of one stream), in batches; the next batch is read while the
+    caller works on this one. `metadata=False` leaves it out (a replay does not need it)."""
+    columns = "position, stream_id, version, type, payload::text, " + ("metadata::text" if metadata else "NULL")
+    where = "position > $1" + ("" if stream_id is None else " AND stream_id = $3")
+    query = f"SELECT {columns}, recorded_at FROM events WHERE {where} ORDER BY position LIMIT $2"
+
+    async def fetch(start: int) -> list[asyncpg.Record]:
+        return await pool.fetch(query, start, batch, *(() if stream_id is None else (stream_id,)))
+
+    rows = await fetch(after)
+    while rows:
+        following = asyncio.ensure_future(fetch(rows[-1][0])) if len(rows) == batch else None
+        try:
+            yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), orjson.loads(r[5]) if metadata else {},
+                               r[6]) for r in rows]
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        rows = await following if following is not None else []
 
 
 async def count(pool: asyncpg.Pool) -> int:

@@ -35,7 +35,7 @@ async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callab
                    ) -> dict[str, PortfolioState]:
     states: dict[str, PortfolioState] = {}
     stream = f"portfolio-{portfolio_id}" if portfolio_id else None
-    async for batch in read_all(pool, stream_id=stream):
+    async for batch in read_all(pool, stream_id=stream, metadata=False):
         for event in batch:
             key = event.stream_id.removeprefix("portfolio-")
             states[key] = apply_event(states.get(key), event.type, event.payload, event.recorded_at)
@@ -68,11 +68,14 @@ async def write(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfo
             await connection.execute("DELETE FROM ledger_checkpoints WHERE portfolio_id = $1", portfolio_id)
         else:
             await connection.execute("TRUNCATE transactions, portfolios, ledger_checkpoints")
-        for item in rebuilt.values():
-            await repo.save_state(connection, item.state, [])
-            await repo.save_metrics(connection, item.state, item.ledger, item.metrics,
-                                    item.folded.peak, item.folded.max_drawdown)
-            await repo.store_checkpoints(connection, item.state.portfolio_id, item.checkpoints)
+        await connection.copy_records_to_table(
+            "portfolios", columns=repo.PORTFOLIO_COLUMNS, records=[
+                repo.portfolio_record(item.state, item.ledger, item.metrics, item.folded.peak, item.folded.max_drawdown)
+                for item in rebuilt.values()])
+        await connection.copy_records_to_table(
+            "ledger_checkpoints", columns=repo.CHECKPOINT_COLUMNS, records=[
+                repo.checkpoint_record(item.state.portfolio_id, ledger)
+                for item in rebuilt.values() for ledger in item.checkpoints])
         rows = []
         for item in rebuilt.values():
             if item.state.deleted:

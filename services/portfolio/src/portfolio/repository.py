@@ -176,8 +176,7 @@ async def store_checkpoints(connection: asyncpg.Connection, portfolio_id: str, l
             "INSERT INTO ledger_checkpoints (portfolio_id, trade_count, last_at, last_sequence, ledger) "
             "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (portfolio_id, trade_count) DO UPDATE "
             "SET last_at = EXCLUDED.last_at, last_sequence = EXCLUDED.last_sequence, ledger = EXCLUDED.ledger",
-            [(portfolio_id, ledger.trade_count, *ledger.last_key, json.dumps(ledger.to_json()))  # type: ignore[misc]
-             for ledger in ledgers])
+            [checkpoint_record(portfolio_id, ledger) for ledger in ledgers])
 
 
 async def load_ledger(connection: asyncpg.Connection, portfolio_id: str) -> Ledger:
@@ -199,6 +198,28 @@ async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Trade
                  IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized)""",
         [o.transaction_id for o in outcomes], [o.cost_usd for o in outcomes], [o.proceeds_usd for o in outcomes],
         [o.cost_basis_sold_usd for o in outcomes], [o.realized_pnl_usd for o in outcomes])
+
+
+PORTFOLIO_COLUMNS = ("portfolio_id", "owner_id", "name", "method", "goal_usd", "version", "created_at", "updated_at",
+                     "deleted", "next_sequence", "ledger", "metrics", "holdings_btc", "cost_basis_usd", "invested_usd",
+                     "realized_pnl_usd", "twr_index", "twr_value_after", "twr_holdings_after", "twr_started",
+                     "tail_peak", "tail_max_drawdown")
+CHECKPOINT_COLUMNS = ("portfolio_id", "trade_count", "last_at", "last_sequence", "ledger")
+
+
+def portfolio_record(state: PortfolioState, ledger: Ledger, metrics: dict[str, Any], tail_peak: Decimal,
+                     tail_max_drawdown: Decimal) -> tuple[Any, ...]:
+    """A whole portfolio row in PORTFOLIO_COLUMNS order, for a bulk COPY (the replay)."""
+    returns = ledger.returns
+    return (state.portfolio_id, state.owner_id, state.name, state.method.value, state.goal_usd, state.version,
+            state.created_at, state.updated_at, state.deleted, state.next_sequence, json.dumps(ledger.to_json()),
+            json.dumps(metrics), ledger.holdings_btc, ledger.cost_basis_usd, ledger.invested_usd,
+            ledger.realized_pnl_usd, returns.index, returns.value_after, returns.holdings_after, returns.started,
+            tail_peak, tail_max_drawdown)
+
+
+def checkpoint_record(portfolio_id: str, ledger: Ledger) -> tuple[Any, ...]:
+    return (portfolio_id, ledger.trade_count, *ledger.last_key, json.dumps(ledger.to_json()))  # type: ignore[misc]
 
 
 async def save_counts(connection: asyncpg.Connection, state: PortfolioState, metrics: dict[str, Any]) -> None:

@@ -71,7 +71,7 @@ class PortfolioState:
     """Transactions by status, of the whole portfolio."""
 
     def count(self, status: TransactionStatus, change: int) -> None:
-        self.counts[status.value] = self.counts.get(status.value, 0) + change
+        self.counts[status] = self.counts.get(status, 0) + change  # a StrEnum member is its value as a key
 
 
 def recorded_transaction(payload: dict[str, Any], recorded_at: datetime) -> TransactionState:
