@@ -13,34 +13,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import aio_pika
 import asyncpg
-from contracts.portfolios import CreatePortfolio, PortfolioUpdated, RecordTransaction, Side
+from contracts.portfolios import CreatePortfolio, RecordTransaction, Side
 from contracts.rpc import RpcClient
 
 from bench.common import Figure, percentile, plain, write_results
-from bench.gateway_write import seed_design_baseline
 from bench.stack import running_stack
-from contracts import names
-
-
-async def watch_priced(rabbit_url: str, priced: dict[str, "asyncio.Future[float]"]) -> aio_pika.abc.AbstractConnection:
-    loop = asyncio.get_running_loop()
-
-    async def on_update(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        update = PortfolioUpdated.from_json(message.body)
-        if update.reason == "transaction_priced" and update.transaction_id:
-            future = priced.setdefault(update.transaction_id, loop.create_future())
-            if not future.done():
-                future.set_result(time.perf_counter())
-
-    connection = await aio_pika.connect(rabbit_url)
-    channel = await connection.channel()
-    exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-    queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-    await queue.bind(exchange, names.PORTFOLIO_UPDATED)
-    await queue.consume(on_update, no_ack=True)
-    return connection
+from bench.trades import seed_design_baseline, watch_priced
 
 
 async def measure(rabbit_url: str, callers: int, per_caller: int) -> tuple[float, list[float]]:

@@ -48,7 +48,9 @@ async def settled(service: PortfolioService, portfolio_id: str) -> tuple[dict, l
     return row[0], [tuple(r) for r in outcomes]
 
 
-async def deliver_and_compare(url: str, order: list[int], duplicates: list[int]) -> None:
+async def deliver_and_compare(url: str, order: list[int], duplicates: list[int],
+                              batch_sizes: list[int] | None = None) -> None:
+    """Deliver the answers one by one, or (with `batch_sizes`) in batches the way the service's writer runs them."""
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
     service = PortfolioService(pool, PriceSource(None))
     try:
@@ -56,8 +58,15 @@ async def deliver_and_compare(url: str, order: list[int], duplicates: list[int])
         for answer in canonical_answers:
             await handlers.on_price_answer(service, answer)
         shuffled_id, answers = await portfolio_with_answers(service)
-        for index in [*order, *duplicates]:
-            await handlers.on_price_answer(service, answers[index])
+        deliveries = [answers[index] for index in [*order, *duplicates]]
+        if batch_sizes is None:
+            for answer in deliveries:
+                await handlers.on_price_answer(service, answer)
+        while batch_sizes is not None and deliveries:
+            size = batch_sizes.pop(0) if batch_sizes else len(deliveries)
+            results = await handlers.run_batch(service, deliveries[:size])
+            assert not [r for r in results if isinstance(r, Exception)]
+            deliveries = deliveries[size:]
         expected_metrics, expected_rows = await settled(service, canonical_id)
         got_metrics, got_rows = await settled(service, shuffled_id)
         assert got_rows == expected_rows
@@ -72,3 +81,13 @@ async def deliver_and_compare(url: str, order: list[int], duplicates: list[int])
        duplicates=st.lists(st.integers(min_value=0, max_value=len(TRADES) - 1), max_size=4))
 def test_reordered_and_duplicated_price_answers_change_nothing(delivery_database, order, duplicates) -> None:
     asyncio.run(deliver_and_compare(delivery_database, list(order), duplicates))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(order=st.permutations(range(len(TRADES))),
+       duplicates=st.lists(st.integers(min_value=0, max_value=len(TRADES) - 1), max_size=4),
+       batch_sizes=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=5))
+def test_price_answers_in_batches_reordered_and_duplicated_change_nothing(delivery_database, order, duplicates,
+                                                                           batch_sizes) -> None:
+    """The same, through the batched writer: a batch may hold several answers of one portfolio, or one twice."""
+    asyncio.run(deliver_and_compare(delivery_database, list(order), duplicates, list(batch_sizes)))
