@@ -71,7 +71,7 @@ async def build(settings: Settings) -> PortfolioApp:
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
-    writer = WriteBatcher(service, relay, settings.write_batch_limit)
+    writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes)
     broker.include_router(build_router(service, broker, writer))
     return PortfolioApp(settings, service, broker, relay, writer, prices)
 

@@ -1,8 +1,10 @@
 """The portfolio service on the bus: commands (request/reply), price answers and ticks, and the outbox relay."""
 
 import asyncio
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import asyncpg
@@ -52,32 +54,48 @@ async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: IncomingMe
                          message_id=message.message_id, persist=True)
 
 
-class WriteBatcher:
-    """Every write of this copy (commands, price answers, ticks) goes through one batch at a time.
+@dataclass
+class WriteLane:
+    waiting: deque[tuple[Message, "asyncio.Future[handlers.Handled]"]] = field(default_factory=deque)
+    has_work: asyncio.Event = field(default_factory=asyncio.Event)
 
-    A batch is one database transaction over whatever arrived while the previous one ran, so under load one
+
+class WriteBatcher:
+    """Every write of this copy (commands, price answers, ticks) goes through a batch.
+
+    Messages are spread over a few lanes by portfolio. A lane's batch is one database transaction over whatever
+    arrived while its previous one ran, so under load one
     commit, one event append and one outbox write serve many messages, and at low load a message waits for
     nothing. Each message's handler awaits its own result, so it is acked (or replied to) only after the
     commit. A batch that fails as a whole is retried one message at a time, to find the one at fault."""
 
-    def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100) -> None:
+    def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100, lanes: int = 2) -> None:
         self.service, self.relay, self.limit = service, relay, limit
-        self.waiting: deque[tuple[Message, asyncio.Future[handlers.Handled]]] = deque()
-        self.has_work = asyncio.Event()
+        self.lanes = [WriteLane() for _ in range(lanes)]
         BATCH_SIZE.observe(0)
+
+    def lane_of(self, message: Message) -> "WriteLane":
+        """One portfolio's messages always share a lane, so two lanes never wait on each other's rows."""
+        key = getattr(message, "portfolio_id", None) or getattr(message, "owner_id", None) or message.message_id
+        return self.lanes[zlib.crc32(key.encode()) % len(self.lanes)]
 
     async def submit(self, message: Message) -> handlers.Handled:
         future: asyncio.Future[handlers.Handled] = asyncio.get_running_loop().create_future()
-        self.waiting.append((message, future))
-        self.has_work.set()
+        lane = self.lane_of(message)
+        lane.waiting.append((message, future))
+        lane.has_work.set()
         return await future
 
     async def run(self) -> None:
+        await asyncio.gather(*(self.run_lane(lane) for lane in self.lanes))
+
+    async def run_lane(self, lane: "WriteLane") -> None:
+        """Batches of one lane, one after another; lanes overlap one another's waits on Postgres."""
         while True:
-            await self.has_work.wait()
-            batch = [self.waiting.popleft() for _ in range(min(self.limit, len(self.waiting)))]
-            if not self.waiting:
-                self.has_work.clear()
+            await lane.has_work.wait()
+            batch = [lane.waiting.popleft() for _ in range(min(self.limit, len(lane.waiting)))]
+            if not lane.waiting:
+                lane.has_work.clear()
             BATCH_SIZE.observe(len(batch))
             await self.run_batch(batch)
             self.relay.wake.set()

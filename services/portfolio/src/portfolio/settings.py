@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     consumer_prefetch: int = 100
     write_batch_limit: int = 100
     """The most messages handled in one database transaction."""
+    write_lanes: int = 2
+    """Batches run side by side, each over its own portfolios (a portfolio always goes to the same lane)."""
 
     @property
     def asyncpg_dsn(self) -> str:
