@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from portfolio.domain import midnights_between
-from portfolio.market_data import DailyOpens, count_midnights
+from portfolio.domain import count_midnights, midnights_between
+from portfolio.market_data import DailyOpens
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 moments = st.integers(min_value=0, max_value=60 * 24 * 90).map(lambda minutes: START + timedelta(minutes=minutes))

@@ -38,6 +38,7 @@ from contracts.portfolios import (
     SetPortfolioGoal,
     Side,
     TransactionPage,
+    TransactionStatus,
 )
 from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable
 from pydantic import BaseModel
@@ -606,18 +607,21 @@ def remember_reply(uow: UnitOfWork, message: Message, handled: Handled) -> None:
         uow.replies[message.message_id] = handled.reply.to_json()
 
 
+def refusal(command: OwnedCommand, error: DomainError) -> Reply:
+    """A command the domain refused, as its typed error reply."""
+    return Reply.failure(command, ErrorCode(error.code), error.message, error.details or None)
+
+
 async def handle_in_savepoint(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled | Exception:
+    """A refused command is answered with its error; any other failure gives its inbox claim back."""
     try:
         async with uow.savepoint():
             handled = await handle_write(service, uow, message)
-    except DomainError as error:
-        if not isinstance(message, OwnedCommand):
+    except Exception as error:
+        if not (isinstance(error, DomainError) and isinstance(message, OwnedCommand)):
             uow.release(message.message_id)
             return error
-        handled = Handled(Reply.failure(message, ErrorCode(error.code), error.message, error.details or None))
-    except Exception as error:
-        uow.release(message.message_id)
-        return error
+        handled = Handled(refusal(message, error))
     remember_reply(uow, message, handled)
     return handled
 
@@ -655,7 +659,7 @@ async def handle_command(service: PortfolioService, command: OwnedCommand) -> tu
         try:
             return Reply.success(command, await READS[type(command)](service, command)), []
         except DomainError as error:
-            return Reply.failure(command, ErrorCode(error.code), error.message, error.details or None), []
+            return refusal(command, error), []
     handled = await handle_alone(service, command)
     return handled.reply, handled.outgoing  # type: ignore[return-value]
 
@@ -671,8 +675,9 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
                              ) -> list[Message]:
     """Mark the transaction priced or failed; an answer to an outdated request is ignored."""
     state = await repo.load_state_of_transaction(uow.connection, answer.transaction_id, uow.stored)
-    found = state.transactions[answer.transaction_id] if state is not None else None
-    if state is None or found is None or found.price_request_id != answer.causation_id or found.status.value != "pending":
+    tx = state.transactions[answer.transaction_id] if state is not None else None
+    if (state is None or tx is None or tx.price_request_id != answer.causation_id
+            or tx.status != TransactionStatus.PENDING):
         log.info("price_answer_ignored", transaction_id=answer.transaction_id)
         return []
     if isinstance(answer, PriceResolved):
@@ -686,7 +691,7 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
         reason = "transaction_failed"
     await commit_events(uow, state, [event], answer, [answer.transaction_id])
     resolved = isinstance(answer, PriceResolved)
-    appended = state.transactions[answer.transaction_id].trade() if resolved else None
+    appended = tx.trade() if resolved else None
     metrics = await refresh_metrics(service, uow, state, appended=appended, priced_changed=resolved,
                                     only_counts=not resolved)
     outgoing: list[Message] = [updated_event(state, metrics, answer, reason, answer.transaction_id)]

@@ -13,7 +13,7 @@ from contracts.prices import LatestPrice, LatestPriceRequested, PriceRange, Pric
 from contracts.rpc import RequestTimeout, RpcClient
 
 from portfolio import repository
-from portfolio.domain import midnights_between
+from portfolio.domain import count_midnights, midnights_between
 
 log = structlog.get_logger()
 FETCH_AHEAD_DAYS = 366
@@ -103,8 +103,3 @@ class DailyOpens:
     def remember(self, day: datetime, price: Decimal) -> None:
         self.learn([(day, price)])
 
-
-def count_midnights(after: datetime, until: datetime) -> int:
-    """How many 00:00 UTC fall in (after, until]."""
-    first = after.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    return 0 if until < first else (until - first) // timedelta(days=1) + 1

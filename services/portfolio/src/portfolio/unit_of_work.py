@@ -1,8 +1,8 @@
 """One database transaction shared by a batch of messages.
 
-Each message runs in a savepoint, so a refused command undoes only its own writes. What every message adds is
-written once, at the end: the events (the only moment the global position row is locked), the outbox rows, the
-inbox replies. One commit then covers the whole batch.
+What every message adds is written once, at the end: the events (the only moment the global position row is locked), the outbox rows, the
+inbox replies. One commit then covers the whole batch. A message may run in a savepoint (`savepoint()`), so
+that its failure undoes only its own writes.
 """
 
 import contextlib

@@ -16,7 +16,14 @@ from portfolio.domain.figures import (
     transaction_figures,
 )
 from portfolio.domain.history import HistoryPointFigures, value_history
-from portfolio.domain.ledger import CHECKPOINT_EVERY, Ledger, TradeOutcome, midnights_between, replay_ledger
+from portfolio.domain.ledger import (
+    CHECKPOINT_EVERY,
+    Ledger,
+    TradeOutcome,
+    count_midnights,
+    midnights_between,
+    replay_ledger,
+)
 from portfolio.domain.returns import irr_pct
 from portfolio.domain.rules import (
     check_holdings,
@@ -32,7 +39,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
     "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "Trade", "TradeOutcome",
-    "TransactionFigures", "cash_flows", "check_holdings", "export_transactions_csv", "irr_pct", "midnights_between",
+    "TransactionFigures", "cash_flows", "check_holdings", "count_midnights", "export_transactions_csv", "irr_pct", "midnights_between",
     "parse_transactions_csv", "portfolio_figures", "refuse_oversized_sells", "replay_ledger", "transaction_figures", "validate_amount",
     "validate_fee", "validate_price", "validate_time", "value_history",
 ]

@@ -105,9 +105,13 @@ class Ledger:
         )
 
 
+def first_midnight_after(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
 def midnights_between(after: datetime, until: datetime) -> list[datetime]:
     """Every 00:00 UTC strictly after `after` and at or before `until`."""
-    day = after.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    day = first_midnight_after(after)
     days = []
     while day <= until:
         days.append(day)
@@ -117,6 +121,12 @@ def midnights_between(after: datetime, until: datetime) -> list[datetime]:
 
 CHECKPOINT_EVERY = 256
 """A copy of the ledger is kept after every this many priced trades."""
+
+
+def count_midnights(after: datetime, until: datetime) -> int:
+    """How many 00:00 UTC fall in (after, until]: len(midnights_between(after, until)) without listing them."""
+    first = first_midnight_after(after)
+    return 0 if until < first else (until - first) // timedelta(days=1) + 1
 
 
 def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade], midnight_opens: MidnightOpens | None = None, *,
