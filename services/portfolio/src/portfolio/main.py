@@ -23,6 +23,8 @@ from portfolio.messaging import OutboxRelay, WriteBatcher, build_router
 from portfolio.settings import Settings
 
 log = structlog.get_logger()
+RELAY_STOP_SECONDS = 10.0
+"""How long shutdown waits for the outbox relay to finish its batch (unpublished rows stay for the next start)."""
 DLQ_DEPTH = Gauge("bitfolio_dead_letter_queue_depth", "Messages parked in a dead-letter queue", ["queue"])
 
 
@@ -89,9 +91,9 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     try:
         yield app
     finally:
-        relay.cancel()
+        app.relay.stop()
         watcher.cancel()
-        await asyncio.gather(relay, watcher, return_exceptions=True)
+        await asyncio.gather(asyncio.wait_for(relay, RELAY_STOP_SECONDS), watcher, return_exceptions=True)
         await app.broker.stop()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)

@@ -127,6 +127,12 @@ class OutboxRelay:
     def __init__(self, service: PortfolioService, broker: RabbitBroker, batch: int = 500) -> None:
         self.service, self.broker, self.batch = service, broker, batch
         self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return: a publish cancelled mid-call closes the broker's channel."""
+        self.stopping.set()
+        self.wake.set()
 
     async def publish_batch(self) -> int:
         async with self.service.pool.acquire() as connection, connection.transaction():
@@ -143,7 +149,7 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             try:
                 if await self.publish_batch() == self.batch:
                     continue

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
@@ -25,6 +25,7 @@ from price.settings import Settings
 
 log = structlog.get_logger()
 OUTBOX_DEPTH = Gauge("price_outbox_depth", "Events waiting in the price outbox")
+RELAY_STOP_SECONDS = 10.0
 SYNC_LOCK = "SELECT pg_try_advisory_lock(hashtext('bitfolio.price.sync'))"
 
 
@@ -33,6 +34,8 @@ class PriceApp:
     settings: Settings
     service: PriceService
     broker: RabbitBroker
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at shutdown: the relay finishes the batch in hand (a publish cancelled mid-call closes the channel)."""
 
     async def publish_outbox_row(self, routing_key: str, message_id: str, body: bytes) -> None:
         await self.broker.publish(body, exchange=names.EVENTS_EXCHANGE, routing_key=routing_key,
@@ -40,11 +43,12 @@ class PriceApp:
 
     async def relay_outbox(self) -> None:
         """Publish outbox rows with confirms; several copies share the rows through SKIP LOCKED."""
-        while True:
+        while not self.stopping.is_set():
             try:
                 if await self.service.store.drain_outbox(self.publish_outbox_row) == 0:
                     OUTBOX_DEPTH.set(await self.service.store.outbox_depth())
-                    await asyncio.sleep(0.2)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), 0.2)
             except Exception:
                 log.exception("outbox_relay_failed")
                 await asyncio.sleep(1)
@@ -95,15 +99,15 @@ async def running(settings: Settings) -> AsyncIterator[PriceApp]:
     """The consumers, the outbox relay and (when enabled) the hourly sync, for as long as the context lasts."""
     app = await build(settings)
     await app.broker.start()
-    tasks = [asyncio.create_task(app.relay_outbox())]
-    if settings.sync_enabled:
-        tasks.append(asyncio.create_task(app.sync_hourly()))
+    relay = asyncio.create_task(app.relay_outbox())
+    tasks = [asyncio.create_task(app.sync_hourly())] if settings.sync_enabled else []
     try:
         yield app
     finally:
+        app.stopping.set()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(asyncio.wait_for(relay, RELAY_STOP_SECONDS), *tasks, return_exceptions=True)
         await app.broker.stop()
         if app.service.provider is not None:
             await app.service.provider.close()
