@@ -62,6 +62,11 @@ async def revoke_family(pool: asyncpg.Pool | asyncpg.Connection, family_id: str)
                        family_id)
 
 
+async def revoke_family_of_user(pool: asyncpg.Pool | asyncpg.Connection, family_id: str, user_id: str) -> None:
+    await pool.execute("UPDATE refresh_tokens SET revoked_at = now() "
+                       "WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL", family_id, user_id)
+
+
 async def revoke_access(pool: asyncpg.Pool, jti: str, expires_at: datetime) -> None:
     await pool.execute("INSERT INTO revoked_access (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                        jti, expires_at)
