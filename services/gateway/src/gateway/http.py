@@ -45,6 +45,7 @@ from gateway.bus import Backend
 from gateway.domain.client_address import client_address, trusted_networks
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError, install, responses
+from gateway.idempotency import IdempotencyMiddleware
 from gateway.schemas import (
     Credentials,
     LogoutRequest,
@@ -85,9 +86,13 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         title="Bitfolio API", version="1.0.0", lifespan=lifespan,
         description="Track Bitcoin buys and sells and see what every trade and portfolio is worth. Money is sent "
                     "and returned as decimal strings. Every error is {\"error\": {\"code\", \"message\", "
-                    "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`.",
+                    "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`. Every write "
+                    "(POST, PATCH, DELETE) under /v1/portfolios accepts an `Idempotency-Key` header (up to 255 "
+                    "characters): a repeat with the same key and body within 24 hours is applied once and answered "
+                    "as the first time (with `Idempotent-Replayed: true`); the key with another body is a 409.",
     )
     install(app)
+    app.add_middleware(IdempotencyMiddleware, gateway=gateway)  # innermost: it sees the routes' own answers
     app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"], expose_headers=["X-Total-Count", "Retry-After"])
     backend, accounts = gateway.backend, gateway.accounts
