@@ -109,3 +109,15 @@ async def test_a_retry_after_a_503_returns_the_result_not_a_second_trade(system,
 
 async def _more_than(rabbit_url: str, count: int) -> bool:
     return await dead_letter_count(rabbit_url) > count
+
+
+async def test_a_retried_upload_is_the_same_request_whatever_multipart_boundary_the_client_picks(system,
+                                                                                                alice) -> None:
+    portfolio_id = await new_portfolio(alice.client)
+    same = key()
+    csv_file = b"side,amount_btc,at,fee_usd,price_usd,note\nbuy,0.1,2024-01-05T00:00:00Z,1,44000,\n"
+    answers = [await alice.client.post(f"/v1/portfolios/{portfolio_id}/transactions/import", headers=same,
+                                       files={"file": ("t.csv", csv_file, "text/csv")}) for _ in range(2)]
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[1].headers["Idempotent-Replayed"] == "true" and answers[1].content == answers[0].content
+    assert await trade_count(alice.client, portfolio_id) == 1
