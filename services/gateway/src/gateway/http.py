@@ -94,7 +94,8 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     install(app)
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)  # innermost: it sees the routes' own answers
     app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
-                       allow_methods=["*"], allow_headers=["*"], expose_headers=["X-Total-Count", "Retry-After"])
+                       allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=["X-Total-Count", "Retry-After", "Idempotent-Replayed"])
     backend, accounts = gateway.backend, gateway.accounts
 
     @app.middleware("http")
