@@ -28,13 +28,14 @@ def stop_on_sigterm(*_: object) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    for prefix in ("PRICE", "PORTFOLIO", "GATEWAY", "WEB"):  # every service defaults to prod; `make run` is dev
+        os.environ.setdefault(f"{prefix}_ENV", "dev")
     if services_up.main() != 0:
         return 1
     for service in ("price", "portfolio", "gateway"):
         step(f"migrating the {service} database", [service, "migrate"])
     step("loading the bundled 2024 BTC-USD candles when the price database is empty", ["price", "seed"])
-    development = {f"{prefix}_ENV": os.environ.get(f"{prefix}_ENV", "dev")
-                   for prefix in ("PRICE", "PORTFOLIO", "GATEWAY", "WEB")}
+    development = {f"{prefix}_ENV": os.environ[f"{prefix}_ENV"] for prefix in ("PRICE", "PORTFOLIO", "GATEWAY", "WEB")}
     launcher = Launcher(RABBIT_URL, {}, LOGS, ports=PORTS, extra_env=development)
     try:
         for name in ("price", "portfolio", "gateway", "web"):

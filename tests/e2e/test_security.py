@@ -147,7 +147,8 @@ async def test_demo_is_read_only(system) -> None:
     from gateway.cli import seed_demo_account
     from gateway.settings import Settings
 
-    await seed_demo_account(Settings(database_url=system.database_urls["gateway"], rabbit_url=system.rabbit_url))
+    await seed_demo_account(Settings(env="test", database_url=system.database_urls["gateway"],
+                                      rabbit_url=system.rabbit_url))
     async with httpx.AsyncClient(base_url=system.gateway_url, timeout=20) as api:
         tokens = (await api.post("/v1/auth/demo")).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -48,7 +48,9 @@ def system(make_database, make_vhost, shared_candles_csv: Path) -> Iterator[Syst
                                                               "PRICE_PROVIDER_ATTEMPTS": "1",
                                                               "PRICE_PROVIDER_BASE_URL": "http://127.0.0.1:9",
                                                               # every test client shares 127.0.0.1
-                                                              "GATEWAY_FAILED_LOGINS_PER_IP": "100000"})
+                                                              "GATEWAY_FAILED_LOGINS_PER_IP": "100000",
+                                                              "GATEWAY_REGISTRATIONS_PER_IP_PER_HOUR": "100000",
+                                                              "GATEWAY_TOKEN_REQUESTS_PER_IP_PER_MINUTE": "100000"})
     try:
         for name in ("price", "portfolio", "gateway"):
             launcher.start(name)

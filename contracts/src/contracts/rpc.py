@@ -1,10 +1,15 @@
 """Concurrent request/reply over RabbitMQ: one reply queue per client and a correlation-id → future map.
 
 FastStream's `broker.request` serializes concurrent calls (FastStream #1318); this client keeps any number
-of calls in flight on one channel.
+of calls in flight on one channel. A request lives only as long as its caller waits: the broker expires it
+(per-message TTL, dead-lettered with reason `expired`) and the consumer checks its deadline header, so a
+command whose caller already answered 503 is never applied later.
 """
 
 import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
 from uuid import uuid4
 
 import aio_pika
@@ -14,9 +19,25 @@ from contracts import names
 from contracts.envelope import Message, decode
 from contracts.errors import Reply
 
+DEADLINE_HEADER = "x-bitfolio-deadline-ms"
+"""Unix time in milliseconds (an integer: AMQP may carry a float header as 32 bits, a minute off) after which
+nobody waits for the request's reply any more."""
+
 
 class RequestTimeout(TimeoutError):
     """The service did not answer in time."""
+
+
+def deadline_passed(headers: Mapping[str, Any] | None, now: float | None = None) -> bool:
+    """True when the request's caller has stopped waiting: it must not be applied (a request without a
+    deadline, from an older client or a tool, never expires)."""
+    deadline = (headers or {}).get(DEADLINE_HEADER)
+    if deadline is None:
+        return False
+    try:
+        return (time.time() if now is None else now) * 1000 > int(deadline)
+    except (TypeError, ValueError):
+        return False
 
 
 class RpcClient:
@@ -75,6 +96,7 @@ class RpcClient:
         if self._exchange is None:
             raise RuntimeError("RpcClient.connect() was not awaited")
         correlation = uuid4().hex
+        wait = timeout or self._timeout
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation] = future
         try:
@@ -86,12 +108,15 @@ class RpcClient:
                     message_id=request.message_id,
                     reply_to=self._reply_queue_name,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    headers={"x-correlation-id": request.correlation_id},
+                    # The broker drops (dead-letters) it once we stop waiting; the deadline covers a copy that a
+                    # consumer fetched in time but reaches only later.
+                    expiration=wait,
+                    headers={"x-correlation-id": request.correlation_id, DEADLINE_HEADER: int((time.time() + wait) * 1000)},
                 ),
                 routing_key=request.routing_key,
             )
-            return await asyncio.wait_for(future, timeout or self._timeout)
+            return await asyncio.wait_for(future, wait)
         except TimeoutError as error:
-            raise RequestTimeout(f"{request.routing_key} was not answered within {timeout or self._timeout} s") from error
+            raise RequestTimeout(f"{request.routing_key} was not answered within {wait} s") from error
         finally:
             self._pending.pop(correlation, None)

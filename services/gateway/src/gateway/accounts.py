@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import anyio
 import asyncpg
 
 from gateway import repository as repo
@@ -20,66 +21,85 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
+def refuse_if_limited(wait: int, what: str) -> None:
+    if wait:
+        raise ApiError(429, "rate_limited", f"{what}; try again in {wait} seconds.",
+                       headers={"Retry-After": str(wait)})
+
+
 @dataclass
 class Accounts:
     settings: Settings
     pool: asyncpg.Pool
-    failed_by_account: SlidingWindow
-    failed_by_ip: SlidingWindow
+    failed_by_account_and_address: SlidingWindow
+    """Keyed by (account, address): a stranger's wrong guesses lock out only the stranger, never the owner."""
+    failed_by_address: SlidingWindow
+    registrations_by_address: SlidingWindow
+    token_requests_by_address: SlidingWindow
+    hashing: anyio.CapacityLimiter
 
     @classmethod
     def create(cls, settings: Settings, pool: asyncpg.Pool) -> "Accounts":
         window = settings.failed_login_window_seconds
-        return cls(settings, pool, SlidingWindow(settings.failed_logins_per_account, window),
-                   SlidingWindow(settings.failed_logins_per_ip, window))
+        return cls(settings, pool, SlidingWindow(settings.failed_logins_per_account_and_address, window),
+                   SlidingWindow(settings.failed_logins_per_ip, window),
+                   SlidingWindow(settings.registrations_per_ip_per_hour, 3600),
+                   SlidingWindow(settings.token_requests_per_ip_per_minute, 60),
+                   anyio.CapacityLimiter(settings.password_hashing_threads))
 
-    async def register(self, email: str, password: str) -> repo.User:
+    def _spend(self, window: SlidingWindow, address: str, what: str) -> None:
+        """Count one request from `address` against `window`, or refuse it with 429 when the window is full."""
+        now = time.monotonic()
+        refuse_if_limited(window.retry_after(address, now), what)
+        window.record(address, now)
+
+    async def register(self, email: str, password: str, ip: str) -> repo.User:
+        self._spend(self.registrations_by_address, ip, "Too many new accounts from your address")
         try:
             normal = normalize_email(email)
             check_password(password, normal)
         except AccountRuleBroken as error:
             raise ApiError(422, "validation", error.message, [{"field": error.field, "message": error.message}]
                            ) from error
-        user = await repo.add_user(self.pool, uuid4().hex, normal, security.hash_password(password))
+        password_hash = await security.hash_password_off_loop(self.hashing, password)
+        user = await repo.add_user(self.pool, uuid4().hex, normal, password_hash)
         if user is None:
             raise ApiError(409, "conflict", "An account with that email already exists; log in instead.")
         return user
 
     async def issue_tokens(self, user_id: str, family_id: str | None = None,
                            connection: asyncpg.Connection | None = None) -> TokenPair:
-        access, _ = security.issue_access_token(self.settings, user_id)
+        family_id = family_id or uuid4().hex
+        access, _ = security.issue_access_token(self.settings, user_id, family_id)
         refresh, refresh_hash = security.new_refresh_token()
         expires = datetime.now(UTC) + timedelta(days=self.settings.refresh_token_days)
-        await repo.add_refresh_token(connection or self.pool, refresh_hash, family_id or uuid4().hex, user_id,
-                                     expires)
+        await repo.add_refresh_token(connection or self.pool, refresh_hash, family_id, user_id, expires)
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.settings.access_token_seconds)
-
-    def _refuse_if_limited(self, account: str, ip: str) -> None:
-        now = time.monotonic()
-        wait = max(self.failed_by_account.retry_after(account, now), self.failed_by_ip.retry_after(ip, now))
-        if wait:
-            raise ApiError(429, "rate_limited", f"Too many failed logins; try again in {wait} seconds.",
-                           headers={"Retry-After": str(wait)})
 
     async def login(self, email: str, password: str, ip: str) -> TokenPair:
         try:
             normal = normalize_email(email)
         except AccountRuleBroken:
             normal = None  # no account can have this email; still costs a hash and counts as a failure
-        self._refuse_if_limited(normal or email[:254], ip)
+        account_at_address = f"{normal or email[:254]}\n{ip}"
+        now = time.monotonic()
+        refuse_if_limited(max(self.failed_by_account_and_address.retry_after(account_at_address, now),
+                              self.failed_by_address.retry_after(ip, now)), "Too many failed logins")
         user = await repo.user_by_email(self.pool, normal) if normal else None
-        matches, new_hash = security.verify_password(user.password_hash if user else security.DECOY_HASH, password)
+        matches, new_hash = await security.verify_password_off_loop(
+            self.hashing, user.password_hash if user else security.DECOY_HASH, password)
         if user is None or not matches or user.is_demo:
             now = time.monotonic()
-            self.failed_by_account.record(normal or email[:254], now)
-            self.failed_by_ip.record(ip, now)
+            self.failed_by_account_and_address.record(account_at_address, now)
+            self.failed_by_address.record(ip, now)
             raise unauthorized("The email or password is wrong.")
-        self.failed_by_account.clear(user.email)
+        self.failed_by_account_and_address.clear(account_at_address)
         if new_hash:
             await repo.set_password_hash(self.pool, user.id, new_hash)
         return await self.issue_tokens(user.id)
 
-    async def refresh(self, token: str) -> TokenPair:
+    async def refresh(self, token: str, ip: str) -> TokenPair:
+        self._spend(self.token_requests_by_address, ip, "Too many token requests from your address")
         token_hash = security.hash_refresh_token(token)
         async with self.pool.acquire() as connection:
             async with connection.transaction():
@@ -95,14 +115,18 @@ class Accounts:
             raise unauthorized("This refresh token was already used; every session it started is now ended.")
 
     async def logout(self, claims: security.AccessClaims, refresh_token: str | None) -> None:
+        """End the access token and its whole session: the refresh family it was issued with, and any named."""
         await repo.revoke_access(self.pool, claims.jti, claims.expires_at)
+        if claims.session_id:
+            await repo.revoke_family_of_user(self.pool, claims.session_id, claims.user_id)
         if refresh_token:
             row = await self.pool.fetchrow("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1",
                                            security.hash_refresh_token(refresh_token))
             if row is not None and row["user_id"] == claims.user_id:
                 await repo.revoke_family(self.pool, row["family_id"])
 
-    async def demo(self) -> TokenPair:
+    async def demo(self, ip: str) -> TokenPair:
+        self._spend(self.token_requests_by_address, ip, "Too many token requests from your address")
         user = await repo.user_by_email(self.pool, self.settings.demo_email)
         if user is None:
             raise ApiError(404, "not_found", "The demo account has not been set up on this server "

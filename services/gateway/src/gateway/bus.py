@@ -1,5 +1,8 @@
 """Forwarding commands and queries to the services over request/reply, and mapping their typed errors."""
 
+import hashlib
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from contracts.envelope import Message
@@ -13,12 +16,32 @@ R = TypeVar("R", bound=BaseModel)
 RETRY_AFTER_SECONDS = "3"
 
 
+@dataclass
+class StableCommandIds:
+    """Message ids for the commands of a write sent with an Idempotency-Key: the n-th command of every attempt
+    gets the same id, so the portfolio service (which applies a message id at most once and keeps its reply)
+    answers a retry with the first attempt's result instead of applying it again."""
+
+    seed: str
+    sent: int = 0
+
+    def next_id(self) -> str:
+        self.sent += 1
+        return hashlib.sha256(f"{self.seed}:{self.sent}".encode()).hexdigest()[:32]
+
+
+stable_command_ids: ContextVar[StableCommandIds | None] = ContextVar("stable_command_ids", default=None)
+
+
 class Backend:
     def __init__(self, client: RpcClient) -> None:
         self.client = client
 
     async def ask(self, request: Message) -> Any:
         """The reply's result (JSON), or ApiError with the right status; a silent service is a 503."""
+        stable = stable_command_ids.get()
+        if stable is not None:
+            request = request.model_copy(update={"message_id": stable.next_id()})
         if not self.client.connected:
             raise ApiError(503, "unavailable", "The message broker is unreachable; try again shortly.",
                            headers={"Retry-After": RETRY_AFTER_SECONDS})

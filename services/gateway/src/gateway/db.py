@@ -1,7 +1,8 @@
-"""Tables of the gateway: users, refresh-token families, revoked access tokens."""
+"""Tables of the gateway: users, refresh-token families, revoked access tokens, idempotency keys."""
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
 TS = sa.DateTime(timezone=True)
@@ -33,6 +34,22 @@ revoked_access = sa.Table(
     sa.Column("expires_at", TS, nullable=False),
 )
 """Access tokens ended by logout, kept until they would have expired anyway."""
+
+idempotency_keys = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+    sa.Column("command_seed", sa.Text, nullable=False),
+    sa.Column("locked_until", TS),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_headers", postgresql.JSONB),
+    sa.Column("response_body", sa.LargeBinary),
+    sa.Column("created_at", TS, server_default=sa.func.now(), nullable=False),
+)
+"""A write sent with an Idempotency-Key: claimed while it runs (locked_until), then holding its final answer.
+command_seed names the bus commands it sends, so a retry re-sends the same message ids and the portfolio
+service's inbox applies each at most once."""
 
 
 async def create_pool(dsn: str) -> asyncpg.Pool:

@@ -42,8 +42,10 @@ from gateway import repository as repo
 from gateway import security
 from gateway.accounts import Accounts, unauthorized
 from gateway.bus import Backend
+from gateway.domain.client_address import client_address, trusted_networks
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError, install, responses
+from gateway.idempotency import IdempotencyMiddleware
 from gateway.schemas import (
     Credentials,
     LogoutRequest,
@@ -71,10 +73,12 @@ class Gateway:
     def __init__(self, settings: Settings, accounts: Accounts, backend: Backend) -> None:
         self.settings, self.accounts, self.backend = settings, accounts, backend
         self.budget = SlidingWindow(settings.requests_per_minute, 60)
+        self.trusted_proxies = trusted_networks(settings.trusted_proxies)
 
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    def client_ip(self, request: Request) -> str:
+        """The end user's address: behind the dashboard (a trusted proxy) every request comes from its host."""
+        peer = request.client.host if request.client else "unknown"
+        return client_address(peer, request.headers.get("X-Forwarded-For"), self.trusted_proxies)
 
 
 def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> FastAPI:
@@ -82,11 +86,16 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         title="Bitfolio API", version="1.0.0", lifespan=lifespan,
         description="Track Bitcoin buys and sells and see what every trade and portfolio is worth. Money is sent "
                     "and returned as decimal strings. Every error is {\"error\": {\"code\", \"message\", "
-                    "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`.",
+                    "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`. Every write "
+                    "(POST, PATCH, DELETE) under /v1/portfolios accepts an `Idempotency-Key` header (up to 255 "
+                    "characters): a repeat with the same key and body within 24 hours is applied once and answered "
+                    "as the first time (with `Idempotent-Replayed: true`); the key with another body is a 409.",
     )
     install(app)
+    app.add_middleware(IdempotencyMiddleware, gateway=gateway)  # innermost: it sees the routes' own answers
     app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
-                       allow_methods=["*"], allow_headers=["*"], expose_headers=["X-Total-Count", "Retry-After"])
+                       allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=["X-Total-Count", "Retry-After", "Idempotent-Replayed"])
     backend, accounts = gateway.backend, gateway.accounts
 
     @app.middleware("http")
@@ -134,27 +143,27 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     auth = APIRouter(prefix="/v1/auth", tags=["auth"])
 
     @auth.post("/register", status_code=201, response_model=UserOut, responses=responses(409, 422, 429, 503))
-    async def register(body: Credentials) -> UserOut:
-        user = await accounts.register(body.email, body.password)
+    async def register(body: Credentials, request: Request) -> UserOut:
+        user = await accounts.register(body.email, body.password, gateway.client_ip(request))
         return UserOut(id=user.id, email=user.email, is_demo=user.is_demo, created_at=user.created_at)
 
     @auth.post("/login", response_model=TokenPair, responses=responses(401, 422, 429, 503))
     async def login(body: Credentials, request: Request) -> TokenPair:
-        return await accounts.login(body.email, body.password, client_ip(request))
+        return await accounts.login(body.email, body.password, gateway.client_ip(request))
 
-    @auth.post("/refresh", response_model=TokenPair, responses=responses(401, 422, 503))
-    async def refresh(body: RefreshRequest) -> TokenPair:
-        return await accounts.refresh(body.refresh_token)
+    @auth.post("/refresh", response_model=TokenPair, responses=responses(401, 422, 429, 503))
+    async def refresh(body: RefreshRequest, request: Request) -> TokenPair:
+        return await accounts.refresh(body.refresh_token, gateway.client_ip(request))
 
     @auth.post("/logout", status_code=204, responses=responses(401, 422, 503))
     async def logout(claims: User, body: LogoutRequest | None = None) -> Response:
         await accounts.logout(claims, body.refresh_token if body else None)
         return Response(status_code=204)
 
-    @auth.post("/demo", response_model=TokenPair, responses=responses(404, 503),
+    @auth.post("/demo", response_model=TokenPair, responses=responses(404, 429, 503),
                description="Log in as the read-only demo account seeded with real 2024 trades.")
-    async def demo() -> TokenPair:
-        return await accounts.demo()
+    async def demo(request: Request) -> TokenPair:
+        return await accounts.demo(gateway.client_ip(request))
 
     app.include_router(auth)
 

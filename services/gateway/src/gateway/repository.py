@@ -1,9 +1,11 @@
-"""The only code that reads and writes users and tokens."""
+"""The only code that reads and writes users, tokens and idempotency keys."""
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ async def revoke_family(pool: asyncpg.Pool | asyncpg.Connection, family_id: str)
                        family_id)
 
 
+async def revoke_family_of_user(pool: asyncpg.Pool | asyncpg.Connection, family_id: str, user_id: str) -> None:
+    await pool.execute("UPDATE refresh_tokens SET revoked_at = now() "
+                       "WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL", family_id, user_id)
+
+
 async def revoke_access(pool: asyncpg.Pool, jti: str, expires_at: datetime) -> None:
     await pool.execute("INSERT INTO revoked_access (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                        jti, expires_at)
@@ -70,3 +77,80 @@ async def revoke_access(pool: asyncpg.Pool, jti: str, expires_at: datetime) -> N
 
 async def access_revoked(pool: asyncpg.Pool, jti: str) -> bool:
     return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM revoked_access WHERE jti = $1)", jti))
+
+
+# ------------------------------------------------------------------ idempotency keys
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This request holds the key now; its bus commands are named from `command_seed`."""
+
+    command_seed: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The key's request has its final answer, to be replayed as it was."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class KeyReused:
+    """The key was used for another request (another method, path or body)."""
+
+
+@dataclass(frozen=True)
+class KeyBusy:
+    """Another request with this key is still running."""
+
+
+async def claim_idempotency_key(pool: asyncpg.Pool, user_id: str, key: str, fingerprint: str, lease_seconds: float,
+                                keep_hours: int) -> Claimed | Answered | KeyReused | KeyBusy:
+    """Take the key for this request, or say why not; a key is forgotten `keep_hours` after its first use."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND created_at < now() - make_interval(hours => $2)",
+            user_id, keep_hours)
+        # A concurrent duplicate blocks on this insert until the first commits, then finds the row taken.
+        seed = await connection.fetchval(
+            "INSERT INTO idempotency_keys (user_id, key, fingerprint, command_seed, locked_until) "
+            "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) ON CONFLICT DO NOTHING RETURNING command_seed",
+            user_id, key, fingerprint, secrets.token_hex(16), lease_seconds)
+        if seed is not None:
+            return Claimed(seed)
+        row = await connection.fetchrow(
+            "SELECT fingerprint, command_seed, response_status, response_headers, response_body, "
+            "locked_until > now() AS locked FROM idempotency_keys WHERE user_id = $1 AND key = $2 FOR UPDATE",
+            user_id, key)
+        if row is None:  # forgotten between the two statements (it had just expired): the caller may retry
+            return KeyBusy()
+        if row["fingerprint"] != fingerprint:
+            return KeyReused()
+        if row["response_status"] is not None:
+            headers = [(name, value) for name, value in orjson.loads(row["response_headers"])]
+            return Answered(row["response_status"], headers, bytes(row["response_body"]))
+        if row["locked"]:
+            return KeyBusy()
+        # Released by an attempt without a final answer (a 503), or left by a gateway that died: take it over.
+        await connection.execute(
+            "UPDATE idempotency_keys SET locked_until = now() + make_interval(secs => $3) "
+            "WHERE user_id = $1 AND key = $2", user_id, key, lease_seconds)
+        return Claimed(row["command_seed"])
+
+
+async def answer_idempotency_key(pool: asyncpg.Pool, user_id: str, key: str, status: int,
+                                 headers: list[tuple[str, str]], body: bytes) -> None:
+    await pool.execute(
+        "UPDATE idempotency_keys SET response_status = $3, response_headers = $4::jsonb, response_body = $5, "
+        "locked_until = NULL WHERE user_id = $1 AND key = $2",
+        user_id, key, status, orjson.dumps(headers).decode(), body)
+
+
+async def release_idempotency_key(pool: asyncpg.Pool, user_id: str, key: str) -> None:
+    """No final answer (the service was unavailable): a retry with the key runs it again, with the same seed."""
+    await pool.execute("UPDATE idempotency_keys SET locked_until = NULL WHERE user_id = $1 AND key = $2",
+                       user_id, key)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import anyio
 import jwt
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -36,6 +37,17 @@ def verify_password(password_hash: str, password: str) -> tuple[bool, str | None
     return True, HASHER.hash(password) if HASHER.check_needs_rehash(password_hash) else None
 
 
+async def hash_password_off_loop(limiter: anyio.CapacityLimiter, password: str) -> str:
+    """hash_password in a worker thread: argon2 takes ~20 ms of CPU, which would stall every other request."""
+    return await anyio.to_thread.run_sync(hash_password, password, limiter=limiter)
+
+
+async def verify_password_off_loop(limiter: anyio.CapacityLimiter, password_hash: str, password: str
+                                   ) -> tuple[bool, str | None]:
+    """verify_password in a worker thread; the limiter bounds how many run at once."""
+    return await anyio.to_thread.run_sync(verify_password, password_hash, password, limiter=limiter)
+
+
 def new_refresh_token() -> tuple[str, str]:
     """(the opaque token for the client, its SHA-256 hash for storage)."""
     token = secrets.token_urlsafe(32)
@@ -51,15 +63,19 @@ class AccessClaims:
     user_id: str
     jti: str
     expires_at: datetime
+    session_id: str | None = None
+    """The refresh-token family this access token belongs to, so that a logout can end the whole session."""
 
 
-def issue_access_token(settings: Settings, user_id: str, now: datetime | None = None) -> tuple[str, AccessClaims]:
+def issue_access_token(settings: Settings, user_id: str, session_id: str, now: datetime | None = None
+                       ) -> tuple[str, AccessClaims]:
     issued = now or datetime.now(UTC)
     expires = issued + timedelta(seconds=settings.access_token_seconds)
     jti = uuid4().hex
     token = jwt.encode({"sub": user_id, "iat": issued, "exp": expires, "iss": settings.jwt_issuer,
-                        "aud": settings.jwt_audience, "jti": jti}, settings.jwt_secret, algorithm=ALGORITHM)
-    return token, AccessClaims(user_id, jti, expires)
+                        "aud": settings.jwt_audience, "jti": jti, "sid": session_id}, settings.jwt_secret,
+                       algorithm=ALGORITHM)
+    return token, AccessClaims(user_id, jti, expires, session_id)
 
 
 def read_access_token(settings: Settings, token: str) -> AccessClaims:
@@ -70,4 +86,6 @@ def read_access_token(settings: Settings, token: str) -> AccessClaims:
         raise InvalidToken("The access token has expired; refresh it or log in again.") from error
     except jwt.PyJWTError as error:
         raise InvalidToken("The access token is not valid.") from error
-    return AccessClaims(str(claims["sub"]), str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC))
+    session = claims.get("sid")  # absent only from tokens issued before sessions were named
+    return AccessClaims(str(claims["sub"]), str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC),
+                        str(session) if session is not None else None)

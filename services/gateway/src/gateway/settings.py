@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "bitfolio-dev-only-signing-key-change-me-0123456789"
@@ -11,7 +11,8 @@ DEV_SECRET = "bitfolio-dev-only-signing-key-change-me-0123456789"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
 
-    env: Literal["dev", "test", "prod"] = "dev"
+    # prod unless told otherwise: a deployment that forgets GATEWAY_ENV must not accept the public dev secret
+    env: Literal["dev", "test", "prod"] = "prod"
     log_level: str = "INFO"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/bitfolio_gateway"
     rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
@@ -26,10 +27,22 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
 
     request_timeout_seconds: float = 10.0
-    failed_logins_per_account: int = 5
+    failed_logins_per_account_and_address: int = 5
     failed_logins_per_ip: int = 20
     failed_login_window_seconds: int = 900
     requests_per_minute: int = 1200
+    registrations_per_ip_per_hour: int = 20
+    token_requests_per_ip_per_minute: int = 60
+    """Refresh and demo logins from one address."""
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    """Addresses or networks (CIDR) whose X-Forwarded-For is believed, such as the web dashboard's."""
+
+    password_hashing_threads: int = Field(default=2, ge=1, le=64)
+    """Argon2 runs in worker threads; at most this many at once, so a burst of logins cannot take every core."""
+
+    idempotency_hours: int = 24
+    idempotency_lease_seconds: float = 60.0
+    """How long a request holds its Idempotency-Key before a stalled holder (a crashed gateway) is overtaken."""
 
     demo_email: str = "demo@bitfolio.local"
 

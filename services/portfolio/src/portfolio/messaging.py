@@ -14,6 +14,7 @@ from contracts.faststream_support import IncomingMessage
 from contracts.observability import bind_correlation
 from contracts.portfolios import COMMANDS, OwnedCommand
 from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
+from contracts.rpc import deadline_passed
 from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
@@ -211,6 +212,9 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
     @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_command(message: IncomingMessage) -> bytes | None:
         """Any portfolio.* or transaction.* command → its Reply; writes commit before the reply and the ack."""
+        if deadline_passed(message.headers):  # its caller answered 503 already: applying it now would surprise
+            await dead_letter(broker, PORTFOLIO_COMMANDS, message, "expired: the caller had stopped waiting")
+            return None
         with HANDLER_SECONDS.labels(PORTFOLIO_COMMANDS.name).time():
             command, refusal = await decoded(broker, PORTFOLIO_COMMANDS, message, COMMANDS)
             if command is None:
