@@ -74,7 +74,7 @@ async def build(settings: Settings) -> PortfolioApp:
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes)
-    broker.include_router(build_router(service, broker, writer))
+    broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))
     return PortfolioApp(settings, service, broker, relay, writer, prices)
 
 
