@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "bitfolio-dev-only-signing-key-change-me-0123456789"
@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
 
     request_timeout_seconds: float = 10.0
+    reply_prefetch: int = Field(default=200, ge=1)
+    """Most replies this process holds unacknowledged at once; a burst waits in RabbitMQ."""
     failed_logins_per_account: int = 5
     failed_logins_per_ip: int = 20
     failed_login_window_seconds: int = 900
