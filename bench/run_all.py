@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from bench.common import RESULTS, ROOT
 
-BENCHMARKS = ["price_import", "portfolio_read", "portfolio_replay", "portfolio_write", "rpc_concurrency", "gateway_read", "gateway_write"]
+BENCHMARKS = ["price_import", "price_burst", "portfolio_read", "portfolio_replay", "portfolio_write", "rpc_concurrency", "gateway_read", "gateway_write"]
 
 
 def main() -> int:

@@ -13,12 +13,17 @@ def synthetic_open(hour: int) -> Decimal:
     return Decimal(20000) + Decimal(hour // 3600 % 5000) / Decimal(4)
 
 
-def _row_json(hour: int, price: Decimal) -> str:
+def synthetic_close(hour: int) -> Decimal:
+    return synthetic_open(hour) + 1
+
+
+def _row_json(hour: int, price: Decimal, close: Decimal | None = None) -> str:
     """One histohour row; prices are JSON numbers, as the real API sends them."""
     if price == 0:
         return f'{{"time": {hour}, "open": 0, "high": 0, "low": 0, "close": 0, "volumefrom": 0, "volumeto": 0}}'
-    return (f'{{"time": {hour}, "open": {price}, "high": {price + 10}, "low": {price - 10}, "close": {price + 1}, '
-            f'"volumefrom": 12.5, "volumeto": 250000.0}}')
+    close = price + 1 if close is None else close
+    return (f'{{"time": {hour}, "open": {price}, "high": {max(price + 10, close)}, "low": {min(price - 10, close)}, '
+            f'"close": {close}, "volumefrom": 12.5, "volumeto": 250000.0}}')
 
 
 @dataclass
@@ -29,12 +34,20 @@ class FakeCryptoCompare:
     """Answer this many requests with HTTP 429 before succeeding."""
     error_message: str | None = None
     """When set, answer {"Response": "Error", "Message": ...}."""
+    unreadable_answers: int = 0
+    """Answer this many requests with `unreadable_body` (HTTP 200) before answering properly."""
+    unreadable_body: str = "<html>upstream hiccup</html>"
+    closes: dict[int, Decimal] = field(default_factory=dict)
+    """A close per hour that differs from the synthetic one (an hour still trading, or one that moved since)."""
+    hold: threading.Event | None = None
+    """When set, every request waits until this event is set (a provider that hangs)."""
     requests: list[dict[str, str]] = field(default_factory=list)
 
     def page(self, to_ts: int, limit: int) -> str:
         to_hour = to_ts - to_ts % 3600
         hours = [to_hour - 3600 * i for i in range(limit, -1, -1)]
-        rows = ", ".join(_row_json(h, synthetic_open(h) if h >= self.first_real_hour else Decimal(0)) for h in hours)
+        rows = ", ".join(_row_json(h, synthetic_open(h) if h >= self.first_real_hour else Decimal(0), self.closes.get(h))
+                         for h in hours)
         return (f'{{"Response": "Success", "Data": {{"Aggregated": false, "TimeFrom": {hours[0]}, '
                 f'"TimeTo": {hours[-1]}, "Data": [{rows}]}}}}')
 
@@ -49,11 +62,16 @@ class FakeCryptoCompare:
                 url = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 fake.requests.append(query)
+                if fake.hold is not None:
+                    fake.hold.wait(30)
                 if url.path != "/data/v2/histohour":
                     self._send(404, json.dumps({"Response": "Error", "Message": "unknown path"}))
                 elif fake.fail_with_429 > 0:
                     fake.fail_with_429 -= 1
                     self._send(429, json.dumps({"Response": "Error", "Message": "rate limit"}))
+                elif fake.unreadable_answers > 0:
+                    fake.unreadable_answers -= 1
+                    self._send(200, fake.unreadable_body)
                 elif fake.error_message is not None:
                     self._send(200, json.dumps({"Response": "Error", "Message": fake.error_message}))
                 else:

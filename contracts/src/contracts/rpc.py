@@ -41,8 +41,10 @@ def deadline_passed(headers: Mapping[str, Any] | None, now: float | None = None)
 
 
 class RpcClient:
-    def __init__(self, url: str, *, timeout: float = 10.0, exchange: str = names.COMMANDS_EXCHANGE) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, exchange: str = names.COMMANDS_EXCHANGE,
+                 prefetch: int = 100) -> None:
         self._url = url
+        self._prefetch = prefetch
         self._timeout = timeout
         self._exchange_name = exchange
         self._reply_queue_name = f"rpc.reply.{uuid4().hex}"
@@ -57,11 +59,13 @@ class RpcClient:
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
         channel = await self._connection.channel(publisher_confirms=True)
+        # Replies are acked, so that at most `prefetch` of a burst sit in this process; the rest wait in RabbitMQ.
+        await channel.set_qos(prefetch_count=self._prefetch)
         self._exchange = await channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
-        await queue.consume(self._on_reply, no_ack=True)
+        await queue.consume(self._on_reply_acked)
 
     async def queue_depth(self, name: str) -> int | None:
         """Messages waiting in a queue (a passive declare); None when it cannot be read now."""
@@ -81,6 +85,10 @@ class RpcClient:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+
+    async def _on_reply_acked(self, message: AbstractIncomingMessage) -> None:
+        async with message.process(ignore_processed=True):
+            await self._on_reply(message)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)

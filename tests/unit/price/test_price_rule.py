@@ -43,3 +43,16 @@ def test_csv_negative_or_inverted_prices_are_row_errors() -> None:
     lines = ["time,open,high,low,close,volumefrom\n", "3600,-1,2,1,1,1\n", "7200,1,1,2,1,1\n"]
     errors = list(parse_candle_csv(lines))
     assert [(e.line, "≥ 0" in e.message or "above" in e.message) for e in errors] == [(2, True), (3, True)]
+
+
+def test_known_at_marks_the_hour_still_trading_provisional_and_drops_hours_not_begun() -> None:
+    from dataclasses import replace
+
+    from price.domain import known_at
+
+    hour = ROW.hour
+    rows = [replace(ROW, hour=hour + i * 3600) for i in range(4)]
+    now = hour + 2 * 3600 + 1
+    settled = known_at(rows, now)
+    assert [(r.hour, r.provisional) for r in settled] == [(hour, False), (hour + 3600, False), (hour + 7200, True)]
+    assert known_at(rows, hour + 3600)[0].provisional is False, "an hour is finished the second it ends"

@@ -21,8 +21,10 @@ StatusListener = Callable[[bool], Awaitable[None]]
 
 
 class LiveUpdates:
-    def __init__(self, rabbit_url: str) -> None:
+    def __init__(self, rabbit_url: str, prefetch: int = 50) -> None:
         self.rabbit_url = rabbit_url
+        self.prefetch = prefetch
+        self.queue_name: str | None = None
         self.by_owner: dict[str, set[PortfolioListener]] = defaultdict(set)
         self.tick_listeners: set[TickListener] = set()
         self.status_listeners: set[StatusListener] = set()
@@ -74,12 +76,19 @@ class LiveUpdates:
         connection.close_callbacks.add(lambda *_: asyncio.ensure_future(self._set_status(False)))
         connection.reconnect_callbacks.add(lambda *_: asyncio.ensure_future(self._set_status(True)))
         channel = await connection.channel()
+        # Deliveries are acked, so that at most `prefetch` of a burst sit in this process; the rest wait in RabbitMQ.
+        await channel.set_qos(prefetch_count=self.prefetch)
         exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange, names.PORTFOLIO_UPDATED)
         await queue.bind(exchange, names.PRICE_TICKED)
-        await queue.consume(self._on_message, no_ack=True)
+        self.queue_name = queue.name
+        await queue.consume(self._on_message_acked)
         await self._set_status(True)
+
+    async def _on_message_acked(self, message: AbstractIncomingMessage) -> None:
+        async with message.process(ignore_processed=True):  # acked even when a listener failed: never redelivered
+            await self._on_message(message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:

@@ -36,7 +36,7 @@ class Dashboard:
         self.settings = settings
         # Drop idle connections before the gateway (uvicorn: 5 s keep-alive) does, so none is reused half-closed.
         self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
-        self.live = LiveUpdates(settings.rabbit_url)
+        self.live = LiveUpdates(settings.rabbit_url, settings.live_prefetch)
 
     def gateway(self) -> GatewayClient:
         return GatewayClient(self.settings.gateway_url, app.storage.user, self.http)

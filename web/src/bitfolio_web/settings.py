@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_STORAGE_SECRET = "bitfolio-web-dev-storage-secret-change-me"
@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     storage_secret: str = DEV_STORAGE_SECRET
+    live_prefetch: int = Field(default=50, ge=1)
+    """Most live updates this process holds unacknowledged at once; a burst waits in RabbitMQ."""
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

@@ -21,7 +21,8 @@ log = structlog.get_logger()
 def create_app(settings: Settings) -> FastAPI:
     """The FastAPI app; the database pool and broker connection open in its lifespan."""
     state: dict[str, object] = {}
-    client = RpcClient(settings.rabbit_url, timeout=settings.request_timeout_seconds)
+    client = RpcClient(settings.rabbit_url, timeout=settings.request_timeout_seconds,
+                       prefetch=settings.reply_prefetch)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

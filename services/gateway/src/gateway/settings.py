@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     refresh_token_days: int = 30
 
     request_timeout_seconds: float = 10.0
+    reply_prefetch: int = Field(default=200, ge=1)
+    """Most replies this process holds unacknowledged at once; a burst waits in RabbitMQ."""
     failed_logins_per_account_and_address: int = 5
     failed_logins_per_ip: int = 20
     failed_login_window_seconds: int = 900

@@ -69,13 +69,14 @@ async def build(settings: Settings) -> PortfolioApp:
         with attempt:
             await ensure_topology(settings.rabbit_url)
     pool = await create_pool(settings.asyncpg_dsn)
-    prices = RpcClient(settings.rabbit_url, timeout=settings.price_timeout_seconds)
+    prices = RpcClient(settings.rabbit_url, timeout=settings.price_timeout_seconds,
+                       prefetch=settings.consumer_prefetch)
     service = PortfolioService(pool, PriceSource(prices))
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes)
-    broker.include_router(build_router(service, broker, writer))
+    broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))
     return PortfolioApp(settings, service, broker, relay, writer, prices)
 
 

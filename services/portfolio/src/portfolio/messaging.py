@@ -10,7 +10,8 @@ from typing import TypeVar
 import asyncpg
 import structlog
 from contracts.envelope import Message
-from contracts.faststream_support import IncomingMessage
+from contracts.faststream_support import AttemptPolicy, IncomingMessage, routing_key_of, within_attempts
+from contracts.faststream_support import dead_letter as park
 from contracts.observability import bind_correlation
 from contracts.portfolios import COMMANDS, OwnedCommand
 from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
@@ -49,10 +50,7 @@ def existing_queue(spec: QueueSpec) -> RabbitQueue:
 
 async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage, reason: str) -> None:
     MESSAGES.labels(spec.name, "dead_lettered").inc()
-    log.warning("dead_lettered", queue=spec.name, reason=reason)
-    await broker.publish(message.body, exchange=names.DEAD_LETTER_EXCHANGE, routing_key=spec.name,
-                         headers={**(message.headers or {}), names.DEAD_LETTER_REASON_HEADER: reason},
-                         message_id=message.message_id, persist=True)
+    await park(broker, spec.name, message, reason)
 
 
 @dataclass
@@ -170,7 +168,7 @@ class OutboxRelay:
 async def decoded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage,
                   models: Mapping[str, type[Message]]) -> tuple[Message | None, str]:
     """The message as its contract model, or (None, reason) after parking it in the queue's DLQ."""
-    routing_key = message.raw_message.routing_key or ""
+    routing_key = routing_key_of(message)
     try:
         model = models.get(routing_key)
         if model is None:
@@ -182,20 +180,13 @@ async def decoded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessag
 
 
 async def guarded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage,
-                  work: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
-    """Run a handler: an outage is retried (requeued) until it passes; any other failure is retried once,
-    then the message is dead-lettered with the reason and (False, None) returned."""
-    try:
-        return True, await work()
-    except OUTAGES:
-        await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
-        raise  # requeued: the database or broker will come back, and nothing is set aside
-    except Exception as error:
-        if not message.raw_message.redelivered:
-            raise  # nack and requeue once: the failure may be passing
-        log.exception("handler_failed_twice", queue=spec.name)
-        await dead_letter(broker, spec, message, f"failed twice: {error!r}")
-        return False, None
+                  work: Callable[[], Awaitable[T]], policy: AttemptPolicy) -> tuple[bool, T | None]:
+    """Run a handler: an outage is retried (requeued) until it passes; any other failure is retried up to the
+    policy's attempts, then the message is dead-lettered with the reason and (False, None) returned."""
+    handled, result = await within_attempts(broker, spec.name, message, work, policy)
+    if not handled:
+        MESSAGES.labels(spec.name, "dead_lettered").inc()
+    return handled, result
 
 
 async def run_command(service: PortfolioService, writer: WriteBatcher, command: OwnedCommand) -> Reply:
@@ -206,8 +197,10 @@ async def run_command(service: PortfolioService, writer: WriteBatcher, command: 
     return (await writer.submit(command)).reply  # type: ignore[return-value]
 
 
-def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteBatcher) -> RabbitRouter:
+def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteBatcher,
+                 max_attempts: int = 3) -> RabbitRouter:
     router = RabbitRouter()
+    policy = AttemptPolicy(max_attempts=max_attempts, outages=OUTAGES, outage_backoff_seconds=OUTAGE_BACKOFF_SECONDS)
 
     @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_command(message: IncomingMessage) -> bytes | None:
@@ -222,7 +215,7 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
             else:
                 bind_correlation(command.correlation_id, command=command.routing_key)
                 handled, reply = await guarded(broker, PORTFOLIO_COMMANDS, message,
-                                               lambda: run_command(service, writer, command))
+                                               lambda: run_command(service, writer, command), policy)
                 if not handled or reply is None:
                     reply = Reply.failure(command, ErrorCode.UNAVAILABLE, "The portfolio service could not handle "
                                           "this request; it has been set aside for an operator.")
@@ -237,7 +230,8 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
             if event is None:
                 return
             bind_correlation(event.correlation_id, event=event.routing_key)
-            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message, lambda: writer.submit(event))
+            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message, lambda: writer.submit(event),
+                                           policy)
             if isinstance(event, PriceTicked) and result is not None:
                 log.info("price_ticked_applied", portfolios=result.moved, price=str(event.price_usd))
             MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, event.routing_key if handled else "dead_lettered").inc()

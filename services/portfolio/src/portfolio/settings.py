@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +16,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8002
     price_timeout_seconds: float = 10.0
-    consumer_prefetch: int = 100
+    consumer_prefetch: int = Field(default=100, ge=1)
+    """Most unacknowledged messages each consumer holds: a burst waits in RabbitMQ, not in this process."""
+    consumer_max_attempts: int = Field(default=3, ge=1)
+    """Tries at a message that fails unexpectedly before it goes to the dead-letter queue with the reason."""
     write_batch_limit: int = 100
     """The most messages handled in one database transaction."""
     write_lanes: int = 2

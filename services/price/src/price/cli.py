@@ -3,6 +3,7 @@
 import asyncio
 import gzip
 import io
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from price.db import create_pool
-from price.domain import CandleRow, CsvRowError, parse_candle_csv
+from price.domain import CandleRow, CsvRowError, known_at, parse_candle_csv
 from price.handlers import PriceService, sync_newest, tick_for
 from price.provider import CryptoCompareProvider, ProviderRefused, ProviderUnavailable
 from price.repository import CandleStore
@@ -55,12 +56,14 @@ async def import_csv(settings: Settings, path: Path, *, quiet: bool = False) -> 
                     continue
                 batch.append(item)
                 if len(batch) >= BATCH:
-                    inserted += (await store.store(batch, f"csv:{path.name}", tick=tick_for)).inserted
+                    inserted += (await store.store(known_at(batch, int(time.time())), f"csv:{path.name}",
+                                                  tick=tick_for)).inserted
                     read += len(batch)
                     progress.update(task, completed=read)
                     batch = []
             if batch:
-                inserted += (await store.store(batch, f"csv:{path.name}", tick=tick_for)).inserted
+                inserted += (await store.store(known_at(batch, int(time.time())), f"csv:{path.name}",
+                                                  tick=tick_for)).inserted
                 read += len(batch)
                 progress.update(task, completed=read, total=read)
     finally:

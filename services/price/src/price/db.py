@@ -15,8 +15,10 @@ candles = sa.Table(
     sa.Column("close", sa.Numeric, nullable=False),
     sa.Column("volume", sa.Numeric, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
+    sa.Column("provisional", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("hour % 3600 = 0", name="candle_hour_is_whole"),
 )
+"""Hourly candles; a provisional one (its hour still trading) is replaced when the hour is fetched again."""
 
 answered_requests = sa.Table(
     "answered_requests",

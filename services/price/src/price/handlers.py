@@ -23,7 +23,7 @@ from contracts.prices import (
 )
 
 from contracts import ErrorCode, Reply
-from price.domain import CandleRow, PriceDecision, decide_price
+from price.domain import CandleRow, PriceDecision, decide_price, known_at
 from price.domain.rule import Verdict
 from price.provider import CryptoCompareProvider, ProviderRefused, ProviderUnavailable
 from price.repository import CandleStore
@@ -45,7 +45,8 @@ class PriceService:
 
 
 def tick_for(candle: CandleRow) -> PriceTicked:
-    """price.ticked: the close of the newest candle, valid until the candle ends."""
+    """price.ticked: the close of the newest finished candle, as of the end of its hour (never in the future,
+    since only finished candles tick)."""
     return PriceTicked(hour=candle.hour, price_usd=candle.close, open_usd=candle.open,
                        as_of=datetime.fromtimestamp(candle.hour + 3600, UTC))
 
@@ -55,11 +56,14 @@ def candle_view(row: CandleRow) -> Candle:
 
 
 async def fill_gap(service: PriceService, hour: int) -> CandleRow | None:
-    """Fetch the hours around a missing one from the provider and store them."""
+    """Fetch the hours around a missing one from the provider and store them (the hour still trading as
+    provisional: its open answers now, its close is replaced when the hour ends)."""
     if service.provider is None:
         raise ProviderUnavailable("no price provider is configured")
-    to_ts = min(hour + GAP_FILL_HOURS * 3600, service.now() - service.now() % 3600)
-    _, rows, _ = await service.provider.page(to_ts, limit=GAP_FILL_HOURS * 2)
+    now = service.now()
+    to_ts = min(hour + GAP_FILL_HOURS * 3600, now - now % 3600)
+    _, fetched, _ = await service.provider.page(to_ts, limit=GAP_FILL_HOURS * 2)
+    rows = known_at(fetched, now)
     if rows:
         await service.store.store(rows, service.provider.name, tick=tick_for)
         log.info("gap_filled", hour=hour, candles=len(rows))
@@ -145,5 +149,6 @@ async def sync_newest(service: PriceService) -> int:
     since = (newest + 3600) if newest is not None else until - 2000 * 3600
     inserted = 0
     async for page in service.provider.history(since, until):
-        inserted += (await service.store.store(page, service.provider.name, tick=tick_for)).inserted
+        rows = known_at(page, service.now())
+        inserted += (await service.store.store(rows, service.provider.name, tick=tick_for)).inserted
     return inserted

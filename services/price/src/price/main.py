@@ -10,7 +10,7 @@ import uvicorn
 from contracts.observability import configure_logging
 from contracts.topology import ensure_topology
 from fastapi import FastAPI
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import Channel, RabbitBroker
 from prometheus_client import Gauge
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
@@ -89,8 +89,9 @@ async def build(settings: Settings) -> PriceApp:
         backoff_seconds=settings.provider_backoff_seconds, timeout_seconds=settings.provider_timeout_seconds,
     )
     service = PriceService(CandleStore(pool), provider)
-    broker = RabbitBroker(settings.rabbit_url, logger=None)
-    broker.include_router(build_router(service, broker))
+    broker = RabbitBroker(settings.rabbit_url, logger=None,
+                          default_channel=Channel(prefetch_count=settings.consumer_prefetch))
+    broker.include_router(build_router(service, broker, settings.consumer_max_attempts))
     return PriceApp(settings, service, broker)
 
 

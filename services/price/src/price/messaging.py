@@ -1,10 +1,9 @@
 """The price service on the bus: answers price.requested and the price queries; dead-letters poison."""
 
-import asyncio
-
 import asyncpg
 import structlog
-from contracts.faststream_support import IncomingMessage
+from contracts.faststream_support import AttemptPolicy, IncomingMessage, routing_key_of, within_attempts
+from contracts.faststream_support import dead_letter as park
 from contracts.observability import bind_correlation
 from contracts.prices import LatestPriceRequested, PriceAtRequested, PriceRangeRequested, PriceRequested
 from contracts.topology import PRICE_QUERIES, PRICE_REQUESTS, QueueSpec
@@ -12,7 +11,7 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
 from prometheus_client import Counter, Histogram
 
-from contracts import ContractError, decode, names
+from contracts import ContractError, ErrorCode, Reply, decode, names
 from price import handlers
 from price.handlers import PriceService
 
@@ -22,7 +21,7 @@ HANDLER_SECONDS = Histogram("price_handler_seconds", "Time to handle one message
 
 OUTAGES = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
            asyncpg.exceptions.OperatorInterventionError)
-OUTAGE_BACKOFF_SECONDS = 1.0
+"""The database or the network is down: not the message's fault, so retried until it passes."""
 QUERY_HANDLERS = {
     names.PRICE_AT: (PriceAtRequested, handlers.answer_price_at),
     names.PRICE_RANGE: (PriceRangeRequested, handlers.answer_price_range),
@@ -36,21 +35,22 @@ def existing_queue(spec: QueueSpec) -> RabbitQueue:
 
 
 async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage, reason: str) -> None:
-    """Park a message that can never be handled in its queue's DLQ, with the reason in a header."""
     MESSAGES.labels(spec.name, "dead_lettered").inc()
-    log.warning("dead_lettered", queue=spec.name, reason=reason)
-    await broker.publish(
-        message.body,
-        exchange=names.DEAD_LETTER_EXCHANGE,
-        routing_key=spec.name,
-        headers={**(message.headers or {}), names.DEAD_LETTER_REASON_HEADER: reason},
-        message_id=message.message_id,
-        persist=True,
-    )
+    await park(broker, spec.name, message, reason)
 
 
-def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
+def build_router(service: PriceService, broker: RabbitBroker, max_attempts: int = 3) -> RabbitRouter:
     router = RabbitRouter()
+    policy = AttemptPolicy(max_attempts=max_attempts, outages=OUTAGES)
+
+    async def answer_once(request: PriceRequested) -> tuple[str, bytes]:
+        stored = await service.store.answer_to(request.message_id)
+        if stored is not None:
+            MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc()
+            return stored
+        answer = await handlers.answer_price_request(service, request)
+        MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
+        return await service.store.record_answer(request.message_id, answer)
 
     @router.subscriber(existing_queue(PRICE_REQUESTS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_price_requested(message: IncomingMessage) -> None:
@@ -62,17 +62,11 @@ def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
                 await dead_letter(broker, PRICE_REQUESTS, message, str(error))
                 return
             bind_correlation(request.correlation_id, message_id=request.message_id)
-            try:
-                stored = await service.store.answer_to(request.message_id)
-                if stored is None:
-                    answer = await handlers.answer_price_request(service, request)
-                    stored = await service.store.record_answer(request.message_id, answer)
-                    MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
-                else:
-                    MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc()
-            except OUTAGES:
-                await asyncio.sleep(OUTAGE_BACKOFF_SECONDS)
-                raise  # requeued until the database returns
+            handled, stored = await within_attempts(broker, PRICE_REQUESTS.name, message,
+                                                    lambda: answer_once(request), policy)
+            if not handled or stored is None:
+                MESSAGES.labels(PRICE_REQUESTS.name, "dead_lettered").inc()
+                return
             routing_key, body = stored
             await broker.publish(body, exchange=names.EVENTS_EXCHANGE, routing_key=routing_key,
                                  correlation_id=request.correlation_id, content_type="application/json",
@@ -81,7 +75,7 @@ def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
     @router.subscriber(existing_queue(PRICE_QUERIES), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_price_query(message: IncomingMessage) -> bytes | None:
         """price.at / price.range / price.latest → a Reply to the caller's reply queue."""
-        routing_key = message.raw_message.routing_key or ""
+        routing_key = routing_key_of(message)
         with HANDLER_SECONDS.labels(PRICE_QUERIES.name).time():
             model, answer = QUERY_HANDLERS.get(routing_key, (None, None))
             if model is None or answer is None:
@@ -93,7 +87,12 @@ def build_router(service: PriceService, broker: RabbitBroker) -> RabbitRouter:
                 await dead_letter(broker, PRICE_QUERIES, message, str(error))
                 return None
             bind_correlation(query.correlation_id, query=routing_key)
-            reply = await answer(service, query)
+            handled, reply = await within_attempts(broker, PRICE_QUERIES.name, message,
+                                                   lambda: answer(service, query), policy)
+            if not handled or reply is None:
+                MESSAGES.labels(PRICE_QUERIES.name, "dead_lettered").inc()
+                reply = Reply.failure(query, ErrorCode.UNAVAILABLE, "The price service could not answer this "
+                                      "query; it has been set aside for an operator.")
             MESSAGES.labels(PRICE_QUERIES.name, "ok" if reply.ok else reply.error.code).inc()  # type: ignore[union-attr]
             return reply.to_json() if message.reply_to else None
 

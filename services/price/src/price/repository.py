@@ -9,8 +9,9 @@ from contracts.envelope import Message
 
 from price.domain import CandleRow
 
-CANDLE_COLUMNS = ("hour", "open", "high", "low", "close", "volume", "source")
+CANDLE_COLUMNS = ("hour", "open", "high", "low", "close", "volume", "source", "provisional")
 BOUNDS_TTL_SECONDS = 2.0
+NEWEST_FINISHED = "SELECT * FROM candles WHERE NOT provisional ORDER BY hour DESC LIMIT 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +23,15 @@ class StoreResult:
 
 
 def _candle(record: asyncpg.Record) -> CandleRow:
-    return CandleRow(record["hour"], record["open"], record["high"], record["low"], record["close"], record["volume"])
+    return CandleRow(record["hour"], record["open"], record["high"], record["low"], record["close"], record["volume"],
+                     record["provisional"])
 
 
 class CandleStore:
-    """Candles in Postgres with a small in-process cache; stored candles never change, so caching them is safe."""
+    """Candles in Postgres with a small in-process cache of finished candles, which never change.
+
+    A provisional candle (its hour still trading) is stored, so that its open answers price_at, but it is not
+    the latest price and is replaced when its hour is stored again."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -35,9 +40,10 @@ class CandleStore:
         self._bounds_read_at = 0.0
 
     async def bounds(self) -> tuple[int | None, int | None]:
-        """(first hour, newest hour) of the stored candles, cached for a moment."""
+        """(first hour, newest finished hour) of the stored candles, cached for a moment."""
         if time.monotonic() - self._bounds_read_at > BOUNDS_TTL_SECONDS:
-            record = await self.pool.fetchrow("SELECT min(hour) AS first, max(hour) AS last FROM candles")
+            record = await self.pool.fetchrow(
+                "SELECT min(hour) AS first, max(hour) FILTER (WHERE NOT provisional) AS last FROM candles")
             self._bounds = (record["first"], record["last"])
             self._bounds_read_at = time.monotonic()
         return self._bounds
@@ -49,11 +55,14 @@ class CandleStore:
         record = await self.pool.fetchrow("SELECT * FROM candles WHERE hour = $1", hour)
         if record is None:
             return None
-        candle = self._cache[hour] = _candle(record)
+        candle = _candle(record)
+        if not candle.provisional:
+            self._cache[hour] = candle
         return candle
 
     async def latest(self) -> CandleRow | None:
-        record = await self.pool.fetchrow("SELECT * FROM candles ORDER BY hour DESC LIMIT 1")
+        """The newest finished candle: its close is the latest price, as of the end of its hour."""
+        record = await self.pool.fetchrow(NEWEST_FINISHED)
         return None if record is None else _candle(record)
 
     async def between(self, start: int, end: int, step: str = "hour") -> list[CandleRow]:
@@ -67,22 +76,26 @@ class CandleStore:
     async def store(
         self, rows: Iterable[CandleRow], source: str, tick: Callable[[CandleRow], Message] | None = None
     ) -> StoreResult:
-        """COPY rows into a temporary table and keep the new ones; an existing hour is never changed.
+        """COPY rows into a temporary table and keep the new ones; a finished hour is never changed, a provisional
+        one is replaced. `inserted` counts the new and the replaced rows.
 
-        When the newest candle changes, `tick(newest)` is written to the outbox in the same transaction.
+        When the newest finished candle changes, `tick(newest)` is written to the outbox in the same transaction.
         """
-        records = [(r.hour, r.open, r.high, r.low, r.close, r.volume, source) for r in rows]
+        records = [(r.hour, r.open, r.high, r.low, r.close, r.volume, source, r.provisional) for r in rows]
         async with self.pool.acquire() as connection, connection.transaction():
-            before = await connection.fetchval("SELECT max(hour) FROM candles")
+            before = await connection.fetchval("SELECT max(hour) FROM candles WHERE NOT provisional")
             await connection.execute(
                 "CREATE TEMPORARY TABLE incoming_candles (LIKE candles INCLUDING DEFAULTS) ON COMMIT DROP"
             )
             await connection.copy_records_to_table("incoming_candles", records=records, columns=CANDLE_COLUMNS)
             status = await connection.execute(
-                "INSERT INTO candles SELECT * FROM incoming_candles ON CONFLICT (hour) DO NOTHING"
+                """INSERT INTO candles SELECT * FROM incoming_candles ON CONFLICT (hour) DO UPDATE
+                   SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+                       volume = EXCLUDED.volume, source = EXCLUDED.source, provisional = EXCLUDED.provisional
+                   WHERE candles.provisional"""
             )
             inserted = int(status.split()[-1])
-            newest_record = await connection.fetchrow("SELECT * FROM candles ORDER BY hour DESC LIMIT 1")
+            newest_record = await connection.fetchrow(NEWEST_FINISHED)
             newest = None if newest_record is None else _candle(newest_record)
             changed = newest is not None and (before is None or newest.hour > before)
             if changed and tick is not None:

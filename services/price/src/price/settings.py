@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     provider_attempts: int = 4
     provider_backoff_seconds: float = 0.5
     provider_timeout_seconds: float = 10.0
+
+    consumer_prefetch: int = Field(default=16, ge=1)
+    """Most unacknowledged messages each consumer holds: a burst waits in RabbitMQ, not in this process."""
+    consumer_max_attempts: int = Field(default=3, ge=1)
+    """Tries at a message that fails unexpectedly before it goes to the dead-letter queue with the reason."""
 
     sync_enabled: bool = True
     sync_interval_seconds: float = 3600.0

@@ -1,6 +1,7 @@
 """Hourly candles and the hour arithmetic of the price rule."""
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 HOUR = 3600
@@ -19,6 +20,17 @@ class CandleRow:
     low: Decimal
     close: Decimal
     volume: Decimal
+    provisional: bool = False
+    """The hour is still trading: its open is known, but its high, low and close are a snapshot until it ends."""
+
+
+def is_finished(hour: int, now: int) -> bool:
+    return hour + HOUR <= now
+
+
+def known_at(rows: Iterable[CandleRow], now: int) -> list[CandleRow]:
+    """The rows as they stand at `now`: an hour still trading is provisional, an hour not yet begun is dropped."""
+    return [replace(row, provisional=not is_finished(row.hour, now)) for row in rows if row.hour <= now]
 
 
 def is_all_zero(row: CandleRow) -> bool:
