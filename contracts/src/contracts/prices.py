@@ -29,27 +29,102 @@ class UnavailableReason(StrEnum):
     PROVIDER_UNAVAILABLE = "provider_unavailable"
 
 
-class PriceRequested(Message):
-    """The portfolio service needs the BTC price at `at` for a transaction."""
+MAX_PRICES_PER_REQUEST = 5000
+"""A batch price request (schema 2) names at most this many trades."""
 
-    routing_key: ClassVar[str] = names.PRICE_REQUESTED
 
-    transaction_id: str = Field(min_length=1)
-    portfolio_id: str | None = None
+class WantedPrice(BaseModel):
+    """One trade of a batch price request; `request_id` is what the answer refers to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=100)
+    transaction_id: str = Field(min_length=1, max_length=100)
     at: UtcDatetime
 
 
-class PriceResolved(Message):
-    """The price for a PriceRequested: the open of the candle that starts at `hour`."""
+class PriceRequested(Message):
+    """The portfolio service needs the BTC price at `at` for a transaction (schema 1), or at each of `items`'
+    times for many transactions at once (schema 2: an import or any burst asks in one message)."""
 
-    routing_key: ClassVar[str] = names.PRICE_RESOLVED
+    routing_key: ClassVar[str] = names.PRICE_REQUESTED
+    supported_versions: ClassVar[frozenset[int]] = frozenset({1, 2})
 
-    transaction_id: str
+    transaction_id: str | None = Field(default=None, min_length=1)
     portfolio_id: str | None = None
+    at: UtcDatetime | None = None
+    items: list[WantedPrice] = Field(default_factory=list, max_length=MAX_PRICES_PER_REQUEST)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "PriceRequested":
+        if self.schema_version == 1 and (self.transaction_id is None or self.at is None or self.items):
+            raise ValueError("schema 1 names one transaction_id and its at, and no items")
+        if self.schema_version == 2 and (not self.items or self.transaction_id is not None or self.at is not None):
+            raise ValueError("schema 2 names its trades in items, at least one")
+        return self
+
+    @classmethod
+    def batch(cls, portfolio_id: str | None, items: list[WantedPrice], **envelope: str) -> "PriceRequested":
+        return cls(schema_version=2, portfolio_id=portfolio_id, items=items, **envelope)
+
+    def wanted(self) -> list[WantedPrice]:
+        """Every trade asked for; a schema 1 request is its own request_id."""
+        if self.items:
+            return self.items
+        return [WantedPrice(request_id=self.message_id, transaction_id=self.transaction_id,  # type: ignore[arg-type]
+                            at=self.at)]
+
+
+class ResolvedPrice(BaseModel):
+    """One answer of a batch: the open of the candle that starts at `hour`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str
+    transaction_id: str
     at: UtcDatetime
     hour: UnixHour
     price_usd: Money
     source: str
+
+
+class UnavailablePrice(BaseModel):
+    """One answer of a batch: no price can be had for `at`, with the reason and a sentence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str
+    transaction_id: str
+    at: UtcDatetime
+    reason: UnavailableReason
+    detail: str
+
+
+class PriceResolved(Message):
+    """The price for a PriceRequested (schema 1): the open of the candle that starts at `hour`; or the answers
+    to a batch request (schema 2): the trades `resolved`, and those `unavailable` with their reasons."""
+
+    routing_key: ClassVar[str] = names.PRICE_RESOLVED
+    supported_versions: ClassVar[frozenset[int]] = frozenset({1, 2})
+
+    transaction_id: str | None = None
+    portfolio_id: str | None = None
+    at: UtcDatetime | None = None
+    hour: UnixHour | None = None
+    price_usd: Money | None = None
+    source: str | None = None
+    resolved: list[ResolvedPrice] = Field(default_factory=list, max_length=MAX_PRICES_PER_REQUEST)
+    unavailable: list[UnavailablePrice] = Field(default_factory=list, max_length=MAX_PRICES_PER_REQUEST)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "PriceResolved":
+        single = (self.transaction_id, self.at, self.hour, self.price_usd, self.source)
+        if self.schema_version == 1 and (any(v is None for v in single) or self.resolved or self.unavailable):
+            raise ValueError("schema 1 carries one transaction's transaction_id, at, hour, price_usd and source")
+        if self.schema_version == 2 and (any(v is not None for v in single)
+                                         or not (self.resolved or self.unavailable)):
+            raise ValueError("schema 2 carries its answers in resolved and unavailable, at least one")
+        return self
 
 
 class PriceUnavailable(Message):

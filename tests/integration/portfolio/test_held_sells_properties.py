@@ -17,7 +17,14 @@ from contracts.portfolios import (
     ListTransactions,
     RecordTransaction,
 )
-from contracts.prices import Candle, PriceRange, PriceResolved, PriceUnavailable, UnavailableReason
+from contracts.prices import (
+    Candle,
+    PriceRange,
+    PriceResolved,
+    PriceUnavailable,
+    UnavailablePrice,
+    UnavailableReason,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from portfolio import handlers
@@ -113,10 +120,12 @@ async def test_a_sell_that_leaned_on_a_failed_buy_fails_with_a_reason_and_the_po
                                                      transaction_id=rows[3]))
     assert sell["status"] == "pending" and sell["metrics"] is None  # it waits for the 2023 buy to be priced
     await assert_consistent(service, portfolio_id)
-    request = next(m for m in outgoing if m.routing_key == "price.requested")
-    await handlers.on_price_answer(service, PriceUnavailable(
-        transaction_id=rows[2], portfolio_id=portfolio_id, at=request.at, reason=UnavailableReason.BEFORE_DATA,
-        detail="No price data before 2024-01-01.", **request.caused()))
+    request = next(m for m in outgoing if m.routing_key == "price.requested")  # the file's one batch request
+    assert [item.transaction_id for item in request.wanted()] == [rows[2]]
+    await handlers.on_price_answer(service, PriceResolved(
+        schema_version=2, portfolio_id=portfolio_id, unavailable=[UnavailablePrice(
+            request_id=request.items[0].request_id, transaction_id=rows[2], at=request.items[0].at,
+            reason=UnavailableReason.BEFORE_DATA, detail="No price data before 2024-01-01.")], **request.caused()))
     sell = await ok(service, handlers.GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
                                                      transaction_id=rows[3]))
     assert sell["status"] == "failed" and sell["failure_reason"] == "insufficient_holdings"

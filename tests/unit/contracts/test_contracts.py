@@ -77,16 +77,34 @@ def test_float_money_is_refused_with_a_reason() -> None:
 
 def test_unknown_schema_version_is_refused_clearly() -> None:
     body = json.loads(EXAMPLES[0].to_json())
-    body["schema_version"] = 2
-    with pytest.raises(ContractError, match="schema_version 2 of PriceRequested is not supported"):
+    body["schema_version"] = 3
+    with pytest.raises(ContractError, match="schema_version 3 of PriceRequested is not supported"):
         decode(prices.PriceRequested, body)
+
+
+def test_a_batch_price_request_and_its_answers_round_trip_and_single_requests_are_still_read() -> None:
+    items = [prices.WantedPrice(request_id=f"r{n}", transaction_id=f"t{n}", at=AT) for n in range(3)]
+    batch = prices.PriceRequested.batch("p1", items, correlation_id="c1")
+    assert decode(prices.PriceRequested, batch.to_json()).wanted() == items
+    single = decode(prices.PriceRequested, EXAMPLES[0].to_json())
+    assert single.schema_version == 1 and single.wanted()[0].request_id == single.message_id
+    answers = prices.PriceResolved(schema_version=2, portfolio_id="p1", resolved=[prices.ResolvedPrice(
+        request_id="r0", transaction_id="t0", at=AT, hour=1704067200, price_usd=Decimal("42000"), source="s")],
+        unavailable=[prices.UnavailablePrice(request_id="r1", transaction_id="t1", at=AT,
+                                             reason=prices.UnavailableReason.IN_FUTURE, detail="Not yet.")])
+    assert decode(prices.PriceResolved, answers.to_json()) == answers
+    for mixed in ({"schema_version": 2, "transaction_id": "t", "at": "2024-01-01T00:00:00Z", "items": []},
+                  {"schema_version": 1, "items": [item.model_dump(mode="json") for item in items]},
+                  {"schema_version": 2, "items": []}):
+        with pytest.raises(ContractError):
+            decode(prices.PriceRequested, mixed)
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
         (b"not json", "Invalid JSON"),
-        (b'{"transaction_id": "t"}', "at: Field required"),
+        (b'{"transaction_id": "t"}', "schema 1 names one transaction_id and its at"),
         (b'{"transaction_id": "t", "at": "2024-01-01T00:00:00"}', "timezone"),
         (b'{"transaction_id": "t", "at": "2024-01-01T00:00:00Z", "surprise": 1}', "surprise: Extra inputs"),
     ],

@@ -41,7 +41,14 @@ from contracts.portfolios import (
     TransactionPage,
     TransactionStatus,
 )
-from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable
+from contracts.prices import (
+    MAX_PRICES_PER_REQUEST,
+    PriceRequested,
+    PriceResolved,
+    PriceTicked,
+    PriceUnavailable,
+    WantedPrice,
+)
 from pydantic import BaseModel
 
 from contracts import ErrorCode, Reply
@@ -71,7 +78,7 @@ from portfolio.domain import (
     value_history,
 )
 from portfolio.domain import events as ev
-from portfolio.domain.events import PortfolioState
+from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.sell_holds import SellHold, public_counts, sell_holds
 from portfolio.event_log import NewEvent
 from portfolio.market_data import DailyOpens, PriceSource
@@ -454,6 +461,7 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
     errors = sum(1 for r in results.values() if not r.ok and not r.skipped)
     save = not command.dry_run and (errors == 0 or command.skip_invalid) and accepted
     events, outgoing, ids = [], [], []
+    wanted: list[WantedPrice] = []
     for row, trade in accepted:
         transaction_id = uuid4().hex if save else None
         results[row.line] = ImportRowResult(
@@ -465,7 +473,11 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
                                    recorded_payload(transaction_id, trade.sequence, row, request_id)))
             ids.append(transaction_id)
             if request_id:
-                outgoing.append(price_request(state, transaction_id, row.at, request_id, command))
+                wanted.append(WantedPrice(request_id=request_id, transaction_id=transaction_id, at=row.at))
+    # one message asks for every market price of the file (a few for a very large one)
+    outgoing += [PriceRequested.batch(state.portfolio_id, wanted[start:start + MAX_PRICES_PER_REQUEST],
+                                      **command.caused())
+                 for start in range(0, len(wanted), MAX_PRICES_PER_REQUEST)]
     if events:
         await commit_events(uow, state, events, command, ids)
         priced = [trade.timeline_key for row, trade in accepted if row.price_usd is not None]
@@ -702,30 +714,75 @@ async def on_price_answer(service: PortfolioService, answer: PriceResolved | Pri
 # ------------------------------------------------------------------ price events
 
 
+def priced_event(transaction_id: str, price_usd: Decimal, hour: int, source: str) -> NewEvent:
+    return NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": transaction_id, "price_usd": str(price_usd),
+                                            "hour": hour, "source": source})
+
+
+def pricing_failed_event(transaction_id: str, reason: str, detail: str) -> NewEvent:
+    return NewEvent(ev.TRANSACTION_PRICING_FAILED, {"transaction_id": transaction_id, "reason": reason,
+                                                    "detail": detail})
+
+
+def awaits_answer(tx: TransactionState | None, request_id: str | None) -> bool:
+    """Only the answer to a pending transaction's latest request counts; an outdated one is ignored."""
+    return tx is not None and tx.price_request_id == request_id and tx.status == TransactionStatus.PENDING
+
+
 async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer: PriceResolved | PriceUnavailable
                              ) -> list[Message]:
     """Mark the transaction priced or failed; an answer to an outdated request is ignored."""
-    state = await repo.load_state_of_transaction(uow.connection, answer.transaction_id, uow.stored)
-    tx = state.transactions[answer.transaction_id] if state is not None else None
-    if (state is None or tx is None or tx.price_request_id != answer.causation_id
-            or tx.status != TransactionStatus.PENDING):
-        log.info("price_answer_ignored", transaction_id=answer.transaction_id)
+    if isinstance(answer, PriceResolved) and answer.schema_version == 2:
+        return await apply_price_answers(service, uow, answer)
+    transaction_id: str = answer.transaction_id  # type: ignore[assignment]
+    state = await repo.load_state_of_transaction(uow.connection, transaction_id, uow.stored)
+    tx = state.transactions[transaction_id] if state is not None else None
+    if state is None or tx is None or not awaits_answer(tx, answer.causation_id):
+        log.info("price_answer_ignored", transaction_id=transaction_id)
         return []
     if isinstance(answer, PriceResolved):
-        event = NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": answer.transaction_id,
-                                                 "price_usd": str(answer.price_usd), "hour": answer.hour,
-                                                 "source": answer.source})
+        event = priced_event(transaction_id, answer.price_usd, answer.hour, answer.source)  # type: ignore[arg-type]
         reason = "transaction_priced"
     else:
-        event = NewEvent(ev.TRANSACTION_PRICING_FAILED, {"transaction_id": answer.transaction_id,
-                                                         "reason": answer.reason.value, "detail": answer.detail})
+        event = pricing_failed_event(transaction_id, answer.reason.value, answer.detail)
         reason = "transaction_failed"
-    await commit_events(uow, state, [event], answer, [answer.transaction_id])
+    await commit_events(uow, state, [event], answer, [transaction_id])
     resolved = isinstance(answer, PriceResolved)
     appended = tx.trade() if resolved else None
     metrics = await refresh_metrics(service, uow, state, appended=appended, priced_changed=resolved,
                                     only_counts=not resolved)
-    outgoing: list[Message] = [updated_event(state, metrics, answer, reason, answer.transaction_id)]
+    outgoing: list[Message] = [updated_event(state, metrics, answer, reason, transaction_id)]
+    uow.publish(outgoing)
+    return outgoing
+
+
+async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer: PriceResolved) -> list[Message]:
+    """The answers to a batch price request: every trade priced or failed in one append, then one fold of the
+    ledger from the earliest trade priced, whatever order the answers came in."""
+    ids = [item.transaction_id for item in [*answer.resolved, *answer.unavailable]]
+    state = await repo.load_state(uow.connection, answer.portfolio_id, None, ids, stored=uow.stored) \
+        if answer.portfolio_id else None
+    if state is None:
+        log.info("price_answers_ignored", portfolio_id=answer.portfolio_id)
+        return []
+    events, touched, priced_keys = [], [], []
+    for item in answer.resolved:
+        tx = state.transactions.get(item.transaction_id)
+        if awaits_answer(tx, item.request_id):
+            events.append(priced_event(item.transaction_id, item.price_usd, item.hour, item.source))
+            touched.append(item.transaction_id)
+            priced_keys.append((tx.at, tx.sequence))  # type: ignore[union-attr]
+    for failure in answer.unavailable:
+        if awaits_answer(state.transactions.get(failure.transaction_id), failure.request_id):
+            events.append(pricing_failed_event(failure.transaction_id, failure.reason.value, failure.detail))
+            touched.append(failure.transaction_id)
+    if not events:
+        log.info("price_answers_ignored", portfolio_id=answer.portfolio_id)
+        return []
+    await commit_events(uow, state, events, answer, touched)
+    metrics = await refresh_metrics(service, uow, state, priced_changed=bool(priced_keys),
+                                    changed_from=min(priced_keys, default=None), only_counts=not priced_keys)
+    outgoing: list[Message] = [updated_event(state, metrics, answer, "transactions_priced")]
     uow.publish(outgoing)
     return outgoing
 

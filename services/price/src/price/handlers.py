@@ -19,6 +19,8 @@ from contracts.prices import (
     PriceResolved,
     PriceTicked,
     PriceUnavailable,
+    ResolvedPrice,
+    UnavailablePrice,
     UnavailableReason,
 )
 
@@ -93,19 +95,64 @@ def _when(at: int) -> str:
 
 
 async def answer_price_request(service: PriceService, request: PriceRequested) -> Message:
-    """price.requested → price.resolved, or price.unavailable with a reason."""
-    at = int(request.at.timestamp())
+    """price.requested → price.resolved, or price.unavailable with a reason; a batch request (schema 2) gets one
+    price.resolved (schema 2) with every trade's answer."""
+    if request.schema_version == 2:
+        return await answer_price_batch(service, request)
+    at = int(request.at.timestamp())  # type: ignore[union-attr]
     common = {"transaction_id": request.transaction_id, "portfolio_id": request.portfolio_id, "at": request.at,
               **request.caused()}
     try:
         verdict = await verdict_for(service, at)
     except (ProviderUnavailable, ProviderRefused) as error:
         return PriceUnavailable(reason=UnavailableReason.PROVIDER_UNAVAILABLE,
-                                detail=f"No stored price for {_when(at)} and the provider failed: {error}", **common)
+                                detail=provider_failed(at, error), **common)
     if verdict.candle is None:
         return PriceUnavailable(reason=UnavailableReason(verdict.decision.value),
                                 detail=UNAVAILABLE_SENTENCES[verdict.decision].format(when=_when(at)), **common)
     return PriceResolved(hour=verdict.hour, price_usd=verdict.candle.open, source="candle-open", **common)
+
+
+def provider_failed(at: int, error: Exception) -> str:
+    return f"No stored price for {_when(at)} and the provider failed: {error}"
+
+
+async def answer_price_batch(service: PriceService, request: PriceRequested) -> PriceResolved:
+    """Every trade of a batch from one query of its distinct hours; hours missing inside the data are fetched
+    from the provider (each fetch brings the hours around it too)."""
+    wanted = request.wanted()
+    hours = sorted({int(item.at.timestamp()) // 3600 * 3600 for item in wanted})
+    candles = await service.store.candles(hours)
+    first_hour, _ = await service.store.bounds()
+    now = service.now()
+    failures: dict[int, Exception] = {}
+    resolved: list[ResolvedPrice] = []
+    unavailable: list[UnavailablePrice] = []
+    for item in wanted:
+        at = int(item.at.timestamp())
+        verdict = decide_price(at, now, first_hour, candles.get(at - at % 3600))
+        if verdict.decision is PriceDecision.FETCH and verdict.hour not in failures:
+            try:
+                candle = await fill_gap(service, verdict.hour)
+                if candle is None:
+                    raise ProviderUnavailable(f"the provider has no candle for hour {verdict.hour}")
+                candles.update(await service.store.candles([h for h in hours if h not in candles]))
+                verdict = Verdict(PriceDecision.RESOLVED, verdict.hour, candle)
+            except (ProviderUnavailable, ProviderRefused) as error:
+                failures[verdict.hour] = error
+        common = {"request_id": item.request_id, "transaction_id": item.transaction_id, "at": item.at}
+        if verdict.candle is not None:
+            resolved.append(ResolvedPrice(hour=verdict.hour, price_usd=verdict.candle.open, source="candle-open",
+                                          **common))
+        elif verdict.hour in failures:
+            unavailable.append(UnavailablePrice(reason=UnavailableReason.PROVIDER_UNAVAILABLE,
+                                                detail=provider_failed(at, failures[verdict.hour]), **common))
+        else:
+            unavailable.append(UnavailablePrice(
+                reason=UnavailableReason(verdict.decision.value),
+                detail=UNAVAILABLE_SENTENCES[verdict.decision].format(when=_when(at)), **common))
+    return PriceResolved(schema_version=2, portfolio_id=request.portfolio_id, resolved=resolved,
+                         unavailable=unavailable, **request.caused())
 
 
 async def answer_price_at(service: PriceService, query: PriceAtRequested) -> Reply:

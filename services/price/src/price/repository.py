@@ -60,6 +60,18 @@ class CandleStore:
             self._cache[hour] = candle
         return candle
 
+    async def candles(self, hours: list[int]) -> dict[int, CandleRow]:
+        """The stored candles of many hours, in one query (finished ones from the cache)."""
+        found = {hour: self._cache[hour] for hour in hours if hour in self._cache}
+        missing = [hour for hour in hours if hour not in found]
+        if missing:
+            for record in await self.pool.fetch("SELECT * FROM candles WHERE hour = ANY($1::bigint[])", missing):
+                candle = _candle(record)
+                found[candle.hour] = candle
+                if not candle.provisional:
+                    self._cache[candle.hour] = candle
+        return found
+
     async def latest(self) -> CandleRow | None:
         """The newest finished candle: its close is the latest price, as of the end of its hour."""
         record = await self.pool.fetchrow(NEWEST_FINISHED)
