@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import names
 from contracts.envelope import Message
-from contracts.types import Money, UtcDatetime
+from contracts.types import BtcAmount, Money, Note, UsdFee, UsdGoal, UsdPrice, UtcDatetime
 
 
 class CostBasisMethod(StrEnum):
@@ -193,7 +193,7 @@ class CreatePortfolio(OwnedCommand):
 
     name: str = Field(min_length=1, max_length=100)
     cost_basis_method: CostBasisMethod = CostBasisMethod.AVERAGE
-    goal_usd: Money | None = None
+    goal_usd: UsdGoal | None = None
 
 
 class RenamePortfolio(PortfolioCommand):
@@ -205,7 +205,7 @@ class RenamePortfolio(PortfolioCommand):
 class SetPortfolioGoal(PortfolioCommand):
     routing_key: ClassVar[str] = names.PORTFOLIO_SET_GOAL
 
-    goal_usd: Money | None
+    goal_usd: UsdGoal | None
 
 
 class SetCostBasisMethod(PortfolioCommand):
@@ -243,11 +243,11 @@ class RecordTransaction(PortfolioCommand):
     routing_key: ClassVar[str] = names.TRANSACTION_RECORD
 
     side: Side
-    amount_btc: Money
+    amount_btc: BtcAmount
     at: UtcDatetime
-    fee_usd: Money = Decimal("0")
-    price_usd: Money | None = None
-    note: str | None = Field(default=None, max_length=500)
+    fee_usd: UsdFee = Decimal("0")
+    price_usd: UsdPrice | None = None
+    note: Note | None = None
 
 
 class EditTransaction(PortfolioCommand):
@@ -256,12 +256,12 @@ class EditTransaction(PortfolioCommand):
     routing_key: ClassVar[str] = names.TRANSACTION_EDIT
 
     transaction_id: str = Field(min_length=1, max_length=100)
-    amount_btc: Money | None = None
+    amount_btc: BtcAmount | None = None
     at: UtcDatetime | None = None
-    fee_usd: Money | None = None
-    price_usd: Money | None = None
+    fee_usd: UsdFee | None = None
+    price_usd: UsdPrice | None = None
     clear_price: bool = False
-    note: str | None = Field(default=None, max_length=500)
+    note: Note | None = None
 
 
 class DeleteTransaction(PortfolioCommand):
@@ -283,12 +283,20 @@ class ListTransactions(PortfolioCommand):
     limit: int = Field(default=50, ge=1, le=1000)
 
 
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+"""An import file's size limit (413 at the gateway); a UTF-8 file of this many bytes has at most as many characters."""
+MAX_IMPORT_ROWS = 50_000
+"""Data rows per import file (more is one 422 for the file); split a larger history into several files."""
+MAX_IMPORT_FIELD_CHARS = 1_000
+"""Characters per CSV field (a longer one is a row error); a note is at most 500 of them."""
+
+
 class ImportTransactions(PortfolioCommand):
     """A CSV file, generic or an exchange's export; nothing is saved from a file with errors unless skip_invalid."""
 
     routing_key: ClassVar[str] = names.TRANSACTION_IMPORT
 
-    csv_text: str = Field(max_length=20_000_000)
+    csv_text: str = Field(max_length=MAX_IMPORT_BYTES)
     dry_run: bool = False
     skip_invalid: bool = False
 
