@@ -20,7 +20,8 @@ COINBASE_SIDES = {"buy": Side.BUY, "advanced trade buy": Side.BUY, "sell": Side.
 USD_CURRENCIES = frozenset({"USD", "USDT", "USDC", "FDUSD", "BUSD"})
 """USD and the USD stablecoins: the only price currencies until several currencies exist."""
 THOUSANDS_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
-CURRENCY_SUFFIX = re.compile(r"\s*([A-Za-z]{3,5})$")
+CURRENCY_SUFFIX = re.compile(r"(?<=[0-9.])\s*([A-Za-z]{3,5})$")
+"""A currency code after a number ("62000 USD", "0.01BTC"); "NaN" alone is not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def _money(text: str, column: str, units: frozenset[str]) -> Decimal:
     raw = text.strip()
     cleaned = raw
     suffix = CURRENCY_SUFFIX.search(cleaned)
-    if suffix and not cleaned[:suffix.start()].lower().endswith("e"):  # "1e5" has no currency
+    if suffix:
         if suffix.group(1).upper() not in units:
             raise InvalidTransaction(column, f"{column} {raw!r} is in {suffix.group(1)}, not {'/'.join(sorted(units))}.")
         cleaned = cleaned[:suffix.start()]
