@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import names
 from contracts.envelope import Message
-from contracts.types import BtcAmount, Money, Note, UsdFee, UsdGoal, UsdPrice, UtcDatetime
+from contracts.types import Money, Note, UtcDatetime
 
 
 class CostBasisMethod(StrEnum):
@@ -193,7 +193,7 @@ class CreatePortfolio(OwnedCommand):
 
     name: str = Field(min_length=1, max_length=100)
     cost_basis_method: CostBasisMethod = CostBasisMethod.AVERAGE
-    goal_usd: UsdGoal | None = None
+    goal_usd: Money | None = None
 
 
 class RenamePortfolio(PortfolioCommand):
@@ -205,7 +205,7 @@ class RenamePortfolio(PortfolioCommand):
 class SetPortfolioGoal(PortfolioCommand):
     routing_key: ClassVar[str] = names.PORTFOLIO_SET_GOAL
 
-    goal_usd: UsdGoal | None
+    goal_usd: Money | None
 
 
 class SetCostBasisMethod(PortfolioCommand):
@@ -240,13 +240,16 @@ class GetHistory(PortfolioCommand):
 
 
 class RecordTransaction(PortfolioCommand):
+    """Money here is any value of the decimal grammar; its range (contracts.types.check_*) is the domain's typed
+    refusal, so that a bad amount is a reply naming the field rather than an undecodable message."""
+
     routing_key: ClassVar[str] = names.TRANSACTION_RECORD
 
     side: Side
-    amount_btc: BtcAmount
+    amount_btc: Money
     at: UtcDatetime
-    fee_usd: UsdFee = Decimal("0")
-    price_usd: UsdPrice | None = None
+    fee_usd: Money = Decimal("0")
+    price_usd: Money | None = None
     note: Note | None = None
 
 
@@ -256,10 +259,10 @@ class EditTransaction(PortfolioCommand):
     routing_key: ClassVar[str] = names.TRANSACTION_EDIT
 
     transaction_id: str = Field(min_length=1, max_length=100)
-    amount_btc: BtcAmount | None = None
+    amount_btc: Money | None = None
     at: UtcDatetime | None = None
-    fee_usd: UsdFee | None = None
-    price_usd: UsdPrice | None = None
+    fee_usd: Money | None = None
+    price_usd: Money | None = None
     clear_price: bool = False
     note: Note | None = None
 

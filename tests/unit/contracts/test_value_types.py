@@ -8,8 +8,12 @@ import pytest
 from contracts.types import (
     MAX_DIGITS_EACH_SIDE,
     MAX_UNIX_SECONDS,
+    BtcAmount,
     InvalidValue,
     TimeOutOfRange,
+    UsdFee,
+    UsdGoal,
+    UsdPrice,
     decimal_text,
     from_unix_seconds,
     parse_decimal,
@@ -17,6 +21,7 @@ from contracts.types import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 
 from contracts import ContractError, portfolios, prices
 
@@ -75,21 +80,28 @@ def test_a_command_refuses_hostile_money_on_every_money_field(text: str) -> None
             portfolios.RecordTransaction.from_json(record(**{field: text}))
 
 
-@pytest.mark.parametrize(("fields", "sentence"), [
-    ({"amount_btc": "0"}, "more than 0 BTC"), ({"amount_btc": "-1"}, "more than 0 BTC"),
-    ({"amount_btc": "21000000.00000001"}, "21,000,000"), ({"amount_btc": "0.000000001"}, "8 decimals"),
-    ({"fee_usd": "-0.01"}, "negative"), ({"fee_usd": "1.1e15"}, "10\\^15"),
-    ({"price_usd": "0"}, "positive"), ({"price_usd": "2e15"}, "positive"), ({"amount_btc": 1}, "never as a float"),
-    ({"note": "a\u0000b"}, "control characters"), ({"note": "x" * 501}, "500"),
+@pytest.mark.parametrize(("kind", "value", "sentence"), [
+    (BtcAmount, "0", "more than 0 BTC"), (BtcAmount, "-1", "more than 0 BTC"),
+    (BtcAmount, "21000000.00000001", "21,000,000"), (BtcAmount, "0.000000001", "8 decimals"),
+    (UsdFee, "-0.01", "negative"), (UsdFee, "1.1e15", "10\\^15"), (UsdFee, "1e-29", "28 decimals"),
+    (UsdPrice, "0", "positive"), (UsdPrice, "2e15", "positive"), (UsdGoal, "-5", "positive"),
+    (BtcAmount, 1, "never as a float"), (UsdPrice, True, "never as a float"),
 ])
-def test_commands_hold_the_spec_ranges(fields: dict, sentence: str) -> None:
+def test_the_field_types_hold_the_spec_ranges(kind: object, value: object, sentence: str) -> None:
+    with pytest.raises(ValidationError, match=sentence):
+        TypeAdapter(kind).validate_python(value)
+
+
+@pytest.mark.parametrize(("note", "sentence"), [("a\u0000b", "control characters"), ("x" * 501, "500"),
+                                                ("\u0085", "control characters")])
+def test_a_note_is_plain_text_of_at_most_500_characters(note: str, sentence: str) -> None:
     with pytest.raises(ContractError, match=sentence):
-        portfolios.RecordTransaction.from_json(record(**fields))
+        portfolios.RecordTransaction.from_json(record(note=note))
 
 
 def test_the_largest_amount_and_the_smallest_are_accepted() -> None:
     for amount in ("21000000", "0.00000001", "2.1e7", "1E-8"):
-        assert portfolios.RecordTransaction.from_json(record(amount_btc=amount)).amount_btc == Decimal(amount)
+        assert TypeAdapter(BtcAmount).validate_python(amount) == Decimal(amount)
 
 
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
