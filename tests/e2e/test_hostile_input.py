@@ -111,7 +111,7 @@ async def test_hostile_csv_rows_are_row_errors_with_line_numbers_and_nothing_is_
         errors = {row["line"]: row["error"] for row in report["rows"] if not row["ok"]}
         assert sorted(errors) == list(range(3, 11)), errors
         assert "out of range" in errors[3] and "ISO 8601" in errors[4] and "out of range" in errors[5]
-        assert "not a plain decimal" in errors[6] and "1,000 characters" in errors[7]
+        assert "plain decimal form" in errors[6] and "1,000 characters" in errors[7]
         assert "control characters" in errors[8] and "500 characters" in errors[9]
     assert await transaction_count(api, pid) == 0
 

@@ -60,8 +60,9 @@ def bounded_decimal(value: Decimal) -> Decimal:
 def parse_decimal(text: str) -> Decimal:
     """Read money or an amount from text under the one grammar; InvalidValue says what is wrong."""
     if len(text) > MAX_DECIMAL_CHARS or not DECIMAL_GRAMMAR.fullmatch(text):
-        raise InvalidValue(f'{_shown(text)} is not a plain decimal number such as "0.5" or "2.5e3" (ASCII digits, '
-                             "an optional sign, point and exponent; no spaces, underscores or other scripts' digits).")
+        raise InvalidValue(f'{_shown(text)} is not a number in plain decimal form, such as "0.5" or "2.5e3" '
+                           "(ASCII digits, an optional sign, point and exponent; no spaces, underscores or other "
+                           "scripts' digits).")
     return bounded_decimal(Decimal(text))
 
 

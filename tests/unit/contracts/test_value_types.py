@@ -38,7 +38,7 @@ def record(**fields: object) -> bytes:
 
 @pytest.mark.parametrize("text", HOSTILE_DECIMALS)
 def test_text_outside_the_grammar_is_refused_with_a_sentence(text: str) -> None:
-    with pytest.raises(InvalidValue, match="not a plain decimal|out of range"):
+    with pytest.raises(InvalidValue, match="plain decimal form|out of range"):
         parse_decimal(text)
 
 
