@@ -239,10 +239,9 @@ class GetHistory(PortfolioCommand):
     interval: Interval = Interval.DAY
 
 
+# Commands carry any value of the decimal grammar; its range (contracts.types.check_*) is the domain's typed
+# refusal, so that a bad amount is a reply naming the field rather than an undecodable message.
 class RecordTransaction(PortfolioCommand):
-    """Money here is any value of the decimal grammar; its range (contracts.types.check_*) is the domain's typed
-    refusal, so that a bad amount is a reply naming the field rather than an undecodable message."""
-
     routing_key: ClassVar[str] = names.TRANSACTION_RECORD
 
     side: Side
