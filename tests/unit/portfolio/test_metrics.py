@@ -4,11 +4,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from contracts.portfolios import CostBasisMethod, Side
+from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
 from portfolio.domain import (
     InsufficientHoldings,
     InvalidTransaction,
     Trade,
+    TradeOutcome,
     cash_flows,
     check_holdings,
     irr_pct,
@@ -20,6 +21,7 @@ from portfolio.domain import (
     validate_time,
     value_history,
 )
+from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, sell_holds
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 D = Decimal
@@ -163,6 +165,25 @@ def test_a_sell_priced_before_the_buys_it_sells_waits_for_them() -> None:
     sell = trade(2, "sell", "0.5", "50000", "0")
     pending_buy = Trade(buy.transaction_id, buy.side, buy.amount_btc, buy.at, buy.fee_usd, None, buy.sequence)
     ledger, outcomes = replay_ledger(CostBasisMethod.FIFO, [pending_buy, sell])
-    assert outcomes == [] and ledger.holdings_btc == 0
+    assert outcomes == [TradeOutcome("t2")] and ledger.holdings_btc == 0  # left out: no figures
+    assert [u.transaction_id for u in ledger.uncovered] == ["t2"]
+    holds = sell_holds(ledger.uncovered, [pending_buy])
+    assert holds["t2"].reason == WAITING_FOR_BUYS and holds["t2"].status == TransactionStatus.PENDING
+    failed = sell_holds(ledger.uncovered, [])  # the buy failed to price: nothing can cover the sell
+    assert failed["t2"].reason == INSUFFICIENT_HOLDINGS and failed["t2"].status == TransactionStatus.FAILED
+    assert "You hold 0 BTC" in failed["t2"].detail and "can't be counted" in failed["t2"].detail
     ledger, outcomes = replay_ledger(CostBasisMethod.FIFO, [buy, sell])
     assert [o.transaction_id for o in outcomes] == ["t1", "t2"] and ledger.holdings_btc == D("0.5")
+    assert ledger.uncovered == []
+
+
+def test_irr_finds_roots_far_from_zero() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    a_day = irr_pct([(start, D(-100)), (start + timedelta(days=1), D(110))])
+    assert a_day is not None and abs(a_day / (D("1.1") ** 365 * 100 - 100) - 1) < D("1e-9")
+    an_hour = irr_pct([(start, D(-100)), (start + timedelta(hours=1), D(101))])
+    assert an_hour is not None and abs(an_hour / (D("1.01") ** 8760 * 100 - 100) - 1) < D("1e-9")
+    near_total_loss = irr_pct([(start, D(-100)), (start + timedelta(days=365), D("1e-10"))])
+    assert near_total_loss is not None and D(-100) < near_total_loss < D("-99.99999")
+    assert irr_pct([(start, D(-100)), (start + timedelta(days=365), D(50)), (start + timedelta(days=730), D(50))]) == 0
+    assert irr_pct([(start, D(-100)), (start + timedelta(days=1), D(0))]) is None  # no root

@@ -77,7 +77,11 @@ portfolios = sa.Table(
     sa.Column("twr_started", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("tail_peak", N, nullable=False, server_default="1"),
     sa.Column("tail_max_drawdown", N, nullable=False, server_default="0"),
-    sa.Column("irr_as_of", TS),
+    # Held sells (see domain/sell_holds): the stored counts show them as pending or failed.
+    sa.Column("held_pending", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("held_failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("irr_due", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("repair_from", TS),
 )
 
 transactions = sa.Table(
@@ -103,6 +107,8 @@ transactions = sa.Table(
     sa.Column("proceeds_usd", N),
     sa.Column("cost_basis_sold_usd", N),
     sa.Column("realized_pnl_usd", N),
+    sa.Column("hold_reason", sa.Text),
+    sa.Column("hold_detail", sa.Text),
     sa.Index("transactions_timeline", "portfolio_id", "at", "sequence"),
     sa.Index("transactions_newest_first", "portfolio_id", sa.text("at DESC"), sa.text("sequence DESC")),
 )

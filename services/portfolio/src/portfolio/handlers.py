@@ -4,6 +4,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -59,7 +60,7 @@ from portfolio.domain import (
     Trade,
     check_holdings,
     export_transactions_csv,
-    irr_pct,
+    irr_at,
     parse_transactions_csv,
     portfolio_figures,
     refuse_oversized_sells,
@@ -72,7 +73,7 @@ from portfolio.domain import (
 )
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState
-from portfolio.domain.returns import ReturnIndex
+from portfolio.domain.sell_holds import SellHold, public_counts, sell_holds
 from portfolio.event_log import NewEvent
 from portfolio.market_data import DailyOpens, PriceSource
 from portfolio.unit_of_work import UnitOfWork
@@ -122,30 +123,38 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
     """Bring the portfolio's stored metrics up to date.
 
     `only_counts`: a pending trade came or went, so only the transaction counts change and the stored document
-    is reused (no figures are computed, the ledger is not rewritten).
+    is reused (no figures are computed, the ledger is not rewritten), unless sells are held: whether they wait or
+    fail depends on the pending buys.
 
     O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline (O(lots
     touched) for the lot methods). A change earlier in the timeline (`changed_from`: the earliest timeline key it
-    touches) replays from the last checkpoint before it; a new cost-basis method replays everything."""
+    touches) replays from the last checkpoint before it; a new cost-basis method replays everything. A ledger
+    that missed midnight prices (`repair_from`) replays from there."""
     connection = uow.connection
     market = await uow.market()
-    counts = state.counts
     stored = uow.stored.pop(state.portfolio_id, None)
-    if only_counts and stored is not None and stored.metrics != "{}":
-        document = views.with_counts(json.loads(stored.metrics), counts)
+    had_holds = stored is None or stored.held_sells > 0
+    if (only_counts and stored is not None and stored.metrics != "{}" and not stored.held_sells
+            and state.repair_from is None):
+        document = views.with_counts(json.loads(stored.metrics), state.counts)
         await repo.save_counts(connection, state, document)
         return document
     ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
               else await repo.load_ledger(connection, state.portfolio_id))
+    gaps: list[datetime] = []
+    if state.repair_from is not None:
+        repair = (state.repair_from, 0)
+        changed_from = repair if changed_from is None else min(changed_from, repair)
+        priced_changed = True
     if not priced_changed and ledger.method == state.method:
-        return await store_figures(service, connection, state, ledger, counts, market)
+        return await store_figures(service, uow, state, ledger, market, gaps, had_holds)
     same_method = ledger.method == state.method
-    extends = (appended is not None and same_method
-               and (appended.is_buy or appended.amount_btc <= ledger.holdings_btc)
-               and ledger.trade_count == counts.get("priced", 0) - 1
-               and (ledger.last_key is None or appended.timeline_key > ledger.last_key))
+    last_seen = ledger.last_seen_key
+    extends = (appended is not None and same_method and changed_from is None and ledger.covers(appended)
+               and ledger.trade_count + len(ledger.uncovered) == state.counts.get("priced", 0) - 1
+               and (last_seen is None or appended.timeline_key > last_seen))
     if extends and appended is not None:
-        await service.opens.ensure(connection, ledger.last_at, appended.at)
+        await ensure_opens(service, uow, ledger.last_at, appended.at, gaps)
         midnights = service.opens.between(ledger.last_at, appended.at) if ledger.last_at else ()
         outcomes = [ledger.apply(appended, midnights)]
         if ledger.trade_count % CHECKPOINT_EVERY == 0:
@@ -158,44 +167,74 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
         start = checkpoint or Ledger.empty(state.method)
         trades = await repo.priced_trades(connection, state.portfolio_id, start.last_key)
         if trades:
-            await service.opens.ensure(connection, start.last_at or trades[0].at, trades[-1].at)
+            await ensure_opens(service, uow, start.last_at or trades[0].at, trades[-1].at, gaps)
         checkpoints: list[Ledger] = []
         ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, start=start,
                                          checkpoints=checkpoints)
         await repo.replace_checkpoints(connection, state.portfolio_id, start.trade_count, checkpoints)
     await repo.save_outcomes(connection, outcomes)
-    return await store_figures(service, connection, state, ledger, counts, market)
+    return await store_figures(service, uow, state, ledger, market, gaps, had_holds)
 
 
-async def store_figures(service: PortfolioService, connection: asyncpg.Connection, state: PortfolioState,
-                        ledger: Ledger, counts: dict[str, int], market: repo.Market | None) -> dict[str, Any]:
-    if ledger.last_at is not None and market is not None:
-        await service.opens.ensure(connection, ledger.last_at, market.as_of)
-    document, folded = metrics_for(service.opens, ledger, state.goal_usd, counts, market)
-    await repo.save_metrics(connection, state, ledger, document, folded.peak, folded.max_drawdown)
-    return document
+async def ensure_opens(service: PortfolioService, uow: UnitOfWork, after: datetime | None, until: datetime | None,
+                       gaps: list[datetime]) -> None:
+    """Have the midnight prices in (after, until]; where the price service can't give them yet, note the gap."""
+    if after is not None and not await service.opens.ensure(uow.connection, after, until):
+        gaps.append(after)
 
 
-def metrics_for(opens: DailyOpens, ledger: Ledger, goal_usd: Any, counts: dict[str, int],
-                market: repo.Market | None) -> tuple[dict[str, Any], ReturnIndex]:
-    """The stored metrics document, and the return index with the midnights since the last trade folded in."""
+INLINE_IRR_TRADES = 1000
+"""Up to this many counted trades the IRR is computed with the other figures (a few ms at most); a larger
+portfolio's IRR, which needs every cash flow, is left to the IRR pass after commit (see upkeep)."""
+
+
+async def store_figures(service: PortfolioService, uow: UnitOfWork, state: PortfolioState, ledger: Ledger,
+                        market: repo.Market | None, gaps: list[datetime], had_holds: bool) -> dict[str, Any]:
+    """Store the ledger and every figure from it."""
+    connection = uow.connection
+    if market is not None:
+        await ensure_opens(service, uow, ledger.last_at, market.as_of, gaps)
+    holds: dict[str, SellHold] = {}
+    if ledger.uncovered or had_holds:
+        holds = sell_holds(ledger.uncovered, await repo.pending_buys(connection, state.portfolio_id))
+        await repo.save_holds(connection, state.portfolio_id, holds)
+    state.repair_from = min(gaps, default=None)
+    irr_due = ledger.trade_count > INLINE_IRR_TRADES
+    flows = None if irr_due else (await repo.counted_cash_flows(connection, [state.portfolio_id]))[state.portfolio_id]
+    projection = project(service.opens, ledger, state, holds, market, flows)
+    stored_irr = await repo.save_metrics(connection, state, projection, irr_due=irr_due)
+    if irr_due:
+        projection.metrics["irr_pct"] = stored_irr
+    return projection.metrics
+
+
+def project(opens: DailyOpens, ledger: Ledger, state: PortfolioState, holds: dict[str, SellHold],
+            market: repo.Market | None, flows: Sequence[tuple[datetime, Decimal]] | None = None) -> repo.Projection:
+    """The stored figures of a portfolio: its metrics document (IRR only when `flows` are given), and the return
+    index with the midnights since the last trade folded in."""
     as_of = market.as_of if market else None
     tail = opens.between(ledger.last_at, as_of) if ledger.last_at is not None and as_of is not None else ()
     figures = portfolio_figures(ledger, latest_price=market.price_usd if market else None, as_of=as_of,
-                                goal_usd=goal_usd, midnight_opens_since_last_trade=tail)
-    return views.metrics_document(figures, counts), ledger.returns.folded(tail)
+                                goal_usd=state.goal_usd, midnight_opens_since_last_trade=tail, flows=flows)
+    shown = [hold.status for hold in holds.values()]
+    document = views.metrics_document(figures, public_counts(state.counts, holds.values()))
+    folded = ledger.returns.folded(tail)
+    return repo.Projection(ledger, document, folded.peak, folded.max_drawdown,
+                           held_pending=shown.count(TransactionStatus.PENDING),
+                           held_failed=shown.count(TransactionStatus.FAILED))
 
 
-def updated_event(state: PortfolioState, metrics: dict[str, Any] | None, cause: Message, reason: str,
+def updated_event(state: PortfolioState, metrics: dict[str, Any] | None, cause: Message | None, reason: str,
                   transaction_id: str | None = None) -> PortfolioUpdated:
     """portfolio.updated from the state and the metrics just stored (a deleted portfolio has none)."""
+    caused = cause.caused() if cause is not None else {}
     if state.deleted or metrics is None:
         return PortfolioUpdated(owner_id=state.owner_id, portfolio_id=state.portfolio_id, version=state.version,
-                                reason=reason, deleted=True, **cause.caused())
+                                reason=reason, deleted=True, **caused)
     view = views.portfolio_view_of(state, metrics)
     return PortfolioUpdated(owner_id=state.owner_id, portfolio_id=state.portfolio_id, version=state.version,
                             reason=reason, transaction_id=transaction_id, portfolio=view, metrics=view.metrics,
-                            **cause.caused())
+                            **caused)
 
 
 async def commit_events(uow: UnitOfWork, state: PortfolioState, events: list[NewEvent],
@@ -447,15 +486,7 @@ async def get_portfolio(service: PortfolioService, command: GetPortfolio) -> Por
     row = await repo.portfolio_row(service.pool, command.portfolio_id, command.owner_id)
     if row is None:
         raise not_found(command.portfolio_id)
-    view = views.portfolio_view(row)
-    market = await repo.market(service.pool)
-    if market is not None and view.metrics.transaction_count and row["irr_as_of"] != market.as_of:
-        flows = await repo.cash_flow_rows(service.pool, command.portfolio_id)
-        if flows:
-            irr = irr_pct([*flows, (max(market.as_of, flows[-1][0]), view.metrics.current_value_usd)])
-            await repo.store_irr(service.pool, command.portfolio_id, irr, market.as_of)
-            view = view.model_copy(update={"metrics": view.metrics.model_copy(update={"irr_pct": irr})})
-    return view
+    return views.portfolio_view(row)
 
 
 async def list_portfolios(service: PortfolioService, command: ListPortfolios) -> PortfolioList:
@@ -702,14 +733,45 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
 
 
 async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: PriceTicked) -> int:
-    """Move every portfolio to the new price in one set-based statement; one portfolio.updated each."""
+    """Move every portfolio to the new price in one set-based statement, with the midnights passed since the last
+    tick; then each one's IRR, and one portfolio.updated each."""
     connection = uow.connection
+    before = await uow.market()
     if not await repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
         return 0
     uow.forget_market()
-    midnight_open = tick.open_usd if tick.hour % 86400 == 0 else None
-    if midnight_open is not None:
-        day = datetime.fromtimestamp(tick.hour, UTC)
-        await repo.store_daily_opens(connection, [(day, midnight_open)])
-        service.opens.remember(day, midnight_open)
-    return await repo.apply_tick(connection, tick.price_usd, midnight_open, tick.as_of, tick)
+    newest = datetime.fromtimestamp(tick.hour, UTC)
+    if tick.open_usd is not None and tick.hour % 86400 == 0:
+        await repo.store_daily_opens(connection, [(newest, tick.open_usd)])
+        service.opens.remember(newest, tick.open_usd)
+    # a catch-up may pass several midnights at once; the last tick's own hour was folded then
+    since = datetime.fromtimestamp(before.hour, UTC) if before is not None else newest - timedelta(hours=1)
+    if not await service.opens.ensure(connection, since, newest):
+        await repo.mark_for_repair(connection, since)
+    opens = [price for _, price in service.opens.between(since, newest)]
+    moved = await repo.apply_tick(connection, tick.price_usd, opens, tick.as_of)
+    uow.publish(await refresh_irrs(connection, tick, "price_ticked"))
+    return moved
+
+
+IRR_BATCH = 1000
+
+
+async def refresh_irrs(connection: asyncpg.Connection, cause: Message | None, reason: str, *,
+                       batches: int | None = None) -> list[Message]:
+    """The IRR of every portfolio whose IRR is due (up to `batches` batches), and a portfolio.updated for each."""
+    updates: list[Message] = []
+    done = 0
+    while batches is None or done < batches:
+        due = await repo.irr_inputs(connection, IRR_BATCH)
+        if not due:
+            break
+        irrs = {item.portfolio_id: irr_at(item.flows, item.current_value_usd, item.as_of) for item in due}
+        caused = cause.caused() if cause is not None else {}
+        for row in await repo.store_irrs(connection, irrs):
+            view = views.portfolio_view(row)
+            updates.append(PortfolioUpdated(owner_id=view.owner_id, portfolio_id=view.portfolio_id,
+                                            version=view.version, reason=reason, portfolio=view,
+                                            metrics=view.metrics, **caused))
+        done += 1
+    return updates

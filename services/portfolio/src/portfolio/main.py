@@ -21,6 +21,7 @@ from portfolio.http import build_http_app
 from portfolio.market_data import PriceSource
 from portfolio.messaging import OutboxRelay, WriteBatcher, build_router
 from portfolio.settings import Settings
+from portfolio.upkeep import Upkeep
 
 log = structlog.get_logger()
 RELAY_STOP_SECONDS = 10.0
@@ -87,10 +88,13 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     await app.broker.start()
     relay = asyncio.create_task(app.relay.run())
     watcher = asyncio.create_task(app.watch_dead_letters())
+    upkeep = asyncio.create_task(Upkeep(app.service, app.relay.wake.set).run())
     await app.learn_latest_price()
     try:
         yield app
     finally:
+        upkeep.cancel()
+        await asyncio.gather(upkeep, return_exceptions=True)
         app.relay.stop()
         watcher.cancel()
         await asyncio.gather(asyncio.wait_for(relay, RELAY_STOP_SECONDS), watcher, return_exceptions=True)

@@ -17,6 +17,7 @@ from portfolio.domain import count_midnights, midnights_between
 
 log = structlog.get_logger()
 FETCH_AHEAD_DAYS = 366
+ASK_AGAIN_SECONDS = 30.0
 
 
 @dataclass
@@ -63,6 +64,8 @@ class DailyOpens:
     known: dict[datetime, Decimal | None] = field(default_factory=dict)
     days: list[datetime] = field(default_factory=list)
     opens: list[Decimal | None] = field(default_factory=list)
+    asked_again_at: dict[datetime, float] = field(default_factory=dict)
+    """Midnights not in the data yet are asked for again only after a while, not on every write."""
 
     async def load(self, pool: asyncpg.Pool) -> None:
         far_past = datetime(2009, 1, 1, tzinfo=UTC)
@@ -77,20 +80,37 @@ class DailyOpens:
         return bisect.bisect_right(self.days, after), bisect.bisect_right(self.days, until)
 
     async def ensure(self, connection: asyncpg.Connection | asyncpg.Pool, after: datetime | None,
-                     until: datetime | None) -> None:
+                     until: datetime | None) -> bool:
+        """Know the midnight opens in (after, until]. False when one before `until` is still unknown: the price
+        service did not answer, or has no candle for it yet (the midnight at `until` itself may be the next one).
+
+        A midnight with no candle at or before the newest candle (before the data starts, or a hole) is known to
+        have no price; one after it is not known yet and is asked again later, never cached as missing."""
         if after is None or until is None or until <= after:
-            return
+            return True
         first, last = self._span(after, until)
         if last - first == count_midnights(after, until):
-            return
+            return True
         missing = [day for day in midnights_between(after, until) if day not in self.known]
+        if time.monotonic() >= self.asked_again_at.get(missing[0], 0.0):
+            await self._ask(connection, missing[0], missing[-1])
+        return all(day in self.known for day in missing if day < until)
+
+    async def _ask(self, connection: asyncpg.Connection | asyncpg.Pool, first: datetime, last: datetime) -> None:
         # Ask for a year ahead at once (never past now): trades arrive in time order, so one question serves many.
-        end = min(max(missing[-1], missing[0] + timedelta(days=FETCH_AHEAD_DAYS)), datetime.now(UTC))
-        answer = await self.source.range(int(missing[0].timestamp()), int(end.timestamp()), "day")
+        end = min(max(last, first + timedelta(days=FETCH_AHEAD_DAYS)), datetime.now(UTC))
+        answer = await self.source.range(int(first.timestamp()), int(end.timestamp()), "day")
         if answer is None:
             return  # the price service did not answer; try again later rather than caching a gap
+        market = await repository.market(connection)
+        newest = datetime.fromtimestamp(market.hour, UTC) if market is not None else None
         opens = {datetime.fromtimestamp(c.hour, UTC): c.open for c in answer.candles}
-        found = [(day, opens.get(day)) for day in midnights_between(missing[0] - timedelta(days=1), end)]
+        if opens:
+            newest = max(newest or first, max(opens))
+        found = [(day, opens.get(day)) for day in midnights_between(first - timedelta(days=1), end)
+                 if day in opens or (newest is not None and day <= newest)]
+        if any(day not in opens for day in midnights_between(first - timedelta(days=1), end)):
+            self.asked_again_at[first] = time.monotonic() + ASK_AGAIN_SECONDS
         await repository.store_daily_opens(connection, found)
         self.learn(found)
 

@@ -11,24 +11,23 @@ import asyncpg
 from contracts.portfolios import TransactionStatus
 
 from portfolio import repository as repo
-from portfolio.domain import Ledger, TradeOutcome, replay_ledger
+from portfolio.domain import Ledger, TradeOutcome, cash_flows, replay_ledger
 from portfolio.domain.events import PortfolioState, apply_event
-from portfolio.domain.returns import ReturnIndex
+from portfolio.domain.sell_holds import sell_holds
 from portfolio.event_log import count, read_all
-from portfolio.handlers import PortfolioService, metrics_for
-
-IGNORED_METRICS = {"irr_pct"}
-"""IRR is computed lazily on read, so the live value may lag a rebuild."""
+from portfolio.handlers import PortfolioService, project
 
 
 @dataclass
 class RebuiltPortfolio:
     state: PortfolioState
-    ledger: Ledger
+    projection: repo.Projection
     outcomes: dict[str, TradeOutcome]
-    metrics: dict[str, Any]
-    folded: ReturnIndex
     checkpoints: list[Ledger]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.projection.metrics
 
 
 async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callable[[int], None]
@@ -51,11 +50,21 @@ async def rebuild(service: PortfolioService, portfolio_id: str | None = None,
     rebuilt = {}
     for key, state in states.items():
         trades = [tx.trade() for tx in state.transactions.values() if tx.status == TransactionStatus.PRICED]
+        if trades and market is not None:
+            first = min(trade.at for trade in trades)
+            if not await service.opens.ensure(service.pool, first, max(market.as_of, *(t.at for t in trades))):
+                state.repair_from = first  # the running service recomputes it once the midnights are known
         checkpoints: list[Ledger] = []
         ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, checkpoints=checkpoints)
-        metrics, folded = metrics_for(service.opens, ledger, state.goal_usd, state.counts, market)
-        rebuilt[key] = RebuiltPortfolio(state, ledger, {o.transaction_id: o for o in outcomes}, metrics, folded,
-                                        checkpoints)
+        times = {trade.transaction_id: trade.at for trade in trades}
+        flows = cash_flows([(times[o.transaction_id], o) for o in outcomes])
+        pending_buys = [tx.trade() for tx in state.transactions.values() if tx.status == TransactionStatus.PENDING]
+        holds = sell_holds(ledger.uncovered, pending_buys)
+        for tx in state.transactions.values():
+            hold = holds.get(tx.transaction_id)
+            tx.hold_reason, tx.hold_detail = (hold.reason, hold.detail) if hold else (None, None)
+        projection = project(service.opens, ledger, state, holds, market, flows)
+        rebuilt[key] = RebuiltPortfolio(state, projection, {o.transaction_id: o for o in outcomes}, checkpoints)
     return rebuilt
 
 
@@ -70,8 +79,7 @@ async def write(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfo
             await connection.execute("TRUNCATE transactions, portfolios, ledger_checkpoints")
         await connection.copy_records_to_table(
             "portfolios", columns=repo.PORTFOLIO_COLUMNS, records=[
-                repo.portfolio_record(item.state, item.ledger, item.metrics, item.folded.peak, item.folded.max_drawdown)
-                for item in rebuilt.values()])
+                repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()])
         await connection.copy_records_to_table(
             "ledger_checkpoints", columns=repo.CHECKPOINT_COLUMNS, records=[
                 repo.checkpoint_record(item.state.portfolio_id, ledger)
@@ -106,7 +114,7 @@ async def differences(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], 
     found: list[str] = []
     live = {r["portfolio_id"]: r for r in await pool.fetch(
         "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, deleted, "
-        "metrics::text FROM portfolios" + (" WHERE portfolio_id = $1" if portfolio_id else ""),
+        "irr_due, metrics::text FROM portfolios" + (" WHERE portfolio_id = $1" if portfolio_id else ""),
         *([portfolio_id] if portfolio_id else []))}
     for key in sorted(set(live) | set(rebuilt)):
         if key not in live or key not in rebuilt:
@@ -124,7 +132,9 @@ async def differences(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], 
             continue
         live_metrics = json.loads(row["metrics"])
         for field, value in item.metrics.items():
-            if field not in IGNORED_METRICS and _normal(live_metrics.get(field)) != _normal(value):
+            if field == "irr_pct" and row["irr_due"]:
+                continue  # the IRR pass has not run since the last change; it follows within a second
+            if _normal(live_metrics.get(field)) != _normal(value):
                 found.append(f"portfolio {key} metrics.{field}: live {live_metrics.get(field)!r}, rebuilt {value!r}")
         live_txs = {r["transaction_id"]: r for r in await pool.fetch(
             "SELECT * FROM transactions WHERE portfolio_id = $1", key)}

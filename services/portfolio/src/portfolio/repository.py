@@ -11,13 +11,13 @@ import asyncpg
 from contracts.envelope import Message
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
 
-from contracts import names
 from portfolio.domain import Ledger, Trade, TradeOutcome
 from portfolio.domain.events import PortfolioState, TransactionState
+from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, SellHold
 
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
               "price_source", "price_hour", "status", "failure_reason", "failure_detail", "note", "price_request_id",
-              "recorded_at", "updated_at")
+              "recorded_at", "updated_at", "hold_reason", "hold_detail")
 
 
 def transaction_state(row: asyncpg.Record) -> TransactionState:
@@ -25,13 +25,13 @@ def transaction_state(row: asyncpg.Record) -> TransactionState:
         row["transaction_id"], row["sequence"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
         row["price_usd"], row["price_source"], row["price_hour"], TransactionStatus(row["status"]),
         row["failure_reason"], row["failure_detail"], row["note"], row["price_request_id"], row["recorded_at"],
-        row["updated_at"])
+        row["updated_at"], row["hold_reason"], row["hold_detail"])
 
 
 def transaction_row(portfolio_id: str, tx: TransactionState) -> tuple[Any, ...]:
     return (tx.transaction_id, portfolio_id, tx.sequence, tx.side.value, tx.amount_btc, tx.at, tx.fee_usd,
             tx.price_usd, tx.price_source, tx.price_hour, tx.status.value, tx.failure_reason, tx.failure_detail,
-            tx.note, tx.price_request_id, tx.recorded_at, tx.updated_at)
+            tx.note, tx.price_request_id, tx.recorded_at, tx.updated_at, tx.hold_reason, tx.hold_detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ HEADER = ("SELECT p.portfolio_id, p.owner_id, p.name, p.method, p.goal_usd, p.cr
           "p.deleted, p.next_sequence, p.ledger::text AS ledger, p.metrics::text AS metrics, "
           "coalesce((p.metrics->>'pending_count')::int, 0) AS pending_count, "
           "coalesce((p.metrics->>'failed_count')::int, 0) AS failed_count, "
-          "coalesce((p.metrics->>'transaction_count')::int, 0) AS transaction_count")
+          "coalesce((p.metrics->>'transaction_count')::int, 0) AS transaction_count, p.held_pending, p.held_failed, p.repair_from")
 
 
 @dataclass(slots=True)
@@ -57,17 +57,25 @@ class StoredFigures:
 
     ledger: str
     metrics: str
+    held_sells: int = 0
+    """Sells the ledger leaves out; their holds change with the pending buys, so counts alone can't be patched."""
 
 
 def state_of(row: asyncpg.Record, stored: dict[str, StoredFigures] | None) -> PortfolioState:
     """The portfolio's header; its stored ledger and metrics go to `stored`."""
     pending, failed = row["pending_count"], row["failed_count"]
     counts = {"pending": pending, "failed": failed, "priced": row["transaction_count"] - pending - failed}
+    # the stored counts show held sells as pending or failed; the state counts them by their events (priced)
+    held_pending, held_failed = row["held_pending"], row["held_failed"]
+    counts["pending"] -= held_pending
+    counts["failed"] -= held_failed
+    counts["priced"] += held_pending + held_failed
     if stored is not None:
-        stored[row["portfolio_id"]] = StoredFigures(row["ledger"], row["metrics"])
+        stored[row["portfolio_id"]] = StoredFigures(row["ledger"], row["metrics"], held_pending + held_failed)
     return PortfolioState(row["portfolio_id"], row["owner_id"], row["name"], CostBasisMethod(row["method"]),
                           row["goal_usd"], row["created_at"], row["updated_at"], row["version"], row["deleted"],
-                          row["next_sequence"], counts={k: v for k, v in counts.items() if v})
+                          row["next_sequence"], counts={k: v for k, v in counts.items() if v},
+                          repair_from=row["repair_from"])
 
 
 async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id: str | None,
@@ -136,11 +144,33 @@ async def save_header(connection: asyncpg.Connection, state: PortfolioState) -> 
 
 
 async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
-    """Every pending or priced transaction as amounts on the timeline (failed ones hold nothing)."""
+    """Every pending or priced transaction as amounts on the timeline; failed ones, and sells that no buy covers,
+    hold nothing."""
     rows = await connection.fetch(
         "SELECT transaction_id, side, amount_btc, at, fee_usd, sequence FROM transactions "
-        "WHERE portfolio_id = $1 AND status <> 'failed'", portfolio_id)
+        "WHERE portfolio_id = $1 AND status <> 'failed' AND hold_reason IS DISTINCT FROM $2",
+        portfolio_id, INSUFFICIENT_HOLDINGS)
     return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], None, r[5]) for r in rows]
+
+
+async def pending_buys(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
+    rows = await connection.fetch(
+        "SELECT transaction_id, amount_btc, at, fee_usd, sequence FROM transactions "
+        "WHERE portfolio_id = $1 AND status = 'pending' AND side = 'buy'", portfolio_id)
+    return [Trade(r[0], Side.BUY, r[1], r[2], r[3], None, r[4]) for r in rows]
+
+
+async def save_holds(connection: asyncpg.Connection, portfolio_id: str, holds: dict[str, SellHold]) -> None:
+    """Set the holds of the held sells and clear every other one of the portfolio."""
+    await connection.execute(
+        """UPDATE transactions t SET hold_reason = h.reason, hold_detail = h.detail
+           FROM (SELECT transaction_id FROM transactions WHERE portfolio_id = $1 AND hold_reason IS NOT NULL
+                 UNION SELECT unnest($2::text[])) AS touched
+           LEFT JOIN unnest($2::text[], $3::text[], $4::text[]) AS h(transaction_id, reason, detail)
+                  USING (transaction_id)
+           WHERE t.transaction_id = touched.transaction_id
+             AND (t.hold_reason, t.hold_detail) IS DISTINCT FROM (h.reason, h.detail)""",
+        portfolio_id, list(holds), [h.reason for h in holds.values()], [h.detail for h in holds.values()])
 
 
 async def priced_trades(connection: asyncpg.Connection, portfolio_id: str,
@@ -203,19 +233,31 @@ async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Trade
 PORTFOLIO_COLUMNS = ("portfolio_id", "owner_id", "name", "method", "goal_usd", "version", "created_at", "updated_at",
                      "deleted", "next_sequence", "ledger", "metrics", "holdings_btc", "cost_basis_usd", "invested_usd",
                      "realized_pnl_usd", "twr_index", "twr_value_after", "twr_holdings_after", "twr_started",
-                     "tail_peak", "tail_max_drawdown")
+                     "tail_peak", "tail_max_drawdown", "held_pending", "held_failed", "repair_from")
 CHECKPOINT_COLUMNS = ("portfolio_id", "trade_count", "last_at", "last_sequence", "ledger")
 
 
-def portfolio_record(state: PortfolioState, ledger: Ledger, metrics: dict[str, Any], tail_peak: Decimal,
-                     tail_max_drawdown: Decimal) -> tuple[Any, ...]:
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """What the metrics of one portfolio store beside its header."""
+
+    ledger: Ledger
+    metrics: dict[str, Any]
+    tail_peak: Decimal
+    tail_max_drawdown: Decimal
+    held_pending: int = 0
+    held_failed: int = 0
+
+
+def portfolio_record(state: PortfolioState, projection: Projection) -> tuple[Any, ...]:
     """A whole portfolio row in PORTFOLIO_COLUMNS order, for a bulk COPY (the replay)."""
-    returns = ledger.returns
+    ledger, returns = projection.ledger, projection.ledger.returns
     return (state.portfolio_id, state.owner_id, state.name, state.method.value, state.goal_usd, state.version,
             state.created_at, state.updated_at, state.deleted, state.next_sequence, json.dumps(ledger.to_json()),
-            json.dumps(metrics), ledger.holdings_btc, ledger.cost_basis_usd, ledger.invested_usd,
+            json.dumps(projection.metrics), ledger.holdings_btc, ledger.cost_basis_usd, ledger.invested_usd,
             ledger.realized_pnl_usd, returns.index, returns.value_after, returns.holdings_after, returns.started,
-            tail_peak, tail_max_drawdown)
+            projection.tail_peak, projection.tail_max_drawdown, projection.held_pending, projection.held_failed,
+            state.repair_from)
 
 
 def checkpoint_record(portfolio_id: str, ledger: Ledger) -> tuple[Any, ...]:
@@ -230,35 +272,40 @@ async def save_counts(connection: asyncpg.Connection, state: PortfolioState, met
         state.name, state.method.value, state.goal_usd, state.version, state.updated_at, state.next_sequence)
 
 
-async def save_metrics(connection: asyncpg.Connection, state: PortfolioState, ledger: Ledger,
-                       metrics: dict[str, Any], tail_peak: Decimal, tail_max_drawdown: Decimal) -> None:
-    """The header, the ledger and the metrics of the portfolio, in one statement."""
-    returns = ledger.returns
-    await connection.execute(
-        """UPDATE portfolios SET ledger = $2::jsonb, metrics = $3::jsonb, holdings_btc = $4, cost_basis_usd = $5,
-               invested_usd = $6, realized_pnl_usd = $7, twr_index = $8, twr_value_after = $9,
-               twr_holdings_after = $10, twr_started = $11, tail_peak = $12, tail_max_drawdown = $13,
-               irr_as_of = CASE WHEN $3::jsonb->>'irr_pct' IS NULL THEN NULL ELSE ($3::jsonb->>'priced_until')::timestamptz END,
-               name = $14, method = $15, goal_usd = $16, version = $17, updated_at = $18, next_sequence = $19
-           WHERE portfolio_id = $1""",
-        state.portfolio_id, json.dumps(ledger.to_json()), json.dumps(metrics), ledger.holdings_btc,
+async def save_metrics(connection: asyncpg.Connection, state: PortfolioState, projection: Projection, *,
+                       irr_due: bool) -> str | None:
+    """The header, the ledger and the metrics of the portfolio, in one statement.
+
+    With `irr_due`, the IRR is left to the IRR pass: the stored one is kept meanwhile, and returned."""
+    ledger, returns = projection.ledger, projection.ledger.returns
+    return await connection.fetchval(  # type: ignore[no-any-return]
+        """UPDATE portfolios SET ledger = $2::jsonb,
+               metrics = CASE WHEN $20 THEN $3::jsonb || jsonb_build_object('irr_pct', metrics->'irr_pct')
+                              ELSE $3::jsonb END,
+               holdings_btc = $4, cost_basis_usd = $5, invested_usd = $6, realized_pnl_usd = $7, twr_index = $8,
+               twr_value_after = $9, twr_holdings_after = $10, twr_started = $11, tail_peak = $12,
+               tail_max_drawdown = $13, irr_due = $20, name = $14, method = $15, goal_usd = $16, version = $17,
+               updated_at = $18, next_sequence = $19, held_pending = $21, held_failed = $22, repair_from = $23
+           WHERE portfolio_id = $1 RETURNING metrics->>'irr_pct'""",
+        state.portfolio_id, json.dumps(ledger.to_json()), json.dumps(projection.metrics), ledger.holdings_btc,
         ledger.cost_basis_usd, ledger.invested_usd, ledger.realized_pnl_usd, returns.index, returns.value_after,
-        returns.holdings_after, returns.started, tail_peak, tail_max_drawdown, state.name, state.method.value,
-        state.goal_usd, state.version, state.updated_at, state.next_sequence)
+        returns.holdings_after, returns.started, projection.tail_peak, projection.tail_max_drawdown, state.name,
+        state.method.value, state.goal_usd, state.version, state.updated_at, state.next_sequence, irr_due,
+        projection.held_pending, projection.held_failed, state.repair_from)
 
 
 async def portfolio_row(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, owner_id: str
                         ) -> asyncpg.Record | None:
     return await connection.fetchrow(
-        "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, metrics::text, "
-        "irr_as_of FROM portfolios WHERE portfolio_id = $1 AND owner_id = $2 AND NOT deleted", portfolio_id, owner_id)
+        "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, metrics::text "
+        "FROM portfolios WHERE portfolio_id = $1 AND owner_id = $2 AND NOT deleted", portfolio_id, owner_id)
 
 
 async def portfolio_rows(pool: asyncpg.Pool, owner_id: str, offset: int, limit: int
                          ) -> tuple[list[asyncpg.Record], int]:
     rows = await pool.fetch(
         "SELECT portfolio_id, owner_id, name, method, goal_usd, version, created_at, updated_at, metrics::text, "
-        "irr_as_of, count(*) OVER () AS total FROM portfolios WHERE owner_id = $1 AND NOT deleted "
+        "count(*) OVER () AS total FROM portfolios WHERE owner_id = $1 AND NOT deleted "
         "ORDER BY created_at, portfolio_id OFFSET $2 LIMIT $3", owner_id, offset, limit)
     total = rows[0]["total"] if rows else int(await pool.fetchval(
         "SELECT count(*) FROM portfolios WHERE owner_id = $1 AND NOT deleted", owner_id))
@@ -286,17 +333,58 @@ async def all_transactions(pool: asyncpg.Pool, portfolio_id: str) -> list[asyncp
         "SELECT * FROM transactions WHERE portfolio_id = $1 ORDER BY at, sequence", portfolio_id)
 
 
-async def cash_flow_rows(pool: asyncpg.Pool, portfolio_id: str) -> list[tuple[datetime, Decimal]]:
-    rows = await pool.fetch(
-        "SELECT at, coalesce(-cost_usd, proceeds_usd) FROM transactions WHERE portfolio_id = $1 AND status = 'priced' "
-        "ORDER BY at, sequence", portfolio_id)
-    return [(r[0], r[1]) for r in rows]
+@dataclass(frozen=True, slots=True)
+class IrrInputs:
+    portfolio_id: str
+    flows: list[tuple[datetime, Decimal]]
+    current_value_usd: Decimal | None
+    as_of: datetime | None
 
 
-async def store_irr(pool: asyncpg.Pool, portfolio_id: str, irr: Decimal | None, as_of: datetime) -> None:
-    await pool.execute(
-        "UPDATE portfolios SET metrics = jsonb_set(metrics, '{irr_pct}', to_jsonb($2::text)), irr_as_of = $3 "
-        "WHERE portfolio_id = $1", portfolio_id, None if irr is None else str(irr), as_of)
+async def irr_inputs(connection: asyncpg.Connection, limit: int, portfolio_ids: Sequence[str] | None = None
+                     ) -> list[IrrInputs]:
+    """Portfolios whose IRR is due (all of them, or those named), locked, with their counted cash flows."""
+    rows = await connection.fetch(
+        """SELECT portfolio_id, metrics->>'current_value_usd' AS value, metrics->>'priced_until' AS as_of
+           FROM portfolios WHERE irr_due AND NOT deleted AND ($2::text[] IS NULL OR portfolio_id = ANY($2::text[]))
+           ORDER BY portfolio_id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit, None if portfolio_ids is None else list(portfolio_ids))
+    if not rows:
+        return []
+    flows = await counted_cash_flows(connection, [r[0] for r in rows])
+    return [IrrInputs(r[0], flows[r[0]], None if r[1] is None else Decimal(r[1]),
+                      None if r[2] is None else datetime.fromisoformat(r[2])) for r in rows]
+
+
+async def counted_cash_flows(connection: asyncpg.Connection, portfolio_ids: Sequence[str]
+                             ) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """The IRR cash flows of the trades the ledger counted, per portfolio, in timeline order."""
+    flows: dict[str, list[tuple[datetime, Decimal]]] = {portfolio_id: [] for portfolio_id in portfolio_ids}
+    # a counted trade has its figures; a held sell, or a trade being priced again, has none that count
+    for portfolio_id, at, flow in await connection.fetch(
+            """SELECT portfolio_id, at, coalesce(-cost_usd, proceeds_usd) FROM transactions
+               WHERE portfolio_id = ANY($1::text[]) AND status = 'priced' AND hold_reason IS NULL
+                 AND (cost_usd IS NOT NULL OR proceeds_usd IS NOT NULL)
+               ORDER BY portfolio_id, at, sequence""", list(flows)):
+        flows[portfolio_id].append((at, flow))
+    return flows
+
+
+async def store_irrs(connection: asyncpg.Connection, irrs: dict[str, Decimal | None]) -> list[asyncpg.Record]:
+    """Store each portfolio's IRR; returns the updated portfolios' owner, version and metrics."""
+    return await connection.fetch(
+        """UPDATE portfolios p SET metrics = jsonb_set(p.metrics, '{irr_pct}', coalesce(to_jsonb(i.irr), 'null')), irr_due = false
+           FROM unnest($1::text[], $2::text[]) AS i(portfolio_id, irr) WHERE p.portfolio_id = i.portfolio_id
+           RETURNING p.portfolio_id, p.owner_id, p.name, p.method, p.goal_usd, p.version, p.created_at,
+                     p.updated_at, p.metrics::text""",
+        list(irrs), [None if irr is None else str(irr) for irr in irrs.values()])
+
+
+async def repairs_due(connection: asyncpg.Connection, limit: int) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT portfolio_id FROM portfolios WHERE repair_from IS NOT NULL AND NOT deleted ORDER BY repair_from "
+        "LIMIT $1", limit)
+    return [r[0] for r in rows]
 
 
 # ------------------------------------------------------------------ inbox and outbox
@@ -388,47 +476,58 @@ WITH moved AS (
            CASE WHEN NOT twr_started THEN NULL
                 WHEN twr_value_after = 0 THEN twr_index
                 ELSE twr_index * twr_holdings_after * $1::numeric / twr_value_after END AS final_index,
-           CASE WHEN NOT twr_started OR $2::numeric IS NULL THEN NULL
-                WHEN twr_value_after = 0 THEN twr_index
-                ELSE twr_index * twr_holdings_after * $2::numeric / twr_value_after END AS midnight_index
+           -- I(t) = k × price_at(t) between trades (k = I × h / V⁺), or I when V⁺ = 0
+           CASE WHEN NOT twr_started THEN NULL
+                WHEN twr_value_after = 0 THEN 0
+                ELSE twr_index * twr_holdings_after / twr_value_after END AS k,
+           twr_index, tail_peak, tail_max_drawdown
     FROM portfolios WHERE NOT deleted
 ), folded AS (
-    SELECT m.*, greatest(p.tail_peak, coalesce(m.midnight_index, p.tail_peak)) AS peak,
-           greatest(p.tail_max_drawdown, coalesce(1 - m.midnight_index / nullif(p.tail_peak, 0), 0)) AS drawdown
-    FROM moved m JOIN portfolios p USING (portfolio_id)
-), updated AS (
-    UPDATE portfolios p SET
-        tail_peak = f.peak, tail_max_drawdown = f.drawdown, irr_as_of = NULL,
-        metrics = p.metrics || jsonb_build_object(
-            'latest_price_usd', $1::numeric::text,
-            'priced_until', to_jsonb($3::timestamptz),
-            'current_value_usd', f.value::text,
-            'unrealized_pnl_usd', (f.value - p.cost_basis_usd)::text,
-            'net_result_usd', (p.realized_pnl_usd + f.value - p.cost_basis_usd)::text,
-            'roi_pct', CASE WHEN p.invested_usd = 0 THEN NULL
-                            ELSE round((p.realized_pnl_usd + f.value - p.cost_basis_usd) / p.invested_usd * 100, 10)::text END,
-            'goal_progress_pct', CASE WHEN p.goal_usd IS NULL OR p.goal_usd = 0 THEN NULL
-                                      ELSE round(f.value / p.goal_usd * 100, 10)::text END,
-            'twr_pct', CASE WHEN f.final_index IS NULL THEN NULL ELSE round((f.final_index - 1) * 100, 10)::text END,
-            'max_drawdown_pct', CASE WHEN f.final_index IS NULL THEN NULL
-                                     ELSE round(greatest(f.drawdown, 1 - f.final_index / greatest(f.peak, f.final_index)) * 100, 10)::text END,
-            'irr_pct', NULL)
-    FROM folded f WHERE p.portfolio_id = f.portfolio_id
-    RETURNING p.portfolio_id, p.owner_id, p.version, p.metrics
+    -- the new midnights' opens ($2) with their running maximum ($3), folded into each tail's peak and drawdown
+    SELECT m.portfolio_id, m.value, m.final_index,
+           CASE WHEN m.k IS NULL OR cardinality($2::numeric[]) = 0 THEN m.tail_peak
+                ELSE greatest(m.tail_peak, coalesce(nullif(m.k, 0) * ($3::numeric[])[cardinality($3::numeric[])],
+                                                   m.twr_index)) END AS peak,
+           CASE WHEN m.k IS NULL THEN m.tail_max_drawdown
+                ELSE greatest(m.tail_max_drawdown, coalesce((
+                    SELECT max(1 - i.at_midnight / nullif(greatest(m.tail_peak, i.peak_so_far), 0))
+                    FROM (SELECT coalesce(nullif(m.k, 0) * o.open, m.twr_index) AS at_midnight,
+                                 coalesce(nullif(m.k, 0) * o.top, m.twr_index) AS peak_so_far
+                          FROM unnest($2::numeric[], $3::numeric[]) AS o(open, top)) i), 0)) END AS drawdown
+    FROM moved m
 )
-INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body)
-SELECT $4, $5, u.message_id, $6, convert_to(jsonb_build_object(
-        'message_id', u.message_id, 'correlation_id', $6::text, 'causation_id', $7::text,
-        'occurred_at', to_jsonb(now()), 'schema_version', 1, 'owner_id', u.owner_id, 'portfolio_id', u.portfolio_id,
-        'version', u.version, 'reason', 'price_ticked', 'transaction_id', NULL, 'deleted', false,
-        'portfolio', NULL, 'metrics', u.metrics)::text, 'UTF8')
-FROM (SELECT *, replace(gen_random_uuid()::text, '-', '') AS message_id FROM updated) u
+UPDATE portfolios p SET
+    tail_peak = f.peak, tail_max_drawdown = f.drawdown, irr_due = true,
+    metrics = p.metrics || jsonb_build_object(
+        'latest_price_usd', $1::numeric::text,
+        'priced_until', to_jsonb($4::timestamptz),
+        'current_value_usd', f.value::text,
+        'unrealized_pnl_usd', (f.value - p.cost_basis_usd)::text,
+        'net_result_usd', (p.realized_pnl_usd + f.value - p.cost_basis_usd)::text,
+        'roi_pct', CASE WHEN p.invested_usd = 0 THEN NULL
+                        ELSE round((p.realized_pnl_usd + f.value - p.cost_basis_usd) / p.invested_usd * 100, 10)::text END,
+        'goal_progress_pct', CASE WHEN p.goal_usd IS NULL OR p.goal_usd = 0 THEN NULL
+                                  ELSE round(f.value / p.goal_usd * 100, 10)::text END,
+        'twr_pct', CASE WHEN f.final_index IS NULL THEN NULL ELSE round((f.final_index - 1) * 100, 10)::text END,
+        'max_drawdown_pct', CASE WHEN f.final_index IS NULL THEN NULL
+                                 ELSE round(greatest(f.drawdown, 1 - f.final_index / greatest(f.peak, f.final_index)) * 100, 10)::text END)
+FROM folded f WHERE p.portfolio_id = f.portfolio_id
 """
 
 
-async def apply_tick(connection: asyncpg.Connection, price: Decimal, midnight_open: Decimal | None,
-                     as_of: datetime, cause: Message) -> int:
-    """One statement moves every portfolio to `price` and queues one portfolio.updated per portfolio."""
-    status = await connection.execute(TICK_SQL, price, midnight_open, as_of, names.EVENTS_EXCHANGE,
-                                      names.PORTFOLIO_UPDATED, cause.correlation_id, cause.message_id)
+async def apply_tick(connection: asyncpg.Connection, price: Decimal, midnight_opens: Sequence[Decimal],
+                     as_of: datetime) -> int:
+    """One statement moves every portfolio to `price`, folding the midnights since the last tick into each tail;
+    their IRR is then due."""
+    running_top: list[Decimal] = []
+    for open_price in midnight_opens:
+        running_top.append(max(open_price, running_top[-1]) if running_top else open_price)
+    status = await connection.execute(TICK_SQL, price, list(midnight_opens), running_top, as_of)
     return int(status.split()[-1])
+
+
+async def mark_for_repair(connection: asyncpg.Connection, since: datetime) -> None:
+    """Every portfolio missed the midnight prices after `since`: its ledger is recomputed once they are known."""
+    await connection.execute(
+        "UPDATE portfolios SET repair_from = least(coalesce(repair_from, $1), $1) WHERE NOT deleted AND twr_started",
+        since)

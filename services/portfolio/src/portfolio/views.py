@@ -22,6 +22,7 @@ from contracts.types import decimal_text
 
 from portfolio.domain import PortfolioFigures, Trade, TradeOutcome, transaction_figures
 from portfolio.domain.events import PortfolioState, TransactionState
+from portfolio.domain.sell_holds import SellHold
 
 
 def metrics_document(figures: PortfolioFigures, counts: dict[str, int]) -> dict[str, Any]:
@@ -68,6 +69,12 @@ def pending_transaction_row(portfolio_id: str, tx: TransactionState) -> dict[str
 
 def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> TransactionView:
     status = TransactionStatus(row["status"])
+    failure_reason, failure_detail = row["failure_reason"], row["failure_detail"]
+    if row["hold_reason"] is not None:  # a priced sell the ledger leaves out: pending or failed, no figures
+        hold = SellHold(row["transaction_id"], row["hold_reason"], row["hold_detail"])
+        status = hold.status
+        failure_reason = hold.reason if status == TransactionStatus.FAILED else None
+        failure_detail = hold.detail
     metrics = None
     if status == TransactionStatus.PRICED:
         trade = Trade(row["transaction_id"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
@@ -79,6 +86,6 @@ def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> Tr
         transaction_id=row["transaction_id"], portfolio_id=row["portfolio_id"], side=Side(row["side"]),
         amount_btc=row["amount_btc"], at=row["at"], fee_usd=row["fee_usd"], price_usd=row["price_usd"],
         price_source=PriceSource(row["price_source"]) if row["price_source"] else None,
-        price_hour=row["price_hour"], status=status, failure_reason=row["failure_reason"],
-        failure_detail=row["failure_detail"], note=row["note"], recorded_at=row["recorded_at"],
+        price_hour=row["price_hour"], status=status, failure_reason=failure_reason,
+        failure_detail=failure_detail, note=row["note"], recorded_at=row["recorded_at"],
         updated_at=row["updated_at"], metrics=metrics)

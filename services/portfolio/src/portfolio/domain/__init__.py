@@ -12,6 +12,7 @@ from portfolio.domain.figures import (
     PortfolioFigures,
     TransactionFigures,
     cash_flows,
+    irr_at,
     portfolio_figures,
     transaction_figures,
 )
@@ -39,7 +40,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
     "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "Trade", "TradeOutcome",
-    "TransactionFigures", "cash_flows", "check_holdings", "count_midnights", "export_transactions_csv", "irr_pct", "midnights_between",
+    "TransactionFigures", "cash_flows", "check_holdings", "count_midnights", "export_transactions_csv", "irr_at", "irr_pct", "midnights_between",
     "parse_transactions_csv", "portfolio_figures", "refuse_oversized_sells", "replay_ledger", "transaction_figures", "validate_amount",
     "validate_fee", "validate_price", "validate_time", "value_history",
 ]

@@ -47,6 +47,9 @@ class TransactionState:
     price_request_id: str | None
     recorded_at: datetime
     updated_at: datetime
+    hold_reason: str | None = None
+    """Set by the ledger, not by an event: why a priced sell is left out of the figures (see sell_holds)."""
+    hold_detail: str | None = None
 
     def trade(self) -> Trade:
         return Trade(self.transaction_id, self.side, self.amount_btc, self.at, self.fee_usd,
@@ -68,7 +71,9 @@ class PortfolioState:
     transactions: dict[str, TransactionState] = field(default_factory=dict)
     """Only the transactions a command touches are loaded; a replay loads them all."""
     counts: dict[str, int] = field(default_factory=dict)
-    """Transactions by status, of the whole portfolio."""
+    """Transactions by the status their events give, of the whole portfolio (a held sell counts as priced)."""
+    repair_from: datetime | None = None
+    """Not an event: the ledger missed midnight prices from this time on and is recomputed once they are known."""
 
     def count(self, status: TransactionStatus, change: int) -> None:
         self.counts[status] = self.counts.get(status, 0) + change  # a StrEnum member is its value as a key

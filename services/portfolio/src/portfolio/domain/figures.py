@@ -44,8 +44,18 @@ class TransactionFigures:
 
 
 def cash_flows(outcomes: Sequence[tuple[datetime, TradeOutcome]]) -> list[tuple[datetime, Decimal]]:
-    """IRR cash flows: −cost for each buy, +proceeds for each sell."""
-    return [(at, -o.cost_usd if o.cost_usd is not None else o.proceeds_usd or Decimal(0)) for at, o in outcomes]
+    """IRR cash flows of the counted trades: −cost for each buy, +proceeds for each sell (a left-out sell has
+    neither and no flow)."""
+    return [(at, -o.cost_usd if o.cost_usd is not None else o.proceeds_usd) for at, o in outcomes  # type: ignore[misc]
+            if o.cost_usd is not None or o.proceeds_usd is not None]
+
+
+def irr_at(flows: Sequence[tuple[datetime, Decimal]], current_value: Decimal | None, as_of: datetime | None
+           ) -> Decimal | None:
+    """The IRR of the cash flows with the current value as the final flow at T (none without a latest price)."""
+    if not flows or current_value is None or as_of is None:
+        return None
+    return irr_pct([*flows, (max(as_of, flows[-1][0]), current_value)])
 
 
 def portfolio_figures(
@@ -59,9 +69,7 @@ def portfolio_figures(
     unrealized = current_value - cost_basis if latest_price is not None else Decimal(0)
     net = ledger.realized_pnl_usd + unrealized
     twr, drawdown = ledger.returns.at_end(latest_price, midnight_opens_since_last_trade)
-    irr = None
-    if flows and latest_price is not None and as_of is not None:
-        irr = irr_pct([*flows, (max(as_of, flows[-1][0]), current_value)])
+    irr = irr_at(flows, current_value if latest_price is not None else None, as_of) if flows else None
     return PortfolioFigures(
         holdings_btc=holdings,
         invested_usd=ledger.invested_usd,

@@ -19,7 +19,10 @@ class HistoryPointFigures:
 
 def value_history(trades: Iterable[Trade], prices: Sequence[tuple[datetime, Decimal | None]]
                   ) -> list[HistoryPointFigures]:
-    """At each (time, price): holdings and invested from the priced trades at or before that time."""
+    """At each (time, price): holdings and invested from the counted trades at or before that time.
+
+    Give it the trades the ledger counted; a sell the holdings do not cover is left out here too, as the ledger
+    leaves it out, so holdings are never negative."""
     ordered = sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key)
     points, position = [], 0
     holdings = invested = Decimal(0)
@@ -29,7 +32,7 @@ def value_history(trades: Iterable[Trade], prices: Sequence[tuple[datetime, Deci
             if trade.is_buy:
                 holdings += trade.amount_btc
                 invested += trade.amount_btc * trade.price_usd + trade.fee_usd  # type: ignore[operator]
-            else:
+            elif trade.amount_btc <= holdings:
                 holdings -= trade.amount_btc
             position += 1
         points.append(HistoryPointFigures(at, price, holdings, invested,

@@ -26,6 +26,29 @@ class TradeOutcome:
     realized_pnl_usd: Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UncoveredSell:
+    """A priced sell that the priced holdings at its time do not cover: it is left out of every figure."""
+
+    transaction_id: str
+    at: datetime
+    sequence: int
+    amount_btc: Decimal
+    held_btc: Decimal
+    """The priced holdings just before it."""
+
+    @property
+    def timeline_key(self) -> tuple[datetime, int]:
+        return (self.at, self.sequence)
+
+    def to_json(self) -> list[Any]:
+        return [self.transaction_id, self.at.isoformat(), self.sequence, str(self.amount_btc), str(self.held_btc)]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> "UncoveredSell":
+        return cls(data[0], datetime.fromisoformat(data[1]), int(data[2]), Decimal(data[3]), Decimal(data[4]))
+
+
 @dataclass(slots=True)
 class Ledger:
     method: CostBasisMethod
@@ -37,6 +60,8 @@ class Ledger:
     first_at: datetime | None = None
     last_key: tuple[datetime, int] | None = None
     trade_count: int = 0
+    uncovered: list[UncoveredSell] = field(default_factory=list)
+    """Sells left out so far, in timeline order; each is counted again once holdings cover it."""
 
     @classmethod
     def empty(cls, method: CostBasisMethod) -> "Ledger":
@@ -53,6 +78,27 @@ class Ledger:
     @property
     def last_at(self) -> datetime | None:
         return None if self.last_key is None else self.last_key[0]
+
+    @property
+    def last_seen_key(self) -> tuple[datetime, int] | None:
+        """The latest trade folded in, counted or left out: a trade after it extends the ledger."""
+        if self.uncovered and (self.last_key is None or self.uncovered[-1].timeline_key > self.last_key):
+            return self.uncovered[-1].timeline_key
+        return self.last_key
+
+    def covers(self, trade: Trade) -> bool:
+        """Whether the priced holdings cover the trade (a buy always is)."""
+        return trade.is_buy or trade.amount_btc <= self.book.holdings_btc
+
+    def leave_out(self, trade: Trade) -> TradeOutcome:
+        """Fold in a sell that the holdings do not cover: it has no figures."""
+        self.uncovered.append(UncoveredSell(trade.transaction_id, trade.at, trade.sequence, trade.amount_btc,
+                                            self.book.holdings_btc))
+        return TradeOutcome(trade.transaction_id)
+
+    def uncovered_until(self, key: tuple[datetime, int] | None) -> None:
+        """Forget the left-out sells after `key`: a replay from here judges them again."""
+        self.uncovered = [] if key is None else [u for u in self.uncovered if u.timeline_key < key]
 
     def apply(self, trade: Trade, midnight_opens: Sequence[tuple[datetime, Decimal]] = ()) -> TradeOutcome:
         """Advance over one priced trade that is not earlier than the last one applied."""
@@ -91,7 +137,7 @@ class Ledger:
             "realized_pnl_usd": str(self.realized_pnl_usd), "proceeds_usd": str(self.proceeds_usd),
             "returns": self.returns.to_json(), "first_at": self.first_at.isoformat() if self.first_at else None,
             "last_key": [self.last_key[0].isoformat(), self.last_key[1]] if self.last_key else None,
-            "trade_count": self.trade_count,
+            "trade_count": self.trade_count, "uncovered": [u.to_json() for u in self.uncovered],
         }
 
     @classmethod
@@ -102,6 +148,7 @@ class Ledger:
             Decimal(data["realized_pnl_usd"]), Decimal(data["proceeds_usd"]), ReturnIndex.from_json(data["returns"]),
             datetime.fromisoformat(data["first_at"]) if data["first_at"] else None,
             (datetime.fromisoformat(last[0]), int(last[1])) if last else None, int(data["trade_count"]),
+            [UncoveredSell.from_json(u) for u in data.get("uncovered", ())],
         )
 
 
@@ -136,12 +183,14 @@ def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade], midnight_ope
 
     From a checkpoint, only the trades after its last one are given: what came before it is unchanged, so the
     result is the full replay's. Copies of the ledger at every `checkpoint_every`-th trade go to `checkpoints`.
-    A sell larger than the priced holdings at its time waits (it is left out) until the buys before it are
-    priced: price answers arrive in any order, and a sell cannot be costed before the lots it sells."""
+    A sell larger than the priced holdings at its time is left out (`Ledger.uncovered`, an empty outcome) until
+    buys before it are priced: price answers arrive in any order, and a sell cannot be costed before its lots."""
     ledger = start if start is not None else Ledger.empty(method)
+    ledger.uncovered_until(ledger.last_key)
     outcomes = []
     for trade in sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key):
-        if not trade.is_buy and trade.amount_btc > ledger.holdings_btc:
+        if not ledger.covers(trade):
+            outcomes.append(ledger.leave_out(trade))
             continue
         opens = midnight_opens(ledger.last_at, trade.at) if midnight_opens and ledger.last_at else ()
         outcomes.append(ledger.apply(trade, opens))

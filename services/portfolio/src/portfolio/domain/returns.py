@@ -1,7 +1,8 @@
 """Return measures of SPEC: the time-weighted index (TWR, max drawdown) and the money-weighted IRR."""
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
@@ -91,11 +92,15 @@ class ReturnIndex:
                    Decimal(data["peak"]), Decimal(data["max_drawdown"]), bool(data["started"]))
 
 
+IRR_SEARCH_LIMIT = 2048.0
+"""|ln(1 + r)| searched: up to r = e^2048 − 1 (about 10^889 %), which a rate over a few minutes can reach."""
+
+
 def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
     """The annual rate r > −1 with Σ CF_k (1+r)^(−years_k) = 0, as a percentage; None when there is no root.
 
-    The root is searched in binary floating point (a rate, not money), then reported to 10 decimals of a percent.
-    """
+    The root is searched in g = ln(1 + r) in binary floating point (a rate, not money), with the NPV scaled by its
+    largest term so that no exponential overflows, then reported to 10 decimals of a percent."""
     if len(cash_flows) < 2:
         return None
     start = min(t for t, _ in cash_flows)
@@ -103,24 +108,27 @@ def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
     if all(a >= 0 for a, _ in flows) or all(a <= 0 for a, _ in flows):
         return None
 
-    def npv_and_slope(g: float) -> tuple[float, float]:
+    def scaled_npv_and_slope(g: float) -> tuple[float, float]:
+        """NPV(g) and its slope, both divided by the same positive number: signs and Newton steps are exact."""
+        top = max(-years * g for _, years in flows)
         value = slope = 0.0
         for amount, years in flows:
-            term = amount * math.exp(-years * g)
+            term = amount * math.exp(-years * g - top)
             value += term
             slope -= years * term
         return value, slope
 
-    # Search in g = ln(1 + r), where the NPV is smooth and r > −1 holds everywhere: Newton, kept in a bracket.
-    low, high = -20.0, 20.0
-    f_low, f_high = npv_and_slope(low)[0], npv_and_slope(high)[0]
-    if not (math.isfinite(f_low) and math.isfinite(f_high)) or f_low * f_high > 0:
+    bracket = _bracket_nearest_zero(lambda g: scaled_npv_and_slope(g)[0])
+    if bracket is None:
         return None
-    g = 0.1
-    for _ in range(100):
-        value, slope = npv_and_slope(g)
+    low, high = bracket
+    if low == high:
+        return percent(_rate_from_log(low) * 100)
+    f_low = scaled_npv_and_slope(low)[0]
+    g = (low + high) / 2
+    for _ in range(200):
+        value, slope = scaled_npv_and_slope(g)
         if value == 0:
-            low = high = g
             break
         if (value > 0) == (f_low > 0):
             low, f_low = g, value
@@ -128,7 +136,29 @@ def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
             high = g
         step = g - value / slope if slope else math.nan
         g = step if low < step < high else (low + high) / 2
-        if high - low < 1e-12 or abs(value / slope if slope else 1) < 1e-13:
+        if high - low < 1e-12 * max(1.0, abs(g)) or abs(value / slope if slope else 1) < 1e-13 * max(1.0, abs(g)):
             break
-    rate = math.expm1(g)
-    return Decimal(repr(rate * 100)).quantize(Decimal("1E-10"))
+    return percent(_rate_from_log(g) * 100)
+
+
+def _bracket_nearest_zero(npv: Callable[[float], float]) -> tuple[float, float] | None:
+    """Two values of g around the root nearest g = 0, or None when the NPV never changes sign."""
+    points = [0.0]
+    step = 0.5
+    while step <= IRR_SEARCH_LIMIT:
+        points.extend((step, -step))
+        step *= 2
+    signs = {g: npv(g) for g in points}
+    ordered = sorted(signs)
+    pairs = [(a, a) for a in ordered if signs[a] == 0]
+    pairs += [(a, b) for a, b in itertools.pairwise(ordered) if signs[a] * signs[b] < 0]
+    if not pairs:
+        return None
+    return min(pairs, key=lambda pair: min(abs(pair[0]), abs(pair[1])))
+
+
+def _rate_from_log(g: float) -> Decimal:
+    """r = e^g − 1 as a Decimal: in floating point while it fits, else with Decimal's exponential."""
+    if g < 700:
+        return Decimal(repr(math.expm1(g)))
+    return Decimal(repr(g)).exp(Context(prec=30)) - ONE
