@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts import names
 from contracts.envelope import Message
-from contracts.types import Money, UtcDatetime
+from contracts.types import Money, Note, UtcDatetime
 
 
 class CostBasisMethod(StrEnum):
@@ -239,6 +239,8 @@ class GetHistory(PortfolioCommand):
     interval: Interval = Interval.DAY
 
 
+# Commands carry any value of the decimal grammar; its range (contracts.types.check_*) is the domain's typed
+# refusal, so that a bad amount is a reply naming the field rather than an undecodable message.
 class RecordTransaction(PortfolioCommand):
     routing_key: ClassVar[str] = names.TRANSACTION_RECORD
 
@@ -247,7 +249,7 @@ class RecordTransaction(PortfolioCommand):
     at: UtcDatetime
     fee_usd: Money = Decimal("0")
     price_usd: Money | None = None
-    note: str | None = Field(default=None, max_length=500)
+    note: Note | None = None
 
 
 class EditTransaction(PortfolioCommand):
@@ -261,7 +263,7 @@ class EditTransaction(PortfolioCommand):
     fee_usd: Money | None = None
     price_usd: Money | None = None
     clear_price: bool = False
-    note: str | None = Field(default=None, max_length=500)
+    note: Note | None = None
 
 
 class DeleteTransaction(PortfolioCommand):
@@ -283,12 +285,20 @@ class ListTransactions(PortfolioCommand):
     limit: int = Field(default=50, ge=1, le=1000)
 
 
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+"""An import file's size limit (413 at the gateway); a UTF-8 file of this many bytes has at most as many characters."""
+MAX_IMPORT_ROWS = 50_000
+"""Data rows per import file (more is one 422 for the file); split a larger history into several files."""
+MAX_IMPORT_FIELD_CHARS = 1_000
+"""Characters per CSV field (a longer one is a row error); a note is at most 500 of them."""
+
+
 class ImportTransactions(PortfolioCommand):
     """A CSV file, generic or an exchange's export; nothing is saved from a file with errors unless skip_invalid."""
 
     routing_key: ClassVar[str] = names.TRANSACTION_IMPORT
 
-    csv_text: str = Field(max_length=20_000_000)
+    csv_text: str = Field(max_length=MAX_IMPORT_BYTES)
     dry_run: bool = False
     skip_invalid: bool = False
 

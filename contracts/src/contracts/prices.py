@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts import names
 from contracts.envelope import Message
-from contracts.types import Money, UnixHour, UtcDatetime
+from contracts.types import Money, UnixHour, UnixSeconds, UtcDatetime
 
 
 class Candle(BaseModel):
@@ -157,8 +157,8 @@ class PriceRangeRequested(Message):
     routing_key: ClassVar[str] = names.PRICE_RANGE
     max_hours: ClassVar[int] = 24 * 366 * 20
 
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
+    start: UnixSeconds
+    end: UnixSeconds
     step: Literal["hour", "day"] = "hour"
 
     @model_validator(mode="after")
@@ -184,7 +184,7 @@ class PriceAtRequested(Message):
 
     routing_key: ClassVar[str] = names.PRICE_AT
 
-    at: int = Field(ge=0)
+    at: UnixSeconds
 
 
 class PriceAt(BaseModel):

@@ -130,6 +130,20 @@ async def test_http_malformed_time_is_422_in_the_envelope(http) -> None:
     assert response.json()["error"]["code"] == "validation"
 
 
+async def test_http_time_out_of_range_is_422_that_says_so(http) -> None:
+    huge = "99999999999999999999"
+    for path, params in [(f"/prices/at/{huge}", None), ("/prices/at/253402300800", None),
+                         ("/prices", {"start": huge, "end": huge}), ("/prices", {"start": "0", "end": huge}),
+                         ("/prices", {"start": "-1", "end": "0"})]:
+        response = await http.get(path, params=params)
+        assert response.status_code == 422, (path, params, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "validation" and "out of range" in error["message"]
+    for unix in ("1_000", "²", "١٢"):
+        response = await http.get(f"/prices/at/{unix}")
+        assert response.status_code == 422 and "ASCII digits" in response.json()["error"]["message"]
+
+
 async def test_http_range_is_capped_and_the_cap_is_stated(http) -> None:
     ok = await http.get("/prices", params={"start": START, "end": START + 5 * 3600})
     assert [c["hour"] for c in ok.json()] == [START + i * 3600 for i in range(6)]

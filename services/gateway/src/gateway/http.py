@@ -1,12 +1,14 @@
 """The public /v1 HTTP API: accounts, portfolios, transactions, history, import/export and prices."""
 
 import time
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from contracts.asyncapi import asyncapi_document
 from contracts.observability import bind_correlation
 from contracts.portfolios import (
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_FIELD_CHARS,
+    MAX_IMPORT_ROWS,
     CreatePortfolio,
     DeletePortfolio,
     DeleteTransaction,
@@ -32,6 +34,7 @@ from contracts.portfolios import (
     TransactionView,
 )
 from contracts.prices import Candle, LatestPrice, LatestPriceRequested, PriceAt, PriceAtRequested, PriceRangeRequested
+from contracts.types import UnixSeconds, UtcDatetime
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -62,7 +65,6 @@ from gateway.settings import Settings
 REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["route"],
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
 PRICE_RANGE_CAP_HOURS = 5000
 bearer = HTTPBearer(auto_error=False, description="The access token from /v1/auth/login")
 
@@ -219,11 +221,8 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         return Response(status_code=204)
 
     @portfolios.get("/{portfolio_id}/history", response_model=History, responses=responses(401, 404, 422, 503))
-    async def history(portfolio_id: str, claims: User, start: datetime | None = None, end: datetime | None = None,
-                      interval: Interval = Interval.DAY) -> Any:
-        for name, value in (("start", start), ("end", end)):
-            if value is not None and value.tzinfo is None:
-                raise ApiError(422, "validation", f"{name} needs a time zone, e.g. 2024-01-01T00:00:00Z.")
+    async def history(portfolio_id: str, claims: User, start: UtcDatetime | None = None,
+                      end: UtcDatetime | None = None, interval: Interval = Interval.DAY) -> Any:
         return await backend.ask(GetHistory(owner_id=claims.user_id, portfolio_id=portfolio_id[:100], start=start,
                                             end=end, interval=interval))
 
@@ -250,12 +249,16 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
                      responses=responses(401, 403, 404, 413, 422, 503),
                      description="CSV upload: the generic columns side,amount_btc,at,fee_usd,price_usd,note or a "
                                  "Coinbase transaction export. dry_run checks without saving; a file with bad rows "
-                                 "saves nothing unless skip_invalid.")
+                                 "saves nothing unless skip_invalid. Limits: at most "
+                                 f"{MAX_IMPORT_BYTES // 1024 // 1024} MiB (else 413), {MAX_IMPORT_ROWS:,} rows "
+                                 f"(else 422), {MAX_IMPORT_FIELD_CHARS:,} characters per field (else a row error); "
+                                 "prices in USD (or USDT, USDC, FDUSD, BUSD).")
     async def import_transactions(portfolio_id: str, claims: Writer, file: Annotated[UploadFile, File()],
                                   dry_run: bool = False, skip_invalid: bool = False) -> Any:
         raw = await file.read(MAX_IMPORT_BYTES + 1)
         if len(raw) > MAX_IMPORT_BYTES:
-            raise ApiError(413, "too_large", "The file is larger than 5 MB; split it.")
+            raise ApiError(413, "too_large", f"The file is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MiB; split it.",
+                           {"max_bytes": MAX_IMPORT_BYTES})
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as error:
@@ -304,9 +307,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     @prices.get("/at/{unix}", response_model=PriceAt, responses=responses(404, 422, 503),
                 description="The BTC-USD price at a unix time: the open of the candle of that hour.")
-    async def price_at(unix: int) -> Any:
-        if not 0 <= unix < 10**11:
-            raise ApiError(422, "validation", "The time must be unix seconds between 0 and 10^11.")
+    async def price_at(unix: UnixSeconds) -> Any:
         return await backend.ask(PriceAtRequested(at=unix))
 
     @prices.get("/latest", response_model=LatestPrice, responses=responses(404, 503))
@@ -316,8 +317,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     @prices.get("", response_model=list[Candle], responses=responses(422, 503),
                 description=f"Hourly candles from start to end (unix seconds), at most {PRICE_RANGE_CAP_HOURS} "
                             "hours per request.")
-    async def price_range(start: Annotated[int, Query(ge=0, lt=10**11)], end: Annotated[int, Query(ge=0, lt=10**11)],
-                          step: Literal["hour", "day"] = "hour") -> Any:
+    async def price_range(start: UnixSeconds, end: UnixSeconds, step: Literal["hour", "day"] = "hour") -> Any:
         if end < start:
             raise ApiError(422, "validation", "end must not be before start.")
         if (end - start) // 3600 > PRICE_RANGE_CAP_HOURS:

@@ -2,30 +2,16 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from contracts.portfolios import CostBasisMethod, Side
-from contracts.types import decimal_text
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from contracts.types import BtcAmount, Note, PlainText, UsdFee, UsdGoal, UsdPrice, UtcDatetime
+from pydantic import BaseModel, ConfigDict, Field
 
-
-def _exact(value: Any) -> Any:
-    """JSON numbers arrive as floats; their shortest text is what the client wrote, so read that exactly."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    return value
-
-
-def _printable(text: str | None) -> str | None:
-    if text is not None and any((ord(c) < 32 and c not in "\t") or ord(c) == 127 for c in text):
-        raise ValueError("must not contain control characters")
-    return text
-
-
-Text = Annotated[str, AfterValidator(_printable)]
-
-MoneyIn = Annotated[Decimal, BeforeValidator(_exact), Field(allow_inf_nan=False),
-                    PlainSerializer(decimal_text, return_type=str, when_used="json")]
+# Money, amounts, times and notes are the contract's own types: the API refuses exactly what a command would.
+Text = PlainText
+AT_DESCRIPTION = ("ISO 8601 with a time zone, or unix seconds; between 1970-01-01T00:00:00Z and "
+                  "9999-12-31T23:59:59Z")
 
 
 class Body(BaseModel):
@@ -62,28 +48,28 @@ class LogoutRequest(Body):
 class PortfolioCreate(Body):
     name: Text = Field(min_length=1, max_length=100, examples=["Long-term stack"])
     cost_basis_method: CostBasisMethod = CostBasisMethod.AVERAGE
-    goal_usd: MoneyIn | None = Field(default=None, gt=0, examples=["100000"])
+    goal_usd: UsdGoal | None = Field(default=None, examples=["100000"])
 
 
 class PortfolioPatch(Body):
     name: Text | None = Field(default=None, min_length=1, max_length=100)
-    goal_usd: MoneyIn | None = Field(default=None, gt=0, description="null clears the goal")
+    goal_usd: UsdGoal | None = Field(default=None, description="null clears the goal")
     cost_basis_method: CostBasisMethod | None = None
 
 
 class TransactionCreate(Body):
     side: Side
-    amount_btc: MoneyIn = Field(examples=["0.05"])
-    at: AwareDatetime = Field(description="ISO 8601 with a time zone, or unix seconds",
-                              examples=["2024-03-01T10:00:00Z"])
-    fee_usd: MoneyIn = Field(default=Decimal(0), examples=["1.50"])
-    price_usd: MoneyIn | None = Field(default=None, description="leave out to use the market price at `at`")
-    note: Text | None = Field(default=None, max_length=500)
+    amount_btc: BtcAmount = Field(examples=["0.05"], description="BTC as a decimal string: more than 0, at most "
+                                                                 "21,000,000, at most 8 decimals")
+    at: UtcDatetime = Field(description=AT_DESCRIPTION, examples=["2024-03-01T10:00:00Z"])
+    fee_usd: UsdFee = Field(default=Decimal(0), examples=["1.50"], description="USD, 0 to 10^15")
+    price_usd: UsdPrice | None = Field(default=None, description="leave out to use the market price at `at`")
+    note: Note | None = Field(default=None, description="at most 500 characters, no control characters")
 
 
 class TransactionPatch(Body):
-    amount_btc: MoneyIn | None = None
-    at: AwareDatetime | None = None
-    fee_usd: MoneyIn | None = None
-    price_usd: MoneyIn | None = Field(default=None, description="null returns the trade to the market price")
-    note: Text | None = Field(default=None, max_length=500)
+    amount_btc: BtcAmount | None = None
+    at: UtcDatetime | None = Field(default=None, description=AT_DESCRIPTION)
+    fee_usd: UsdFee | None = None
+    price_usd: UsdPrice | None = Field(default=None, description="null returns the trade to the market price")
+    note: Note | None = None

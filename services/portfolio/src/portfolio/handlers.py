@@ -49,6 +49,7 @@ from contracts.prices import (
     PriceUnavailable,
     WantedPrice,
 )
+from contracts.types import EARLIEST_TIME
 from pydantic import BaseModel
 
 from contracts import ErrorCode, Reply
@@ -539,7 +540,8 @@ async def get_history(service: PortfolioService, command: GetHistory) -> History
         market = await repo.market(connection)
     step = 3600 if command.interval == Interval.HOUR else 86400
     end = command.end or (market.as_of if market else service.clock())
-    start = command.start or (trades[0].at if trades else end - timedelta(days=30))
+    # the default start (30 days back) stays inside the contract's time range, which begins at the epoch
+    start = command.start or (trades[0].at if trades else max(end - timedelta(days=30), EARLIEST_TIME))
     if end < start:
         raise DomainError("end must not be before start.", {"field": "end"})
     first = int(start.timestamp()) // step * step

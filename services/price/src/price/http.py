@@ -1,9 +1,10 @@
 """The operator HTTP API of the price service: prices at a time, in a range, the latest; health and metrics."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from contracts.prices import Candle, LatestPriceRequested, PriceAt, PriceAtRequested, PriceRangeRequested
+from contracts.types import UnixSeconds
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -37,7 +38,8 @@ def install_error_envelope(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in error.errors()]
-        return JSONResponse(error_body("validation", "The request is not valid.", fields), status_code=422)
+        first = f"{fields[0]['field']}: {fields[0]['message']}" if fields else "The request is not valid."
+        return JSONResponse(error_body("validation", first, fields), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -57,10 +59,8 @@ def build_http_app(service: PriceService, readiness: Any, range_cap_hours: int, 
     prices = APIRouter(prefix="/prices", tags=["prices"])
 
     @prices.get("/at/{unix}", response_model=PriceAt, responses={404: {"description": "No price at that time"}})
-    async def price_at(unix: int) -> PriceAt:
+    async def price_at(unix: UnixSeconds) -> PriceAt:
         """The open of the candle that starts at floor(unix / 3600) * 3600."""
-        if unix < 0:
-            raise ApiError(422, "validation", "The time must be unix seconds ≥ 0.")
         return _unwrap(await handlers.answer_price_at(service, PriceAtRequested(at=unix)), PriceAt)
 
     @prices.get("/latest")
@@ -73,8 +73,8 @@ def build_http_app(service: PriceService, readiness: Any, range_cap_hours: int, 
     @prices.get("", response_model=list[Candle],
                 description=f"Candles from start to end, oldest first; at most {range_cap_hours} hours per request.")
     async def price_range(
-        start: int = Query(ge=0, description="unix seconds"),
-        end: int = Query(ge=0, description="unix seconds"),
+        start: Annotated[UnixSeconds, Query(description="unix seconds")],
+        end: Annotated[UnixSeconds, Query(description="unix seconds")],
         step: str = Query("hour", pattern="^(hour|day)$"),
     ) -> list[Candle]:
         if end < start:

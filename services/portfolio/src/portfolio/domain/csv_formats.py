@@ -2,19 +2,26 @@
 
 import csv
 import io
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from contracts.portfolios import Side
+from contracts.portfolios import MAX_IMPORT_FIELD_CHARS, MAX_IMPORT_ROWS, Side
+from contracts.types import UNIX_SECONDS_TEXT, InvalidValue, from_unix_seconds, parse_decimal
 
-from portfolio.domain.errors import InvalidTransaction
-from portfolio.domain.rules import validate_amount, validate_fee, validate_price, validate_time
+from portfolio.domain.errors import DomainError, InvalidTransaction
+from portfolio.domain.rules import validate_amount, validate_fee, validate_note, validate_price, validate_time
 from portfolio.domain.trades import Trade
 
 GENERIC_COLUMNS = ("side", "amount_btc", "at", "fee_usd", "price_usd", "note")
 COINBASE_SIDES = {"buy": Side.BUY, "advanced trade buy": Side.BUY, "sell": Side.SELL, "advanced trade sell": Side.SELL}
+USD_CURRENCIES = frozenset({"USD", "USDT", "USDC", "FDUSD", "BUSD"})
+"""USD and the USD stablecoins: the only price currencies until several currencies exist."""
+THOUSANDS_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
+CURRENCY_SUFFIX = re.compile(r"(?<=[0-9.])\s*([A-Za-z]{3,5})$")
+"""A currency code after a number ("62000 USD", "0.01BTC"); "NaN" alone is not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,50 +52,101 @@ class RowSkipped:
 ParsedLine = ParsedRow | RowError | RowSkipped
 
 
-def _money(text: str, column: str) -> Decimal:
-    cleaned = text.strip().replace("$", "").replace(",", "")
+def _money(text: str, column: str, units: frozenset[str]) -> Decimal:
+    """An exchange's way of writing a number ("$62,000.00", "0.01 BTC") read under the contract's decimal grammar."""
+    raw = text.strip()
+    cleaned = raw
+    suffix = CURRENCY_SUFFIX.search(cleaned)
+    if suffix:
+        if suffix.group(1).upper() not in units:
+            raise InvalidTransaction(column, f"{column} {raw!r} is in {suffix.group(1)}, not {'/'.join(sorted(units))}.")
+        cleaned = cleaned[:suffix.start()]
+    cleaned = re.sub(r"^([+-]?)\$", r"\1", cleaned)
+    if "," in cleaned:
+        # Thousands separators only: "1,5" (a decimal comma) would otherwise be read as 15.
+        if not THOUSANDS_GROUPED.fullmatch(cleaned):
+            raise InvalidTransaction(column, f"{column} {raw!r} is not a number: commas may only separate "
+                                             "thousands, as in 62,000.50.")
+        cleaned = cleaned.replace(",", "")
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidTransaction(column, f"{column} {text.strip()!r} is not a number.") from None
-    if not value.is_finite():
-        raise InvalidTransaction(column, f"{column} {text.strip()!r} is not a number.")
-    return value
+        return parse_decimal(cleaned)
+    except InvalidValue as error:
+        raise InvalidTransaction(column, f"{column}: {error}") from None
 
 
 def parse_time(text: str) -> datetime:
-    """ISO 8601 (a naive time is UTC), 'YYYY-MM-DD HH:MM:SS UTC', or unix seconds."""
+    """ISO 8601 (a naive time is UTC), 'YYYY-MM-DD HH:MM:SS UTC', or unix seconds, within the contract's range."""
     raw = text.strip()
-    if raw.isdigit():
-        return datetime.fromtimestamp(int(raw), UTC)
     try:
+        if UNIX_SECONDS_TEXT.fullmatch(raw):
+            return from_unix_seconds(int(raw))
+        if not raw.isascii():  # other scripts' digits are not a time, whatever fromisoformat makes of them
+            raise ValueError(raw)
         parsed = datetime.fromisoformat(raw.removesuffix(" UTC").replace("Z", "+00:00"))
+    except InvalidValue as error:
+        raise InvalidTransaction("at", str(error)) from None
     except ValueError:
-        raise InvalidTransaction("at", f"Time {raw!r} is not ISO 8601 or unix seconds.") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        raise InvalidTransaction("at", f"Time {raw[:40]!r} is not ISO 8601 or unix seconds.") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed  # validate_time converts to UTC
 
 
-def _row(line: int, side: Side, amount: str, at: str, fee: str, price: str, note: str | None, now: datetime
-         ) -> ParsedRow:
+def _row(line: int, side: Side, amount: str, at: str, fee: str, price: str, note: str | None, now: datetime,
+         price_units: frozenset[str] = USD_CURRENCIES) -> ParsedRow:
     return ParsedRow(
         line=line,
         side=side,
-        amount_btc=validate_amount(_money(amount, "amount_btc")),
+        amount_btc=validate_amount(_money(amount, "amount_btc", frozenset({"BTC"}))),
         at=validate_time(parse_time(at), now),
-        fee_usd=validate_fee(_money(fee, "fee_usd") if fee.strip() else Decimal(0)),
-        price_usd=validate_price(_money(price, "price_usd") if price.strip() else None),
-        note=(note or "").strip() or None,
+        fee_usd=validate_fee(_money(fee, "fee_usd", price_units) if fee.strip() else Decimal(0)),
+        price_usd=validate_price(_money(price, "price_usd", price_units) if price.strip() else None),
+        note=validate_note((note or "").strip() or None),
     )
 
 
-def _generic(reader: "csv.DictReader[str]", now: datetime) -> list[ParsedLine]:
+def _records(lines: list[str], line_offset: int = 0) -> tuple[list[str], Iterator[tuple[int, dict[str, str] | RowError]]]:
+    """The header, then (line, record or RowError) per data row: a row too long or unreadable is a row error,
+    and a file with more than MAX_IMPORT_ROWS rows is refused as a whole."""
+    reader = csv.reader(lines)
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error:
+        header = []
+
+    def rows() -> Iterator[tuple[int, dict[str, str] | RowError]]:
+        count = 0
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:  # e.g. a field over the csv module's own 128 KiB limit
+                fields = None
+            if fields == []:
+                continue  # a blank line is not a row
+            count += 1
+            if count > MAX_IMPORT_ROWS:
+                raise DomainError(f"The file has more than {MAX_IMPORT_ROWS:,} rows; split it into several files.",
+                                  {"field": "file", "max_rows": MAX_IMPORT_ROWS})
+            line = reader.line_num + line_offset
+            if fields is None or any(len(field) > MAX_IMPORT_FIELD_CHARS for field in fields):
+                yield line, RowError(line, f"A field of this row is longer than {MAX_IMPORT_FIELD_CHARS:,} "
+                                           "characters (or the row is not valid CSV).")
+                continue
+            yield line, dict(zip(header, fields + [""] * (len(header) - len(fields)), strict=False))
+
+    return header, rows()
+
+
+def _generic(records: Iterator[tuple[int, dict[str, str] | RowError]], now: datetime) -> list[ParsedLine]:
     rows: list[ParsedLine] = []
-    for record in reader:
-        line = reader.line_num
+    for line, record in records:
+        if isinstance(record, RowError):
+            rows.append(record)
+            continue
         try:
             side_text = (record.get("side") or "").strip().lower()
             if side_text not in ("buy", "sell"):
-                raise InvalidTransaction("side", f"side must be buy or sell, not {side_text!r}.")
+                raise InvalidTransaction("side", f"side must be buy or sell, not {side_text[:20]!r}.")
             rows.append(_row(line, Side(side_text), record.get("amount_btc") or "", record.get("at") or "",
                              record.get("fee_usd") or "", record.get("price_usd") or "", record.get("note"), now))
         except InvalidTransaction as error:
@@ -96,16 +154,26 @@ def _generic(reader: "csv.DictReader[str]", now: datetime) -> list[ParsedLine]:
     return rows
 
 
-def _coinbase(reader: "csv.DictReader[str]", now: datetime, line_offset: int) -> list[ParsedLine]:
-    price_column = "Spot Price at Transaction" if "Spot Price at Transaction" in (reader.fieldnames or ()) \
-        else "Price at Transaction"
+def _coinbase(header: list[str], records: Iterator[tuple[int, dict[str, str] | RowError]], now: datetime
+              ) -> list[ParsedLine]:
+    older = "Spot Price at Transaction" in header
+    price_column = "Spot Price at Transaction" if older else "Price at Transaction"
+    currency_column = "Spot Price Currency" if older else "Price Currency"
     rows: list[ParsedLine] = []
-    for record in reader:
-        line = reader.line_num + line_offset
+    for line, record in records:
+        if isinstance(record, RowError):
+            rows.append(record)
+            continue
         kind = (record.get("Transaction Type") or "").strip()
         asset = (record.get("Asset") or "").strip()
         if asset != "BTC" or kind.lower() not in COINBASE_SIDES:
-            rows.append(RowSkipped(line, f"{kind or 'untyped'} of {asset or 'no asset'} is not a BTC buy or sell"))
+            rows.append(RowSkipped(line, f"{kind[:40] or 'untyped'} of {asset[:20] or 'no asset'} is not a BTC buy "
+                                         "or sell"))
+            continue
+        currency = (record.get(currency_column) or "").strip().upper()
+        if currency not in USD_CURRENCIES:
+            rows.append(RowError(line, f"This trade is priced in {currency[:20] or 'no currency'}; only USD prices "
+                                       "(or USDT, USDC, FDUSD, BUSD) can be imported for now."))
             continue
         try:
             rows.append(_row(line, COINBASE_SIDES[kind.lower()], record.get("Quantity Transacted") or "",
@@ -117,19 +185,21 @@ def _coinbase(reader: "csv.DictReader[str]", now: datetime, line_offset: int) ->
 
 
 def parse_transactions_csv(text: str, now: datetime) -> tuple[str, list[ParsedLine]]:
-    """(format name, one result per data row). Line numbers are the file's own, 1-based."""
-    lines = text.lstrip("\ufeff").splitlines(keepends=True)
+    """(format name, one result per data row). Line numbers are the file's own, 1-based.
+
+    Raises DomainError for a file with more than MAX_IMPORT_ROWS rows."""
+    # Lines end only at \n, \r\n or \r, as in CSV; str.splitlines would also cut at U+2028 and friends.
+    lines = io.StringIO(text.lstrip("\ufeff"), newline="").readlines()
     for index, line in enumerate(lines[:20]):
         if "Timestamp" in line and "Transaction Type" in line:
-            return "coinbase", _coinbase(csv.DictReader(lines[index:]), now, index)
-    reader = csv.DictReader(lines)
-    header = [name.strip() for name in reader.fieldnames or ()]
+            header, records = _records(lines[index:], index)
+            return "coinbase", _coinbase(header, records, now)
+    header, records = _records(lines)
     missing = [c for c in ("side", "amount_btc", "at") if c not in header]
     if missing:
         return "unknown", [RowError(1, "The header must be side,amount_btc,at,fee_usd,price_usd,note "
                                        "(or a Coinbase transaction export); missing " + ", ".join(missing) + ".")]
-    reader.fieldnames = header
-    return "generic", _generic(reader, now)
+    return "generic", _generic(records, now)
 
 
 def export_transactions_csv(trades: Iterable[Trade], notes: dict[str, str | None] | None = None) -> str:

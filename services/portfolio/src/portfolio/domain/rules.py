@@ -1,15 +1,23 @@
-"""The rules a transaction must satisfy before it is recorded."""
+"""The rules a transaction must satisfy before it is recorded (the value ranges are the contract's own)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
+
+from contracts.types import (
+    InvalidValue,
+    check_btc_amount,
+    check_fee,
+    check_note,
+    check_price,
+    utc_time,
+)
 
 from portfolio.domain.errors import InsufficientHoldings, InvalidTransaction
 from portfolio.domain.trades import Trade
 
-SATOSHI = Decimal("0.00000001")
-MAX_BTC = Decimal(21_000_000)
-MAX_USD = Decimal(10) ** 15
+T = TypeVar("T")
 FIRST_TRADING_DAY = datetime(2010, 7, 17, tzinfo=UTC)
 
 
@@ -17,38 +25,45 @@ def btc_text(amount: Decimal) -> str:
     return f"{amount.normalize():f}" if amount != 0 else "0"
 
 
+def _checked(field: str, check: Callable[[T], T], value: T) -> T:
+    """The contract's rule for a field, its refusal as the domain's typed error."""
+    try:
+        return check(value)
+    except InvalidValue as error:
+        raise InvalidTransaction(field, str(error)) from None
+
+
+def _finite(field: str, value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise InvalidTransaction(field, f"{field} must be a number, not {value}.")
+    return value
+
+
 def validate_amount(amount: Decimal) -> Decimal:
-    if not amount.is_finite() or amount <= 0:
-        raise InvalidTransaction("amount_btc", "The amount must be more than 0 BTC.")
-    if amount > MAX_BTC:
-        raise InvalidTransaction("amount_btc", "The amount can't exceed 21,000,000 BTC, the total supply.")
-    if amount != amount.quantize(SATOSHI):
-        raise InvalidTransaction("amount_btc", "The amount can have at most 8 decimals (1 satoshi = 0.00000001 BTC).")
-    return amount
+    return _checked("amount_btc", check_btc_amount, _finite("amount_btc", amount))
 
 
 def validate_time(at: datetime, now: datetime) -> datetime:
     if at.tzinfo is None:
         raise InvalidTransaction("at", "The time needs a time zone (for example 2024-03-01T10:00:00Z).")
+    at = _checked("at", utc_time, at)
     if at < FIRST_TRADING_DAY:
         raise InvalidTransaction("at", "The time must be on or after 2010-07-17, when BTC first traded.")
     if at > now:
         raise InvalidTransaction("at", "The time can't be in the future.")
-    return at.astimezone(UTC)
+    return at
 
 
 def validate_fee(fee: Decimal) -> Decimal:
-    if not fee.is_finite() or fee < 0:
-        raise InvalidTransaction("fee_usd", "The fee can't be negative.")
-    if fee > MAX_USD:
-        raise InvalidTransaction("fee_usd", "The fee is implausibly large.")
-    return fee
+    return _checked("fee_usd", check_fee, _finite("fee_usd", fee))
 
 
 def validate_price(price: Decimal | None) -> Decimal | None:
-    if price is not None and (not price.is_finite() or price <= 0 or price > MAX_USD):
-        raise InvalidTransaction("price_usd", "The price must be a positive amount of USD.")
-    return price
+    return None if price is None else _checked("price_usd", check_price, _finite("price_usd", price))
+
+
+def validate_note(note: str | None) -> str | None:
+    return None if note is None else _checked("note", check_note, note)
 
 
 def _refusal(trade: Trade, held: Decimal) -> InsufficientHoldings:
