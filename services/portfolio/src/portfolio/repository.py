@@ -18,6 +18,8 @@ from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, SellHold
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
               "price_source", "price_hour", "status", "failure_reason", "failure_detail", "note", "price_request_id",
               "recorded_at", "updated_at", "hold_reason", "hold_detail")
+OUTCOME_COLUMNS = ("cost_usd", "proceeds_usd", "cost_basis_sold_usd", "realized_pnl_usd")
+"""A trade's figures, set by the ledger; a trade no longer priced (edited to be priced again) has none."""
 
 
 def transaction_state(row: asyncpg.Record) -> TransactionState:
@@ -123,7 +125,9 @@ async def save_state(connection: asyncpg.Connection, state: PortfolioState, touc
         await connection.executemany(
             f"""INSERT INTO transactions ({", ".join(TX_COLUMNS)}) VALUES ({", ".join(f"${i + 1}"
                 for i in range(len(TX_COLUMNS)))})
-                ON CONFLICT (transaction_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in TX_COLUMNS[2:])}""",
+                ON CONFLICT (transaction_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in TX_COLUMNS[2:])},
+                    {", ".join(f"{c} = CASE WHEN EXCLUDED.status = 'priced' THEN transactions.{c} END"
+                               for c in OUTCOME_COLUMNS)}""",
             [transaction_row(state.portfolio_id, tx) for tx in present])
     if gone:
         await connection.execute("DELETE FROM transactions WHERE transaction_id = ANY($1::text[])", gone)
