@@ -5,7 +5,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from contracts.prices import PriceRequested, PriceResolved, PriceUnavailable
+from contracts.prices import PriceRequested, PriceResolved, PriceUnavailable, WantedPrice
 from price.main import running
 
 from contracts import decode, names
@@ -95,7 +95,7 @@ async def test_poison_message_goes_to_the_dlq_with_a_reason_and_the_consumer_kee
     parked = await dead_letters(rabbit_url, names.PRICE_REQUESTS_QUEUE, 1)
     assert len(parked) == 1
     reason = parked[0].headers[names.DEAD_LETTER_REASON_HEADER]
-    assert "PriceRequested refused" in reason and "at" in reason
+    assert "PriceRequested refused" in reason and "transaction_id" in reason
     async with listening(rabbit_url, names.PRICE_RESOLVED) as answers:
         await ask(rabbit_url, request_at(FIRST_2024_HOUR))
         assert decode(PriceResolved, (await answers.next()).body).price_usd == Decimal("42288.58")
@@ -153,3 +153,26 @@ async def test_malformed_query_is_dead_lettered(rabbit_url, price_app) -> None:
     await publish_raw(rabbit_url, names.COMMANDS_EXCHANGE, names.PRICE_AT, b"{}", reply_to="nowhere")
     parked = await dead_letters(rabbit_url, names.PRICE_QUERIES_QUEUE, 1)
     assert "PriceAtRequested refused" in parked[0].headers[names.DEAD_LETTER_REASON_HEADER]
+
+
+async def test_a_batch_request_is_answered_in_one_message_with_every_trades_price_or_reason(
+    rabbit_url, price_app, fake_provider
+) -> None:
+    gap = FIRST_2024_HOUR + 300 * 3600
+    await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour = $1", gap)
+    price_app.service.store._cache.pop(gap, None)
+    times = [FIRST_2024_HOUR + 1800, FIRST_2024_HOUR + 2000, gap + 60, 1500000000,
+             int(datetime.now(UTC).timestamp()) + 86400]
+    items = [WantedPrice(request_id=f"r{n}", transaction_id=f"t{n}", at=datetime.fromtimestamp(t, UTC))
+             for n, t in enumerate(times)]
+    request = PriceRequested.batch("p-1", items)
+    async with listening(rabbit_url, names.PRICE_RESOLVED, names.PRICE_UNAVAILABLE) as answers:
+        await ask(rabbit_url, request)
+        answer = decode(PriceResolved, (await answers.next()).body)
+        assert await answers.quiet_for(0.5)  # one message answers the whole batch
+    assert answer.schema_version == 2 and answer.causation_id == request.message_id
+    resolved = {item.request_id: item for item in answer.resolved}
+    assert resolved["r0"].price_usd == resolved["r1"].price_usd == Decimal("42288.58")
+    assert resolved["r2"].hour == gap and resolved["r2"].price_usd == synthetic_open(gap)  # fetched for the gap
+    reasons = {item.request_id: item.reason for item in answer.unavailable}
+    assert reasons == {"r3": "before_data", "r4": "in_future"}
