@@ -6,6 +6,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 from contracts.portfolios import CreatePortfolio, RecordTransaction, RenamePortfolio
+from contracts.prices import PriceRequested, PriceResolved
 from portfolio import handlers
 from portfolio.handlers import Handled, PortfolioService
 from portfolio.market_data import PriceSource
@@ -64,3 +65,34 @@ async def test_one_batch_commits_the_good_messages_and_isolates_the_refused_and_
     monkeypatch.undo()
     redelivered = await handlers.run_batch(service, [rename])
     assert isinstance(redelivered[0], Handled) and redelivered[0].reply.result["name"] == "Renamed"
+
+
+async def test_price_answers_of_one_portfolio_in_a_batch_are_applied_in_one_fold(service, monkeypatch):
+    reply, _ = await handlers.handle_command(service, CreatePortfolio(owner_id=OWNER, name="Answers"))
+    portfolio_id = reply.result["portfolio_id"]
+    answers = []
+    for hours in (5, 1, 3):  # recorded late to early: every answer lands before the ones already priced
+        at = AT.replace(hour=hours)
+        _, outgoing = await handlers.handle_command(service, RecordTransaction(
+            owner_id=OWNER, portfolio_id=portfolio_id, side="buy", amount_btc=Decimal("1"), at=at))
+        request = next(m for m in outgoing if isinstance(m, PriceRequested))
+        answers.append(PriceResolved(transaction_id=request.transaction_id, portfolio_id=portfolio_id, at=at,
+                                     hour=int(at.timestamp()) // 3600 * 3600, price_usd=Decimal(40000 + hours),
+                                     source="test", **request.caused()))
+    folds = []
+    real_refresh = handlers.refresh_metrics
+
+    async def counted_refresh(*args, **kwargs):
+        folds.append(kwargs)
+        return await real_refresh(*args, **kwargs)
+
+    monkeypatch.setattr(handlers, "refresh_metrics", counted_refresh)
+    results = await handlers.run_batch(service, [*answers, answers[1]])
+    assert len(folds) == 1  # one fold for the three answers (and the duplicate)
+    assert [len(r.outgoing) for r in results] == [1, 0, 0, 0]  # one portfolio.updated for the batch
+    metrics = await service.pool.fetchrow(
+        "SELECT metrics->>'holdings_btc' AS held, metrics->>'invested_usd' AS invested, "
+        "metrics->>'pending_count' AS pending FROM portfolios WHERE portfolio_id = $1", portfolio_id)
+    assert (Decimal(metrics["held"]), Decimal(metrics["invested"]), metrics["pending"]) == \
+        (Decimal(3), Decimal(120009), "0")
+    assert await service.pool.fetchval("SELECT count(*) FROM events WHERE type = 'TransactionPriced'") == 3

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import uuid4
 
 import asyncpg
@@ -47,6 +47,8 @@ from contracts.prices import (
     PriceResolved,
     PriceTicked,
     PriceUnavailable,
+    ResolvedPrice,
+    UnavailablePrice,
     WantedPrice,
 )
 from contracts.types import EARLIEST_TIME
@@ -86,6 +88,7 @@ from portfolio.market_data import DailyOpens, PriceSource
 from portfolio.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
+PriceAnswer: TypeAlias = PriceResolved | PriceUnavailable
 
 
 def utc_now() -> datetime:
@@ -629,7 +632,13 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
         uow = UnitOfWork(connection)
         # Claim every id first: a concurrent copy waits on these rows, then finds them taken.
         fresh = await repo.claim(connection, [message.message_id for message in messages])
+        groups = {} if careful else answers_by_portfolio(messages, fresh)
+        absorbed: set[str] = set()
         for message in messages:
+            if message.message_id in absorbed:
+                absorbed.discard(message.message_id)
+                results.append(Handled())  # applied with the first answer of its portfolio in this batch
+                continue
             if message.message_id not in fresh:
                 results.append(await handled_before(uow, message))
                 continue
@@ -638,13 +647,43 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
                 results.append(await handle_in_savepoint(service, uow, message))
                 continue
             try:
-                handled = await handle_write(service, uow, message)
+                if message.message_id in groups:
+                    group = groups[message.message_id]
+                    absorbed.update(answer.message_id for answer in group[1:])
+                    handled = Handled(outgoing=await apply_price_answers(service, uow, as_one_answer(group)))
+                else:
+                    handled = await handle_write(service, uow, message)
             except Exception as error:
                 raise CarefulRetry from error
             remember_reply(uow, message, handled)
             results.append(handled)
         await uow.flush()
     return results
+
+
+def answers_by_portfolio(messages: Sequence[Message], fresh: set[str]) -> dict[str, list[PriceAnswer]]:
+    """Single price answers of one portfolio in a batch, keyed by the first one's id: they are applied together,
+    in one fold of the ledger, however many there are and in whatever time order."""
+    by_portfolio: dict[str, dict[str, PriceAnswer]] = {}
+    for message in messages:
+        if (isinstance(message, PriceResolved | PriceUnavailable) and message.schema_version == 1
+                and message.portfolio_id and message.message_id in fresh):
+            by_portfolio.setdefault(message.portfolio_id, {})[message.message_id] = message
+    return {next(iter(group)): list(group.values()) for group in by_portfolio.values() if len(group) > 1}
+
+
+def as_one_answer(answers: list[PriceAnswer]) -> PriceResolved:
+    """Single answers of one portfolio as one batch answer, in the first one's envelope."""
+    first = answers[0]
+    resolved = [ResolvedPrice(request_id=a.causation_id, transaction_id=a.transaction_id, at=a.at, hour=a.hour,
+                              price_usd=a.price_usd, source=a.source)
+                for a in answers if isinstance(a, PriceResolved)]
+    unavailable = [UnavailablePrice(request_id=a.causation_id, transaction_id=a.transaction_id, at=a.at,
+                                    reason=a.reason, detail=a.detail)
+                   for a in answers if isinstance(a, PriceUnavailable)]
+    return PriceResolved(schema_version=2, message_id=first.message_id, correlation_id=first.correlation_id,
+                         causation_id=first.causation_id, portfolio_id=first.portfolio_id, resolved=resolved,
+                         unavailable=unavailable)
 
 
 def remember_reply(uow: UnitOfWork, message: Message, handled: Handled) -> None:
