@@ -746,8 +746,7 @@ async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: Pri
     since = datetime.fromtimestamp(before.hour, UTC) if before is not None else newest - timedelta(hours=1)
     if not await service.opens.ensure(connection, since, newest):
         await repo.mark_for_repair(connection, since)
-    opens = [price for _, price in service.opens.between(since, newest)]
-    moved = await repo.apply_tick(connection, tick.price_usd, opens, tick.as_of)
+    moved = await repo.apply_tick(connection, tick.price_usd, service.opens.between(since, newest), tick.as_of)
     uow.publish(await refresh_irrs(connection, tick, "price_ticked"))
     return moved
 
