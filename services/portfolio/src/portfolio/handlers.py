@@ -667,6 +667,9 @@ async def handled_before(uow: UnitOfWork, message: Message) -> Handled:
 
 
 async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled:
+    # Each message reads the latest price again, after it has locked its portfolio: a tick that another copy
+    # committed since an earlier message of this batch must not be undone by metrics at the price before it.
+    uow.forget_market()
     if isinstance(message, PriceTicked):
         return Handled(moved=await apply_price_tick(service, uow, message))
     if isinstance(message, PriceResolved | PriceUnavailable):
