@@ -720,6 +720,9 @@ async def handled_before(uow: UnitOfWork, message: Message) -> Handled:
 
 
 async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled:
+    # Each message reads the latest price again, after it has locked its portfolio: a tick that another copy
+    # committed since an earlier message of this batch must not be undone by metrics at the price before it.
+    uow.forget_market()
     if isinstance(message, PriceTicked):
         return Handled(moved=await apply_price_tick(service, uow, message))
     if isinstance(message, PriceResolved | PriceUnavailable):
@@ -844,8 +847,7 @@ async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: Pri
     since = datetime.fromtimestamp(before.hour, UTC) if before is not None else newest - timedelta(hours=1)
     if not await service.opens.ensure(connection, since, newest):
         await repo.mark_for_repair(connection, since)
-    opens = [price for _, price in service.opens.between(since, newest)]
-    moved = await repo.apply_tick(connection, tick.price_usd, opens, tick.as_of)
+    moved = await repo.apply_tick(connection, tick.price_usd, service.opens.between(since, newest), tick.as_of)
     uow.publish(await refresh_irrs(connection, tick, "price_ticked"))
     return moved
 

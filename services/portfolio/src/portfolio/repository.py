@@ -484,21 +484,25 @@ WITH moved AS (
            CASE WHEN NOT twr_started THEN NULL
                 WHEN twr_value_after = 0 THEN 0
                 ELSE twr_index * twr_holdings_after / twr_value_after END AS k,
+           -- only the midnights after the last trade are points of the tail (read only when a midnight passed)
+           CASE WHEN cardinality($2::numeric[]) = 0 THEN NULL
+                ELSE (ledger->'last_key'->>0)::timestamptz END AS last_at,
            twr_index, tail_peak, tail_max_drawdown
     FROM portfolios WHERE NOT deleted
 ), folded AS (
-    -- the new midnights' opens ($2) with their running maximum ($3), folded into each tail's peak and drawdown
+    -- the new midnights' opens ($2, at the days $3) after each portfolio's last trade, folded into its tail's
+    -- peak and drawdown as ReturnIndex.observe folds them one by one
     SELECT m.portfolio_id, m.value, m.final_index,
-           CASE WHEN m.k IS NULL OR cardinality($2::numeric[]) = 0 THEN m.tail_peak
-                ELSE greatest(m.tail_peak, coalesce(nullif(m.k, 0) * ($3::numeric[])[cardinality($3::numeric[])],
-                                                   m.twr_index)) END AS peak,
+           CASE WHEN m.k IS NULL THEN m.tail_peak ELSE greatest(m.tail_peak, t.top) END AS peak,
            CASE WHEN m.k IS NULL THEN m.tail_max_drawdown
-                ELSE greatest(m.tail_max_drawdown, coalesce((
-                    SELECT max(1 - i.at_midnight / nullif(greatest(m.tail_peak, i.peak_so_far), 0))
-                    FROM (SELECT coalesce(nullif(m.k, 0) * o.open, m.twr_index) AS at_midnight,
-                                 coalesce(nullif(m.k, 0) * o.top, m.twr_index) AS peak_so_far
-                          FROM unnest($2::numeric[], $3::numeric[]) AS o(open, top)) i), 0)) END AS drawdown
-    FROM moved m
+                ELSE greatest(m.tail_max_drawdown, coalesce(t.fall, 0)) END AS drawdown
+    FROM moved m LEFT JOIN LATERAL (
+        SELECT max(i.at_midnight) AS top,
+               max(1 - i.at_midnight / nullif(greatest(m.tail_peak, i.peak_so_far), 0)) AS fall
+        FROM (SELECT coalesce(nullif(m.k, 0) * o.open, m.twr_index) AS at_midnight,
+                     max(coalesce(nullif(m.k, 0) * o.open, m.twr_index)) OVER (ORDER BY o.day) AS peak_so_far
+              FROM unnest($2::numeric[], $3::timestamptz[]) AS o(open, day)
+              WHERE m.k IS NOT NULL AND o.day > m.last_at) i) t ON true
 )
 UPDATE portfolios p SET
     tail_peak = f.peak, tail_max_drawdown = f.drawdown, irr_due = true,
@@ -519,14 +523,18 @@ FROM folded f WHERE p.portfolio_id = f.portfolio_id
 """
 
 
-async def apply_tick(connection: asyncpg.Connection, price: Decimal, midnight_opens: Sequence[Decimal],
-                     as_of: datetime) -> int:
-    """One statement moves every portfolio to `price`, folding the midnights since the last tick into each tail;
-    their IRR is then due."""
-    running_top: list[Decimal] = []
-    for open_price in midnight_opens:
-        running_top.append(max(open_price, running_top[-1]) if running_top else open_price)
-    status = await connection.execute(TICK_SQL, price, list(midnight_opens), running_top, as_of)
+async def apply_tick(connection: asyncpg.Connection, price: Decimal,
+                     midnight_opens: Sequence[tuple[datetime, Decimal]], as_of: datetime) -> int:
+    """One statement moves every portfolio to `price`, folding the midnights since the last tick (those after
+    each portfolio's last trade) into each tail; their IRR is then due.
+
+    The rows are locked first, in a statement of their own: the moving statement's snapshot then holds every
+    write that committed before it (a write of another copy that held a row is not overwritten with the row as
+    it was before that write)."""
+    await connection.execute(
+        "SELECT 1 FROM portfolios WHERE NOT deleted ORDER BY portfolio_id FOR UPDATE")
+    status = await connection.execute(TICK_SQL, price, [open_price for _, open_price in midnight_opens],
+                                      [day for day, _ in midnight_opens], as_of)
     return int(status.split()[-1])
 
 
