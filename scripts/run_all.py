@@ -67,6 +67,10 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 1
     finally:
+        # From here on the launcher only stops and exits: a repeated Ctrl-C or `kill` (make sends one more) is
+        # ignored, so it can neither interrupt the stop nor kill the launcher before it reports.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
         launcher.stop_all()
         with contextlib.suppress(OSError):  # the terminal or make may be gone by now
             print("· every service is stopped", flush=True)

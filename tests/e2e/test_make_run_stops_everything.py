@@ -78,10 +78,9 @@ def test_sigterm_twice_while_stopping_still_frees_every_port(launch: Launch, run
     assert not any(port_is_free(port) for port in ports(run_env).values())
     launch.process.send_signal(signal.SIGTERM)
     time.sleep(0.3)  # now inside the stop: make sends its own SIGTERM about then
-    launch.process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    if launch.process.poll() is None:
-        launch.process.send_signal(signal.SIGINT)
+    for repeated in (signal.SIGTERM, signal.SIGINT):  # and an impatient user presses Ctrl-C
+        launch.process.send_signal(repeated)
+        time.sleep(0.1)
     assert launch.process.wait(timeout=60) == 0, launch.output
     held = [f"{name} ({port})" for name, port in ports(run_env).items() if not port_is_free(port)]
     assert not held, f"still listening after the stop: {held}\n{launch.output}"
