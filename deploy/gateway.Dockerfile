@@ -2,9 +2,10 @@
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
+COPY constraints.txt /src/constraints.txt
 COPY contracts /src/contracts
 COPY services/gateway /src/services/gateway
-RUN /opt/venv/bin/pip install /src/contracts /src/services/gateway
+RUN /opt/venv/bin/pip install -c /src/constraints.txt /src/contracts /src/services/gateway
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 GATEWAY_HTTP_HOST=0.0.0.0 GATEWAY_HTTP_PORT=8000

@@ -2,9 +2,10 @@
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
+COPY constraints.txt /src/constraints.txt
 COPY contracts /src/contracts
 COPY services/portfolio /src/services/portfolio
-RUN /opt/venv/bin/pip install /src/contracts /src/services/portfolio
+RUN /opt/venv/bin/pip install -c /src/constraints.txt /src/contracts /src/services/portfolio
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PORTFOLIO_HTTP_HOST=0.0.0.0 PORTFOLIO_HTTP_PORT=8002

@@ -1,11 +1,14 @@
 """Start and stop the real services as subprocesses (used by `make run` and by the e2e, web and fault tests)."""
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +25,51 @@ COMMANDS = {
 }
 READY_PATHS = {"price": "/readyz", "portfolio": "/readyz", "gateway": "/readyz", "web": "/healthz"}
 ENV_PREFIX = {"price": "PRICE", "portfolio": "PORTFOLIO", "gateway": "GATEWAY", "web": "WEB"}
+STOP_GRACE_SECONDS = 10.0
+"""How long a service may take to stop after SIGTERM before its whole process group is killed."""
+
+
+class PortInUse(RuntimeError):
+    """The port a service is to listen on is held by another process (often one an earlier run left behind)."""
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on the port now (SO_REUSEADDR, as uvicorn binds, so TIME_WAIT is no obstacle)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM are noted, not raised, inside the block, so a repeated Ctrl-C or `kill` (make sends one
+    more when it is itself signalled) cannot interrupt a stop half-way and leave services holding their ports."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # only the main thread receives signals
+        return
+    previous = {number: signal.signal(number, lambda number, _frame: received.append(number))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _signal_group(process: subprocess.Popen[bytes], number: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, number)  # the service and anything it spawned (its own session, see start)
 
 
 @dataclass
@@ -43,10 +85,17 @@ class RunningService:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
+        if not port_is_free(self.port):
+            raise PortInUse(f"Port {self.port}, where {self.name} is to listen, is already in use by another "
+                            f"process, perhaps one an earlier run left behind. Stop it (`fuser -k {self.port}/tcp` "
+                            f"shows and ends it) or choose another port with {ENV_PREFIX[self.name]}_HTTP_PORT.")
         log = self.log_path.open("ab")
         command = [str(BIN / COMMANDS[self.name][0]), *COMMANDS[self.name][1:]]
+        # Its own session and process group: a Ctrl-C in the terminal reaches only the launcher, which stops the
+        # services in order, and a stop can signal the whole group.
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
+        log.close()  # the child holds its own copy
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -63,15 +112,32 @@ class RunningService:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} was not ready within {timeout:.0f} s; see {self.log_path}")
 
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None or self.process.poll() is not None:
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, kill: bool = False) -> None:
+        """Ask it to stop (SIGTERM), or kill it (SIGKILL); nothing when it has already exited."""
+        if self.running:
+            assert self.process is not None
+            _signal_group(self.process, signal.SIGKILL if kill else signal.SIGTERM)
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait until the deadline for it to exit, then kill its process group; returns once it is gone."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            _signal_group(self.process, signal.SIGKILL)
             self.process.wait()
+        _signal_group(self.process, signal.SIGKILL)  # anything it spawned that outlived it
+
+    def stop(self, kill: bool = False, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop it; safe to call again, and not interrupted by SIGINT or SIGTERM."""
+        with signals_deferred():
+            self.signal(kill)
+            self.wait_stopped(time.monotonic() + grace)
 
 
 @dataclass
@@ -112,6 +178,14 @@ class Launcher:
         service.stop(kill=kill)
         service.start()
 
-    def stop_all(self) -> None:
-        for service in reversed(list(self.services.values())):
-            service.stop()
+    def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every service: all asked at once, any still running after the grace period killed.
+
+        Idempotent, and SIGINT/SIGTERM arriving meanwhile are deferred, so the stop always completes."""
+        with signals_deferred():
+            services = list(reversed(self.services.values()))
+            for service in services:
+                service.signal()
+            deadline = time.monotonic() + grace
+            for service in services:
+                service.wait_stopped(deadline)

@@ -1,22 +1,27 @@
 """`make run`: check Postgres and RabbitMQ, migrate, seed prices and the demo account, start every service."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from scripts import services_up
-from scripts.launcher import BIN, ROOT, Launcher
+from scripts.launcher import BIN, ENV_PREFIX, ROOT, Launcher
 
-LOGS = ROOT / ".run" / "logs"
-PORTS = {"gateway": 8000, "price": 8001, "portfolio": 8002, "web": 8080}
+LOGS = Path(os.environ.get("BITFOLIO_RUN_DIR", ROOT / ".run")) / "logs"
+DEFAULT_PORTS = {"gateway": 8000, "price": 8001, "portfolio": 8002, "web": 8080}
+PORTS = {name: int(os.environ.get(f"{ENV_PREFIX[name]}_HTTP_PORT", port)) for name, port in DEFAULT_PORTS.items()}
 RABBIT_URL = os.environ.get("BITFOLIO_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def step(title: str, command: list[str]) -> None:
     print(f"· {title}", flush=True)
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, capture_output=True, text=True)
+    # The same broker as the services the launcher starts (BITFOLIO_RABBIT_URL), e.g. for seed-demo's commands.
+    env = {**os.environ, **{f"{prefix}_RABBIT_URL": RABBIT_URL for prefix in ENV_PREFIX.values()}}
+    result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         print(result.stdout[-2000:], result.stderr[-4000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"`{' '.join(command)}` failed; see the output above.")
@@ -42,11 +47,12 @@ def main() -> int:
             launcher.start(name)
             print(f"· {name} is up on {launcher.services[name].url}", flush=True)
         step("seeding the demo account with real 2024 trades", ["gateway", "seed-demo"])
+        url = {name: service.url for name, service in launcher.services.items()}
         print(
             "\nBitfolio is running:\n"
-            "  dashboard      http://127.0.0.1:8080   (\"Try the demo\" on the login page)\n"
-            "  public API     http://127.0.0.1:8000/docs\n"
-            "  price service  http://127.0.0.1:8001/docs\n"
+            f"  dashboard      {url['web']}   (\"Try the demo\" on the login page)\n"
+            f"  public API     {url['gateway']}/docs\n"
+            f"  price service  {url['price']}/docs\n"
             f"  logs           {LOGS}\n"
             "Press Ctrl-C to stop.",
             flush=True,
@@ -62,7 +68,13 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 1
     finally:
+        # From here on the launcher only stops and exits: a repeated Ctrl-C or `kill` (make sends one more) is
+        # ignored, so it can neither interrupt the stop nor kill the launcher before it reports.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
         launcher.stop_all()
+        with contextlib.suppress(OSError):  # the terminal or make may be gone by now
+            print("· every service is stopped", flush=True)
 
 
 if __name__ == "__main__":

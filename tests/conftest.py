@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.infrastructure import (
+    CANDLES,
     RUN_ID,
-    SHARED_CANDLES,
     PostgresServer,
     RabbitServer,
     migrate,
@@ -30,9 +30,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def shared_candles_csv() -> Path:
-    if not SHARED_CANDLES.exists():
-        pytest.skip(f"the shared 2024 candles are absent ({SHARED_CANDLES})")
-    return SHARED_CANDLES
+    """The 2024 candles the project bundles (.csv.gz, which the price CLI's import reads), shared by every layer."""
+    assert CANDLES.exists(), f"the bundled 2024 candles are missing ({CANDLES})"
+    return CANDLES
 
 
 @pytest.fixture(scope="session")

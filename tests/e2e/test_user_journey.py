@@ -8,13 +8,13 @@ from decimal import Decimal
 import httpx
 
 from tests.e2e.conftest import wait_for
-from tests.support.infrastructure import SHARED_CANDLES
+from tests.support.infrastructure import open_candles
 
 D = Decimal
 
 
 def candle_opens() -> dict[int, Decimal]:
-    with SHARED_CANDLES.open() as handle:
+    with open_candles() as handle:
         return {int(r["unix"]): D(r["open"]) for r in csv.DictReader(handle)}
 
 

@@ -3,9 +3,11 @@
 URLs come from the environment with the local services as defaults:
   BITFOLIO_TEST_POSTGRES_URL  (default postgresql://postgres@127.0.0.1:5432/postgres)
   BITFOLIO_TEST_RABBIT_URL    (default amqp://guest:guest@127.0.0.1:5672/)
-Testcontainers is used only when neither is set and a Docker engine answers.
+Testcontainers (a declared test dependency) is used only when neither is set and a Docker engine answers.
 """
 
+import gzip
+import io
 import os
 import shutil
 import subprocess
@@ -18,8 +20,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_CANDLES = ROOT.parent / "shared" / "data" / "btc-usd-hourly-2024.csv"
+CANDLES = ROOT / "services" / "price" / "seed" / "btc-usd-hourly-2024.csv.gz"
+"""The real 2024 hourly BTC-USD candles the project bundles (the price service's seed), so a bare clone tests fully."""
 RUN_ID = uuid.uuid4().hex[:10]
+
+
+def open_candles() -> io.TextIOWrapper:
+    """The bundled candles as CSV text (date,unix,low,high,open,close,volume,vol_fiat)."""
+    return io.TextIOWrapper(gzip.open(CANDLES), encoding="utf-8", newline="")
 
 
 def docker_answers() -> bool:
@@ -89,7 +97,7 @@ class RabbitServer:
 def postgres_server() -> tuple[PostgresServer, object | None]:
     url = os.environ.get("BITFOLIO_TEST_POSTGRES_URL")
     if url is None and not os.environ.get("BITFOLIO_TEST_LOCAL") and docker_answers():
-        from testcontainers.postgres import PostgresContainer  # optional; only where Docker runs
+        from testcontainers.community.postgres import PostgresContainer  # only where Docker runs
 
         container = PostgresContainer("postgres:15", driver=None).start()
         return PostgresServer(container.get_connection_url()), container
@@ -99,7 +107,7 @@ def postgres_server() -> tuple[PostgresServer, object | None]:
 def rabbit_server() -> tuple[RabbitServer, object | None]:
     url = os.environ.get("BITFOLIO_TEST_RABBIT_URL")
     if url is None and not os.environ.get("BITFOLIO_TEST_LOCAL") and docker_answers():
-        from testcontainers.rabbitmq import RabbitMqContainer
+        from testcontainers.community.rabbitmq import RabbitMqContainer
 
         container = RabbitMqContainer("rabbitmq:3.10-management").start()
         host, port = container.get_container_host_ip(), container.get_exposed_port(5672)

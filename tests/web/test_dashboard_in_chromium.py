@@ -7,7 +7,7 @@ from uuid import uuid4
 
 from playwright.async_api import expect
 
-from tests.support.infrastructure import SHARED_CANDLES
+from tests.support.infrastructure import open_candles
 
 PASSWORD = "a long and unusual passphrase 42"
 TRADE_LOCAL = "2024-03-01T10:15"  # the browser runs in UTC here (timezone_id below)
@@ -15,7 +15,7 @@ TRADE_HOUR = 1709287200  # 2024-03-01 10:00 UTC
 
 
 def open_of(hour: int) -> Decimal:
-    with SHARED_CANDLES.open() as handle:
+    with open_candles() as handle:
         return next(Decimal(r["open"]) for r in csv.DictReader(handle) if int(r["unix"]) == hour)
 
 

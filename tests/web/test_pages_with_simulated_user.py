@@ -26,7 +26,7 @@ async def test_register_create_a_portfolio_and_open_it(user: User) -> None:
     user.find(marker="register-email").type(f"sim-{uuid4().hex[:8]}@example.com")
     user.find(marker="register-password").type(PASSWORD)
     user.find(marker="register-submit").click()
-    await user.should_see("No portfolios yet", retries=100)  # the page after a register call, on a busy machine
+    await user.should_see("No portfolios yet", retries=100)  # register and log in hash the password twice (argon2)
     user.find(marker="new-portfolio").click()
     user.find(marker="portfolio-name").type("Simulated stack")
     user.find(marker="create-portfolio").click()

@@ -29,13 +29,13 @@ from portfolio.domain import irr_at
 
 from contracts import names
 from tests.support.bus import dead_letters, listening, publish_raw
-from tests.support.infrastructure import SHARED_CANDLES
+from tests.support.infrastructure import open_candles
 
 OWNER = "owner-a"
 
 
 def opens() -> dict[int, Decimal]:
-    with SHARED_CANDLES.open() as handle:
+    with open_candles() as handle:
         return {int(r["unix"]): Decimal(r["open"]) for r in csv.DictReader(handle)}
 
 

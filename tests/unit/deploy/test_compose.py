@@ -1,5 +1,6 @@
 """The compose file's structure, checked without a Docker engine: health checks, images, ports and settings."""
 
+import json
 import re
 from pathlib import Path
 
@@ -76,3 +77,115 @@ def test_secrets_are_required_not_defaulted() -> None:
     assert "?" in SERVICES["gateway"]["environment"]["GATEWAY_JWT_SECRET"]
     assert "?" in SERVICES["web"]["environment"]["WEB_STORAGE_SECRET"]
     assert Path(DEPLOY / "compose.yaml").read_text().count("_ENV: prod") == 5
+
+
+# ---------------------------------------------------------------- exposure, secrets and broker users (issue 11)
+COMPOSE_TEXT = (DEPLOY / "compose.yaml").read_text()
+ENV_EXAMPLE = (DEPLOY / ".env.example").read_text()
+DEFINITIONS = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
+RABBIT_INIT = (DEPLOY / "rabbitmq" / "init.sh").read_text()
+BUS_CLIENTS = {"price": "PRICE_RABBIT_URL", "portfolio": "PORTFOLIO_RABBIT_URL", "gateway": "GATEWAY_RABBIT_URL",
+               "web": "WEB_RABBIT_URL"}
+CREDENTIALS_IN_URL = re.compile(r"://(?P<user>[^:/@]+):(?P<password>[^@]*)@")
+
+
+def test_only_the_gateway_and_the_dashboard_are_published() -> None:
+    published = {name for name, service in SERVICES.items() if service.get("ports")}
+    assert published == {"gateway", "web"}
+    for name in published:
+        for binding in SERVICES[name]["ports"]:
+            host_address = str(binding).rsplit(":", 2)[0]
+            assert "127.0.0.1" in host_address, f"{name} publishes {binding} on every interface by default"
+
+
+def test_broker_database_and_inner_services_live_on_an_internal_network_only() -> None:
+    assert COMPOSE["networks"]["internal"]["internal"] is True
+    for name in ("rabbitmq", "postgres", "price", "portfolio", "demo-seed"):
+        assert SERVICES[name]["networks"] == ["internal"], name
+    for name in ("gateway", "web"):
+        assert "internal" in SERVICES[name]["networks"], name
+
+
+def _secret_values() -> list[tuple[str, str, str]]:
+    """(service, variable, value) for every password, secret or credential-carrying URL in the file."""
+    found = []
+    for name, service in SERVICES.items():
+        for key, value in service.get("environment", {}).items():
+            text = str(value)
+            if any(word in key for word in ("PASSWORD", "PASS", "SECRET")) or CREDENTIALS_IN_URL.search(text):
+                found.append((name, key, text))
+    return found
+
+
+def test_no_secret_is_written_in_the_file_and_compose_refuses_to_start_without_each() -> None:
+    secrets = _secret_values()
+    assert len(secrets) >= 12
+    for name, key, value in secrets:
+        credentials = CREDENTIALS_IN_URL.search(value)
+        secret = credentials["password"] if credentials else value
+        assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", secret), f"{name}.{key} is not required from the environment"
+
+
+def test_every_required_variable_is_documented_in_the_env_example() -> None:
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", COMPOSE_TEXT))
+    documented = set(re.findall(r"^([A-Z_]+)=", ENV_EXAMPLE, re.M))
+    assert required and required <= documented, required - documented
+    assert not re.search(r"^(?!BITFOLIO_BIND|GATEWAY_CORS)[A-Z_]+=\S", ENV_EXAMPLE, re.M), "the example holds a value"
+
+
+def test_gateway_runs_with_production_settings_and_a_secret_from_the_environment() -> None:
+    for name in ("gateway", "demo-seed"):
+        environment = SERVICES[name]["environment"]
+        assert environment["GATEWAY_ENV"] == "prod"
+        assert environment["GATEWAY_JWT_SECRET"].startswith("${GATEWAY_JWT_SECRET:?")
+
+
+def test_each_service_reaches_the_broker_as_its_own_user_created_with_its_own_password() -> None:
+    users = {}
+    for name, variable in BUS_CLIENTS.items():
+        credentials = CREDENTIALS_IN_URL.search(SERVICES[name]["environment"][variable])
+        assert credentials, f"{name} connects without a user"
+        users[name] = credentials["user"]
+        password_variable = re.fullmatch(r"\$\{([A-Z_]+):\?[^}]*\}", credentials["password"])[1]
+        assert f'ensure_user {credentials["user"]} "${password_variable}"' in RABBIT_INIT
+        assert password_variable in SERVICES["rabbitmq"]["environment"]
+    assert users == {name: name for name in BUS_CLIENTS}
+    assert SERVICES["demo-seed"]["environment"]["GATEWAY_RABBIT_URL"] == SERVICES["gateway"]["environment"][
+        "GATEWAY_RABBIT_URL"]
+    assert {p["user"] for p in DEFINITIONS["permissions"]} == set(users.values())
+    assert "import_definitions /etc/bitfolio/definitions.json" in RABBIT_INIT
+    assert SERVICES["rabbitmq"]["entrypoint"] == ["sh", "/etc/bitfolio/init.sh"]
+    assert "./rabbitmq:/etc/bitfolio:ro" in SERVICES["rabbitmq"]["volumes"]
+
+
+def _may(user: str, permission: str, resource: str) -> bool:
+    """RabbitMQ's check: the user's regex for that permission matches the resource name."""
+    (entry,) = [p for p in DEFINITIONS["permissions"] if p["user"] == user]
+    return re.search(entry[permission], resource) is not None
+
+
+def _may_publish(user: str, exchange: str, routing_key: str) -> bool:
+    topic = [t for t in DEFINITIONS["topic_permissions"] if t["user"] == user and t["exchange"] == exchange]
+    return _may(user, "write", exchange) and all(re.search(t["write"], routing_key) for t in topic)
+
+
+@pytest.mark.parametrize(("exchange", "routing_key", "allowed"), [
+    ("bitfolio.commands", "transaction.record", {"gateway"}),
+    ("bitfolio.commands", "portfolio.delete", {"gateway"}),
+    ("bitfolio.commands", "price.range", {"gateway", "portfolio"}),
+    ("bitfolio.events", "portfolio.updated", {"portfolio"}),
+    ("bitfolio.events", "price.requested", {"portfolio"}),
+    ("bitfolio.events", "price.ticked", {"price"}),
+    ("bitfolio.events", "price.resolved", {"price"}),
+    ("amq.default", "rpc.reply.0123abcd", {"price", "portfolio"}),
+])
+def test_only_the_service_that_owns_a_message_may_publish_it(exchange: str, routing_key: str,
+                                                             allowed: set[str]) -> None:
+    assert {user for user in BUS_CLIENTS if _may_publish(user, exchange, routing_key)} == allowed
+
+
+def test_the_dashboard_only_listens() -> None:
+    assert not any(_may("web", "write", exchange) for exchange in ("bitfolio.events", "bitfolio.commands",
+                                                                   "bitfolio.dlx", "amq.default"))
+    assert not any(_may("web", "read", queue) for queue in ("portfolio.commands", "price.requests"))
+    assert _may("web", "read", "bitfolio.events") and _may("web", "read", "amq.gen-Xy1")

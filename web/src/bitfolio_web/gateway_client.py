@@ -1,8 +1,10 @@
 """The dashboard's only way to the data: the gateway's HTTP API, with silent access-token refresh."""
 
+import asyncio
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import structlog
@@ -32,6 +34,28 @@ class GatewayError(Exception):
         return found
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class UserAction:
+    """One thing the user asked for (a dialog's Save, a Delete click): its writes share one Idempotency-Key.
+
+    Retrying the action with the same request reuses the key, so the gateway applies it once; a changed
+    request (the user corrected a field the gateway refused) gets a fresh key, since the same key with another
+    body is refused as a conflict.
+    """
+
+    key: str = field(default_factory=lambda: str(uuid4()))
+    _sent: Any = None
+
+    def key_for(self, request: Any) -> str:
+        if self._sent is not None and request != self._sent:
+            self.key = str(uuid4())
+        self._sent = request
+        return self.key
+
+
 def _error(response: httpx.Response) -> GatewayError:
     try:
         error = response.json()["error"]
@@ -41,10 +65,16 @@ def _error(response: httpx.Response) -> GatewayError:
 
 
 class GatewayClient:
-    """One per browser session; tokens live in the session's `app.storage.user`, never in URLs."""
+    """A view of one browser session; tokens live in the session's `app.storage.user`, never in URLs.
 
-    def __init__(self, base_url: str, storage: MutableMapping[str, Any], http: httpx.AsyncClient) -> None:
+    `refresh_lock` must be the same lock for every client of one session: refresh tokens rotate and a second use
+    of one counts as theft (the gateway logs the session out), so only one request may refresh at a time.
+    """
+
+    def __init__(self, base_url: str, storage: MutableMapping[str, Any], http: httpx.AsyncClient,
+                 refresh_lock: asyncio.Lock | None = None) -> None:
         self.base_url, self.storage, self.http = base_url.rstrip("/"), storage, http
+        self.refresh_lock = refresh_lock or asyncio.Lock()
 
     @property
     def logged_in(self) -> bool:
@@ -59,30 +89,49 @@ class GatewayClient:
             self.storage.pop(key, None)
 
     async def _send(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:
-        headers = kwargs.pop("headers", {})
+        headers = dict(kwargs.pop("headers", {}))
         if auth and self.storage.get("access_token"):
             headers["Authorization"] = f"Bearer {self.storage['access_token']}"
         try:
             try:
                 return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)
             except httpx.RemoteProtocolError:
-                if method != "GET":
+                # A half-closed keep-alive connection: safe to send once more when a repeat cannot apply twice.
+                if method in WRITE_METHODS and "Idempotency-Key" not in headers:
                     raise
-                return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)  # once more
+                return await self.http.request(method, self.base_url + path, headers=headers, **kwargs)
         except httpx.HTTPError as error:
             log.warning("gateway_unreachable", path=path, error=repr(error))
             raise GatewayError(503, "unavailable", "The Bitfolio server cannot be reached right now.") from error
 
-    async def request(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:
+    async def _refresh(self, rejected_access_token: str | None) -> bool:
+        """Renew the tokens once per expiry, however many requests met it; False when the session is over."""
+        async with self.refresh_lock:
+            current = self.storage.get("access_token")
+            if current and current != rejected_access_token:
+                return True  # another request of this session refreshed while this one waited
+            refresh_token = self.storage.get("refresh_token")
+            if not refresh_token:
+                return False
+            refreshed = await self._send("POST", "/v1/auth/refresh", auth=False,
+                                         json={"refresh_token": refresh_token})
+            if refreshed.status_code != 200:
+                self.forget()
+                return False
+            self._remember(refreshed.json())
+            return True
+
+    async def request(self, method: str, path: str, auth: bool = True, action: UserAction | None = None,
+                      **kwargs: Any) -> httpx.Response:
+        if method in WRITE_METHODS and auth:  # the gateway scopes keys by user; sign-in has none yet
+            action = action or UserAction()
+            fingerprint = (method, path, kwargs.get("json"), kwargs.get("params"), kwargs.get("files"))
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotency-Key": action.key_for(fingerprint)}
+        access_token = self.storage.get("access_token")
         response = await self._send(method, path, auth, **kwargs)
         if response.status_code == 401 and auth and self.storage.get("refresh_token"):
-            refreshed = await self._send("POST", "/v1/auth/refresh", auth=False,
-                                         json={"refresh_token": self.storage["refresh_token"]})
-            if refreshed.status_code == 200:
-                self._remember(refreshed.json())
+            if await self._refresh(access_token):
                 response = await self._send(method, path, auth, **kwargs)
-            else:
-                self.forget()
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -119,32 +168,36 @@ class GatewayClient:
     async def portfolio(self, portfolio_id: str) -> dict[str, Any]:
         return await self.json("GET", f"/v1/portfolios/{portfolio_id}")  # type: ignore[no-any-return]
 
-    async def create_portfolio(self, name: str, goal_usd: str | None, method: str) -> dict[str, Any]:
+    async def create_portfolio(self, name: str, goal_usd: str | None, method: str,
+                               action: UserAction | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"name": name, "cost_basis_method": method}
         if goal_usd:
             body["goal_usd"] = goal_usd
-        return await self.json("POST", "/v1/portfolios", json=body)  # type: ignore[no-any-return]
+        return await self.json("POST", "/v1/portfolios", json=body, action=action)  # type: ignore[no-any-return]
 
-    async def update_portfolio(self, portfolio_id: str, **changes: Any) -> dict[str, Any]:
-        return await self.json("PATCH", f"/v1/portfolios/{portfolio_id}", json=changes)  # type: ignore[no-any-return]
+    async def update_portfolio(self, portfolio_id: str, action: UserAction | None = None,
+                               **changes: Any) -> dict[str, Any]:
+        return await self.json("PATCH", f"/v1/portfolios/{portfolio_id}", json=changes,  # type: ignore[no-any-return]
+                               action=action)
 
-    async def delete_portfolio(self, portfolio_id: str) -> None:
-        await self.request("DELETE", f"/v1/portfolios/{portfolio_id}")
+    async def delete_portfolio(self, portfolio_id: str, action: UserAction | None = None) -> None:
+        await self.request("DELETE", f"/v1/portfolios/{portfolio_id}", action=action)
 
     async def transactions(self, portfolio_id: str, limit: int = 200) -> list[dict[str, Any]]:
         return await self.json("GET", f"/v1/portfolios/{portfolio_id}/transactions",  # type: ignore[no-any-return]
                                params={"limit": limit})
 
-    async def record(self, portfolio_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def record(self, portfolio_id: str, body: dict[str, Any], action: UserAction | None = None) -> dict[str, Any]:
         return await self.json("POST", f"/v1/portfolios/{portfolio_id}/transactions",  # type: ignore[no-any-return]
-                               json=body)
+                               json=body, action=action)
 
-    async def edit(self, portfolio_id: str, transaction_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def edit(self, portfolio_id: str, transaction_id: str, body: dict[str, Any],
+                   action: UserAction | None = None) -> dict[str, Any]:
         return await self.json("PATCH", f"/v1/portfolios/{portfolio_id}/transactions/{transaction_id}",  # type: ignore[no-any-return]
-                               json=body)
+                               json=body, action=action)
 
-    async def delete_transaction(self, portfolio_id: str, transaction_id: str) -> None:
-        await self.request("DELETE", f"/v1/portfolios/{portfolio_id}/transactions/{transaction_id}")
+    async def delete_transaction(self, portfolio_id: str, transaction_id: str, action: UserAction | None = None) -> None:
+        await self.request("DELETE", f"/v1/portfolios/{portfolio_id}/transactions/{transaction_id}", action=action)
 
     async def history(self, portfolio_id: str, start: str | None, interval: str) -> dict[str, Any]:
         params = {"interval": interval, **({"start": start} if start else {})}
@@ -152,10 +205,10 @@ class GatewayClient:
                                params=params)
 
     async def import_csv(self, portfolio_id: str, name: str, content: bytes, dry_run: bool,
-                         skip_invalid: bool = False) -> dict[str, Any]:
+                         skip_invalid: bool = False, action: UserAction | None = None) -> dict[str, Any]:
         return await self.json("POST", f"/v1/portfolios/{portfolio_id}/transactions/import",  # type: ignore[no-any-return]
                                params={"dry_run": str(dry_run).lower(), "skip_invalid": str(skip_invalid).lower()},
-                               files={"file": (name, content, "text/csv")})
+                               files={"file": (name, content, "text/csv")}, action=action)
 
     async def export_csv(self, portfolio_id: str) -> tuple[str, bytes]:
         response = await self.request("GET", f"/v1/portfolios/{portfolio_id}/transactions/export",

@@ -1,6 +1,8 @@
 """The dashboard's pages: sign-in, the portfolio list and a portfolio with its metrics, chart and trades."""
 
+import asyncio
 import contextlib
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,9 +13,10 @@ from nicegui import app, ui
 from nicegui.client import Client
 
 from bitfolio_web import formatting as fmt
-from bitfolio_web.gateway_client import GatewayClient, GatewayError
+from bitfolio_web.gateway_client import GatewayClient, GatewayError, UserAction
 from bitfolio_web.live import LiveUpdates
 from bitfolio_web.settings import Settings
+from bitfolio_web.trade_form import TradeForm, changed_fields
 
 METHODS = {"average": "Average cost", "fifo": "FIFO", "lifo": "LIFO", "hifo": "HIFO"}
 RANGES = ("1W", "1M", "YTD", "1Y", "All")
@@ -37,9 +40,15 @@ class Dashboard:
         # Drop idle connections before the gateway (uvicorn: 5 s keep-alive) does, so none is reused half-closed.
         self.http = httpx.AsyncClient(timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
         self.live = LiveUpdates(settings.rabbit_url, settings.live_prefetch)
+        # One refresh lock per browser session, alive while some request of that session holds it.
+        self.refresh_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def gateway(self) -> GatewayClient:
-        return GatewayClient(self.settings.gateway_url, app.storage.user, self.http)
+        session = str(app.storage.browser["id"])
+        lock = self.refresh_locks.get(session)
+        if lock is None:
+            lock = self.refresh_locks[session] = asyncio.Lock()
+        return GatewayClient(self.settings.gateway_url, app.storage.user, self.http, lock)
 
 
 def tone(value: str | None) -> str:
@@ -221,6 +230,7 @@ def register_pages(dashboard: Dashboard) -> None:
                         ui.button(icon="delete", on_click=lambda i=item: delete(i)).props(
                             "flat round dense color=negative").tooltip("Delete")
 
+            create_action = UserAction()  # a retried Create reuses its key, so it never makes two portfolios
             with ui.dialog() as create_dialog, ui.card().classes("w-full max-w-md"):
                 ui.label("New portfolio").classes("text-lg font-semibold")
                 name = ui.input("Name").props("outlined").classes("w-full").mark("portfolio-name")
@@ -230,7 +240,8 @@ def register_pages(dashboard: Dashboard) -> None:
 
                 async def create() -> None:
                     try:
-                        created = await gateway.create_portfolio(name.value, goal.value or None, method.value)
+                        created = await gateway.create_portfolio(name.value, goal.value or None, method.value,
+                                                                 create_action)
                     except GatewayError as error:
                         field_errors(error, {"name": name, "goal_usd": goal})
                         return
@@ -526,41 +537,37 @@ class PortfolioPage:
 
     def trade_dialog(self, row: dict[str, Any] | None = None) -> None:
         editing = row is not None
-        local = ""
-        if editing:
-            local = datetime.fromisoformat(row["at_iso"]).astimezone(fmt.zone(self.zone)).strftime("%Y-%m-%dT%H:%M")
+        stored = TradeForm.of_transaction(row, self.zone) if row is not None else TradeForm()
+        action = UserAction()  # one key for this dialog's Save, however often it is clicked
         with ui.dialog() as dialog, ui.card().classes("w-full max-w-md"):
             ui.label("Edit trade" if editing else "Add trade").classes("text-lg font-semibold")
-            side = ui.toggle({"buy": "Buy", "sell": "Sell"}, value=row["side"] if editing else "buy")
+            side = ui.toggle({"buy": "Buy", "sell": "Sell"}, value=row["side"] if row is not None else "buy")
             side.set_enabled(not editing)
-            amount = ui.input("Amount (BTC)", value=row["amount_raw"] if editing else "").props(
+            amount = ui.input("Amount (BTC)", value=stored.amount).props(
                 "outlined inputmode=decimal").classes("w-full").mark("trade-amount")
-            when = ui.input(f"Date and time ({self.zone})", value=local).props("outlined type=datetime-local").classes(
-                "w-full").mark("trade-at")
-            fee = ui.input("Fee (USD, optional)", value=row["fee_raw"] if editing else "").props(
+            when = ui.input(f"Date and time ({self.zone})", value=stored.when).props(
+                "outlined type=datetime-local").classes("w-full").mark("trade-at")
+            fee = ui.input("Fee (USD, optional)", value=stored.fee).props(
                 "outlined inputmode=decimal").classes("w-full")
-            price = ui.input("Price (USD, optional: leave empty for the market price)",
-                             value=(row.get("price_raw") or "") if editing else "").props(
+            price = ui.input("Price (USD, optional: leave empty for the market price)", value=stored.price).props(
                 "outlined inputmode=decimal").classes("w-full")
-            note = ui.input("Note", value=row["note"] if editing else "").props("outlined").classes("w-full")
+            note = ui.input("Note", value=stored.note).props("outlined").classes("w-full").mark("trade-note")
             inputs = {"amount_btc": amount, "at": when, "fee_usd": fee, "price_usd": price, "note": note}
 
             async def save() -> None:
                 if not when.value:
                     when.props('error error-message="Choose when the trade happened."')
                     return
-                body: dict[str, Any] = {"amount_btc": amount.value.strip(),
-                                        "at": fmt.to_utc(when.value, self.zone).isoformat(),
-                                        "fee_usd": fee.value.strip() or "0", "note": note.value or None}
-                if price.value.strip():
-                    body["price_usd"] = price.value.strip()
-                elif editing and row.get("price_raw"):
-                    body["price_usd"] = None
+                entered = TradeForm(amount=amount.value or "", when=when.value, fee=fee.value or "",
+                                    price=price.value or "", note=note.value or "")
                 try:
-                    if editing:
-                        await self.gateway.edit(self.portfolio_id, row["transaction_id"], body)
+                    if row is not None:
+                        changes = changed_fields(stored, entered, self.zone)
+                        if changes:
+                            await self.gateway.edit(self.portfolio_id, row["transaction_id"], changes, action)
                     else:
-                        await self.gateway.record(self.portfolio_id, {"side": side.value, **body})
+                        await self.gateway.record(self.portfolio_id,
+                                                  {"side": side.value, **entered.new_trade(self.zone)}, action)
                 except GatewayError as error:
                     field_errors(error, inputs)
                     return
@@ -591,6 +598,7 @@ class PortfolioPage:
 
     def import_dialog(self) -> None:
         upload: dict[str, Any] = {}
+        action = UserAction()  # a retried Import reuses its key, so the rows are saved once
         with ui.dialog() as dialog, ui.card().classes("w-full max-w-3xl"):
             ui.label("Import transactions").classes("text-lg font-semibold")
             ui.label("CSV with the columns side,amount_btc,at,fee_usd,price_usd,note, or a Coinbase transaction "
@@ -601,7 +609,7 @@ class PortfolioPage:
             async def run(dry_run: bool, skip_invalid: bool = False) -> dict[str, Any] | None:
                 try:
                     return await self.gateway.import_csv(self.portfolio_id, upload["name"], upload["content"],
-                                                         dry_run, skip_invalid)
+                                                         dry_run, skip_invalid, action)
                 except GatewayError as error:
                     ui.notify(error.message, type="negative")
                     return None
