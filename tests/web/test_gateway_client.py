@@ -129,3 +129,20 @@ def test_a_changed_time_amount_or_cleared_price_is_sent() -> None:
                                                       "price_usd": None}
     assert changed_fields(stored, TradeForm(**{**stored.__dict__, "price": "62000"}), "UTC") == {"price_usd": "62000"}
     assert changed_fields(stored, stored, "UTC") == {}
+
+
+async def test_every_request_names_the_visitors_address_for_the_gateways_per_visitor_limits() -> None:
+    seen: list[httpx.Request] = []
+
+    async def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"access_token": "a", "refresh_token": "r", "user": {}})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(record))
+    visitor = GatewayClient("http://gateway.test", {}, http, asyncio.Lock(), browser_address="203.0.113.7")
+    await visitor.login("me@example.com", "a long passphrase")
+    await visitor.json("GET", "/v1/portfolios")
+    assert len(seen) == 3 and all(request.headers.get("X-Forwarded-For") == "203.0.113.7" for request in seen)
+    anonymous = GatewayClient("http://gateway.test", {}, http, asyncio.Lock())
+    await anonymous.json("GET", "/v1/portfolios")
+    assert "X-Forwarded-For" not in seen[-1].headers

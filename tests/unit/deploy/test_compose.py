@@ -1,5 +1,6 @@
 """The compose file's structure, checked without a Docker engine: health checks, images, ports and settings."""
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -189,3 +190,12 @@ def test_the_dashboard_only_listens() -> None:
                                                                    "bitfolio.dlx", "amq.default"))
     assert not any(_may("web", "read", queue) for queue in ("portfolio.commands", "price.requests"))
     assert _may("web", "read", "bitfolio.events") and _may("web", "read", "amq.gen-Xy1")
+
+
+def test_the_gateway_trusts_x_forwarded_for_only_from_the_dashboards_fixed_address() -> None:
+    compose = COMPOSE
+    web_address = compose["services"]["web"]["networks"]["internal"]["ipv4_address"]
+    trusted = json.loads(compose["services"]["gateway"]["environment"]["GATEWAY_TRUSTED_PROXIES"])
+    assert trusted == [web_address]
+    subnet = compose["networks"]["internal"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(web_address) in ipaddress.ip_network(subnet)

@@ -72,9 +72,12 @@ class GatewayClient:
     """
 
     def __init__(self, base_url: str, storage: MutableMapping[str, Any], http: httpx.AsyncClient,
-                 refresh_lock: asyncio.Lock | None = None) -> None:
+                 refresh_lock: asyncio.Lock | None = None, browser_address: str | None = None) -> None:
         self.base_url, self.storage, self.http = base_url.rstrip("/"), storage, http
         self.refresh_lock = refresh_lock or asyncio.Lock()
+        self.browser_address = browser_address
+        """The visitor's address, sent as X-Forwarded-For: the gateway trusts it from the dashboard and counts
+        failed logins and sign-ups per visitor, not for every dashboard user at once."""
 
     @property
     def logged_in(self) -> bool:
@@ -90,6 +93,8 @@ class GatewayClient:
 
     async def _send(self, method: str, path: str, auth: bool = True, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
+        if self.browser_address:
+            headers["X-Forwarded-For"] = self.browser_address
         if auth and self.storage.get("access_token"):
             headers["Authorization"] = f"Bearer {self.storage['access_token']}"
         try:

@@ -48,7 +48,11 @@ class Dashboard:
         lock = self.refresh_locks.get(session)
         if lock is None:
             lock = self.refresh_locks[session] = asyncio.Lock()
-        return GatewayClient(self.settings.gateway_url, app.storage.user, self.http, lock)
+        try:
+            browser_address = ui.context.client.ip or None
+        except RuntimeError:  # no page request in this context (a background task)
+            browser_address = None
+        return GatewayClient(self.settings.gateway_url, app.storage.user, self.http, lock, browser_address)
 
 
 def tone(value: str | None) -> str:
