@@ -195,3 +195,23 @@ async def test_random_histories_with_failed_pricing_edits_and_deletes_stay_reada
             await assert_consistent(service, portfolio_id)
     finally:
         await service.pool.close()
+
+
+async def test_a_priced_buy_edited_to_be_priced_again_keeps_no_figures_from_its_old_price(holds_database) -> None:
+    """Review finding (the Hypothesis test above hit it): the live row kept the old cost_usd, the replay has none."""
+    service = await service_on(holds_database)
+    try:
+        portfolio_id = (await ok(service, CreatePortfolio(owner_id=OWNER, name="repriced")))["portfolio_id"]
+        reply, outgoing = await handlers.handle_command(service, RecordTransaction(
+            owner_id=OWNER, portfolio_id=portfolio_id, side="buy", amount_btc=Decimal("0.1"), at=START))
+        request = next(m for m in outgoing if m.routing_key == "price.requested")
+        await handlers.on_price_answer(service, PriceResolved(
+            transaction_id=request.transaction_id, portfolio_id=portfolio_id, at=request.at,
+            hour=int(request.at.timestamp()) // 3600 * 3600, price_usd=Decimal(45000), source="test",
+            **request.caused()))
+        await ok(service, EditTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
+                                          transaction_id=reply.result["transaction_id"],
+                                          at=START + timedelta(days=1, hours=3)))  # a new time: priced again
+        await assert_consistent(service, portfolio_id)
+    finally:
+        await service.pool.close()

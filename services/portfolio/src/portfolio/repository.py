@@ -531,8 +531,8 @@ async def apply_tick(connection: asyncpg.Connection, price: Decimal,
     The rows are locked first, in a statement of their own: the moving statement's snapshot then holds every
     write that committed before it (a write of another copy that held a row is not overwritten with the row as
     it was before that write)."""
-    await connection.execute(
-        "SELECT 1 FROM portfolios WHERE NOT deleted ORDER BY portfolio_id FOR UPDATE")
+    await connection.fetchval("SELECT count(*) FROM (SELECT 1 FROM portfolios WHERE NOT deleted "
+                              "ORDER BY portfolio_id FOR UPDATE) AS locked")
     status = await connection.execute(TICK_SQL, price, [open_price for _, open_price in midnight_opens],
                                       [day for day, _ in midnight_opens], as_of)
     return int(status.split()[-1])
