@@ -23,7 +23,7 @@ def upgrade() -> None:
         "ALTER TABLE portfolios ADD COLUMN IF NOT EXISTS repair_from timestamptz",
         "ALTER TABLE portfolios DROP COLUMN IF EXISTS irr_as_of",
         "UPDATE portfolios SET irr_due = true WHERE NOT deleted",
-        "CREATE INDEX IF NOT EXISTS portfolios_irr_due ON portfolios (portfolio_id) WHERE irr_due",
+        "CREATE INDEX IF NOT EXISTS portfolios_irr_due ON portfolios (portfolio_id) WHERE irr_due AND NOT deleted",
         "CREATE INDEX IF NOT EXISTS portfolios_repair_due ON portfolios (repair_from) WHERE repair_from IS NOT NULL",
     ):
         op.execute(statement)

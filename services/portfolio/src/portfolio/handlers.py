@@ -230,7 +230,7 @@ def project(opens: DailyOpens, ledger: Ledger, state: PortfolioState, holds: dic
     shown = [hold.status for hold in holds.values()]
     document = views.metrics_document(figures, public_counts(state.counts, holds.values()))
     folded = ledger.returns.folded(tail)
-    return repo.Projection(ledger, document, folded.peak, folded.max_drawdown,
+    return repo.Projection(state.portfolio_id, ledger, document, folded.peak, folded.max_drawdown,
                            held_pending=shown.count(TransactionStatus.PENDING),
                            held_failed=shown.count(TransactionStatus.FAILED))
 
@@ -833,8 +833,8 @@ async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer
 
 
 async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: PriceTicked) -> int:
-    """Move every portfolio to the new price in one set-based statement, with the midnights passed since the last
-    tick; then each one's IRR, and one portfolio.updated each."""
+    """Move every portfolio to the new price, with the midnights passed since the last tick, in chunks: one read
+    and one write a chunk, every figure (IRR included) from the domain, one portfolio.updated each."""
     connection = uow.connection
     before = await uow.market()
     if not await repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
@@ -848,9 +848,34 @@ async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: Pri
     since = datetime.fromtimestamp(before.hour, UTC) if before is not None else newest - timedelta(hours=1)
     if not await service.opens.ensure(connection, since, newest):
         await repo.mark_for_repair(connection, since)
-    moved = await repo.apply_tick(connection, tick.price_usd, service.opens.between(since, newest), tick.as_of)
-    uow.publish(await refresh_irrs(connection, tick, "price_ticked"))
+    market = repo.Market(tick.hour, tick.price_usd, tick.as_of)
+    midnights = service.opens.between(since, newest)
+    moved = 0
+    await repo.lock_all_portfolios(connection)
+    async for chunk in repo.tick_inputs(connection, TICK_CHUNK):
+        flows = await repo.counted_cash_flows(connection, [item.state.portfolio_id for item in chunk])
+        moved_figures = [moved_to(item, market, midnights, flows[item.state.portfolio_id]) for item in chunk]
+        await repo.store_tick_figures(connection, moved_figures)
+        uow.publish([updated_event(item.state, projection.metrics, tick, "price_ticked")
+                     for item, projection in zip(chunk, moved_figures, strict=True)])
+        moved += len(chunk)
     return moved
+
+
+TICK_CHUNK = 2000
+"""Portfolios moved per statement by a price tick."""
+
+
+def moved_to(item: repo.TickInputs, market: repo.Market, midnights: Sequence[tuple[datetime, Decimal]],
+             flows: list[tuple[datetime, Decimal]]) -> repo.Projection:
+    """A portfolio's figures at a new price, by the same domain function as every write: the stored ledger state
+    (without its lots, which a price does not touch), the midnights since the last tick after its last trade."""
+    tail = [(day, price) for day, price in midnights if item.last_at is None or day > item.last_at]
+    figures = portfolio_figures(item.ledger, latest_price=market.price_usd, as_of=market.as_of,
+                                goal_usd=item.state.goal_usd, midnight_opens_since_last_trade=tail, flows=flows)
+    folded = item.ledger.returns.folded(tail)
+    return repo.Projection(item.state.portfolio_id, item.ledger, views.metrics_document(figures, item.shown_counts), folded.peak,
+                           folded.max_drawdown)
 
 
 IRR_BATCH = 1000

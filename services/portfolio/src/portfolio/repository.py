@@ -1,7 +1,7 @@
 """The only code that reads and writes the portfolio projections, the inbox, the outbox and market data."""
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,7 +12,9 @@ from contracts.envelope import Message
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
 
 from portfolio.domain import Ledger, Trade, TradeOutcome
+from portfolio.domain.cost_basis import CostBasisBook
 from portfolio.domain.events import PortfolioState, TransactionState
+from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, SellHold
 
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
@@ -245,6 +247,7 @@ CHECKPOINT_COLUMNS = ("portfolio_id", "trade_count", "last_at", "last_sequence",
 class Projection:
     """What the metrics of one portfolio store beside its header."""
 
+    portfolio_id: str
     ledger: Ledger
     metrics: dict[str, Any]
     tail_peak: Decimal
@@ -474,68 +477,68 @@ def utc_from_unix(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-TICK_SQL = """
-WITH moved AS (
-    SELECT portfolio_id, holdings_btc * $1::numeric AS value,
-           CASE WHEN NOT twr_started THEN NULL
-                WHEN twr_value_after = 0 THEN twr_index
-                ELSE twr_index * twr_holdings_after * $1::numeric / twr_value_after END AS final_index,
-           -- I(t) = k × price_at(t) between trades (k = I × h / V⁺), or I when V⁺ = 0
-           CASE WHEN NOT twr_started THEN NULL
-                WHEN twr_value_after = 0 THEN 0
-                ELSE twr_index * twr_holdings_after / twr_value_after END AS k,
-           -- only the midnights after the last trade are points of the tail (read only when a midnight passed)
-           CASE WHEN cardinality($2::numeric[]) = 0 THEN NULL
-                ELSE (ledger->'last_key'->>0)::timestamptz END AS last_at,
-           twr_index, tail_peak, tail_max_drawdown
-    FROM portfolios WHERE NOT deleted
-), folded AS (
-    -- the new midnights' opens ($2, at the days $3) after each portfolio's last trade, folded into its tail's
-    -- peak and drawdown as ReturnIndex.observe folds them one by one
-    SELECT m.portfolio_id, m.value, m.final_index,
-           CASE WHEN m.k IS NULL THEN m.tail_peak ELSE greatest(m.tail_peak, t.top) END AS peak,
-           CASE WHEN m.k IS NULL THEN m.tail_max_drawdown
-                ELSE greatest(m.tail_max_drawdown, coalesce(t.fall, 0)) END AS drawdown
-    FROM moved m LEFT JOIN LATERAL (
-        SELECT max(i.at_midnight) AS top,
-               max(1 - i.at_midnight / nullif(greatest(m.tail_peak, i.peak_so_far), 0)) AS fall
-        FROM (SELECT coalesce(nullif(m.k, 0) * o.open, m.twr_index) AS at_midnight,
-                     max(coalesce(nullif(m.k, 0) * o.open, m.twr_index)) OVER (ORDER BY o.day) AS peak_so_far
-              FROM unnest($2::numeric[], $3::timestamptz[]) AS o(open, day)
-              WHERE m.k IS NOT NULL AND o.day > m.last_at) i) t ON true
-)
-UPDATE portfolios p SET
-    tail_peak = f.peak, tail_max_drawdown = f.drawdown, irr_due = true,
-    metrics = p.metrics || jsonb_build_object(
-        'latest_price_usd', $1::numeric::text,
-        'priced_until', to_jsonb($4::timestamptz),
-        'current_value_usd', f.value::text,
-        'unrealized_pnl_usd', (f.value - p.cost_basis_usd)::text,
-        'net_result_usd', (p.realized_pnl_usd + f.value - p.cost_basis_usd)::text,
-        'roi_pct', CASE WHEN p.invested_usd = 0 THEN NULL
-                        ELSE round((p.realized_pnl_usd + f.value - p.cost_basis_usd) / p.invested_usd * 100, 10)::text END,
-        'goal_progress_pct', CASE WHEN p.goal_usd IS NULL OR p.goal_usd = 0 THEN NULL
-                                  ELSE round(f.value / p.goal_usd * 100, 10)::text END,
-        'twr_pct', CASE WHEN f.final_index IS NULL THEN NULL ELSE round((f.final_index - 1) * 100, 10)::text END,
-        'max_drawdown_pct', CASE WHEN f.final_index IS NULL THEN NULL
-                                 ELSE round(greatest(f.drawdown, 1 - f.final_index / greatest(f.peak, f.final_index)) * 100, 10)::text END)
-FROM folded f WHERE p.portfolio_id = f.portfolio_id
-"""
-
-
-async def apply_tick(connection: asyncpg.Connection, price: Decimal,
-                     midnight_opens: Sequence[tuple[datetime, Decimal]], as_of: datetime) -> int:
-    """One statement moves every portfolio to `price`, folding the midnights since the last tick (those after
-    each portfolio's last trade) into each tail; their IRR is then due.
-
-    The rows are locked first, in a statement of their own: the moving statement's snapshot then holds every
-    write that committed before it (a write of another copy that held a row is not overwritten with the row as
-    it was before that write)."""
+async def lock_all_portfolios(connection: asyncpg.Connection) -> None:
+    """A tick moves every portfolio: lock them first, in a statement of its own, so that what it then reads holds
+    every write that committed before (a write of another copy that held a row is not overwritten with the row
+    as it was before that write)."""
     await connection.fetchval("SELECT count(*) FROM (SELECT 1 FROM portfolios WHERE NOT deleted "
-                              "ORDER BY portfolio_id FOR UPDATE) AS locked")
-    status = await connection.execute(TICK_SQL, price, [open_price for _, open_price in midnight_opens],
-                                      [day for day, _ in midnight_opens], as_of)
-    return int(status.split()[-1])
+                              "ORDER BY portfolio_id FOR UPDATE) AS locked")  # one row back, not one a portfolio
+
+
+@dataclass(frozen=True, slots=True)
+class TickInputs:
+    """What a price moves: the header, the ledger's state without its lots, and the counts users see."""
+
+    state: PortfolioState
+    ledger: Ledger
+    last_at: datetime | None
+    shown_counts: dict[str, int]
+
+
+async def tick_inputs(connection: asyncpg.Connection, chunk: int) -> AsyncIterator[list[TickInputs]]:
+    """Every portfolio, `chunk` at a time, in id order."""
+    after = ""
+    while True:
+        rows = await connection.fetch(
+            """SELECT portfolio_id, owner_id, name, method, goal_usd, created_at, updated_at, version, next_sequence,
+                      holdings_btc, cost_basis_usd, invested_usd, realized_pnl_usd, twr_index, twr_value_after,
+                      twr_holdings_after, twr_started, tail_peak, tail_max_drawdown,
+                      ledger->'last_key'->>0 AS last_at,
+                      coalesce((metrics->>'transaction_count')::int, 0) AS transaction_count,
+                      coalesce((metrics->>'pending_count')::int, 0) AS pending_count,
+                      coalesce((metrics->>'failed_count')::int, 0) AS failed_count
+               FROM portfolios WHERE NOT deleted AND portfolio_id > $1 ORDER BY portfolio_id LIMIT $2""",
+            after, chunk)
+        if not rows:
+            return
+        yield [tick_inputs_of(row) for row in rows]
+        after = rows[-1]["portfolio_id"]
+
+
+def tick_inputs_of(row: asyncpg.Record) -> TickInputs:
+    method = CostBasisMethod(row["method"])
+    # the tail's peak and drawdown already hold the midnights since the last trade that earlier ticks folded
+    returns = ReturnIndex(row["twr_index"], row["twr_value_after"], row["twr_holdings_after"], row["tail_peak"],
+                          row["tail_max_drawdown"], row["twr_started"])
+    ledger = Ledger(method, CostBasisBook(method, row["holdings_btc"], row["cost_basis_usd"]), row["invested_usd"],
+                    row["realized_pnl_usd"], returns=returns)
+    state = PortfolioState(row["portfolio_id"], row["owner_id"], row["name"], method, row["goal_usd"],
+                           row["created_at"], row["updated_at"], row["version"], next_sequence=row["next_sequence"])
+    pending, failed = row["pending_count"], row["failed_count"]
+    counts = {"pending": pending, "failed": failed, "priced": row["transaction_count"] - pending - failed}
+    last_at = datetime.fromisoformat(row["last_at"]) if row["last_at"] else None
+    return TickInputs(state, ledger, last_at, counts)
+
+
+async def store_tick_figures(connection: asyncpg.Connection, moved: Sequence[Projection]) -> None:
+    """A chunk's new metrics and tails, in one statement; their IRR is current."""
+    await connection.execute(
+        """UPDATE portfolios p SET metrics = u.metrics::jsonb, tail_peak = u.peak, tail_max_drawdown = u.drawdown,
+               irr_due = false
+           FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[]) AS u(portfolio_id, metrics, peak, drawdown)
+           WHERE p.portfolio_id = u.portfolio_id""",
+        [p.portfolio_id for p in moved], [json.dumps(p.metrics) for p in moved], [p.tail_peak for p in moved],
+        [p.tail_max_drawdown for p in moved])
 
 
 async def mark_for_repair(connection: asyncpg.Connection, since: datetime) -> None:
