@@ -10,9 +10,9 @@ import asyncpg
 import orjson
 from portfolio.db import create_pool
 from portfolio.domain import events as ev
-from portfolio.handlers import PortfolioService
 from portfolio.market_data import PriceSource
 from portfolio.replay import rebuild, write
+from portfolio.service import PortfolioService
 
 from bench.common import Figure, drop_database, plain, scratch_database, write_results
 

@@ -11,9 +11,9 @@ from contracts.prices import PriceResolved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from portfolio import handlers
-from portfolio.handlers import PortfolioService
 from portfolio.market_data import PriceSource
 from portfolio.replay import differences, rebuild
+from portfolio.service import PortfolioService
 
 TRADES = [("buy", "1.0", "41000"), ("buy", "0.5", "39000.5"), ("sell", "0.7", "45000"), ("buy", "0.25", "52000"),
           ("sell", "0.3", "61000.25")]

@@ -12,6 +12,7 @@ from contracts.portfolios import (
     EditTransaction,
     GetHistory,
     GetPortfolio,
+    GetTransaction,
     ImportTransactions,
     ListPortfolios,
     ListTransactions,
@@ -30,9 +31,9 @@ from hypothesis import strategies as st
 from portfolio import handlers
 from portfolio import repository as repo
 from portfolio.domain import irr_at
-from portfolio.handlers import PortfolioService
 from portfolio.market_data import PriceSource
 from portfolio.replay import differences, rebuild
+from portfolio.service import PortfolioService
 
 START = datetime(2024, 2, 1, tzinfo=UTC)
 OWNER = "holds"
@@ -116,7 +117,7 @@ async def test_a_sell_that_leaned_on_a_failed_buy_fails_with_a_reason_and_the_po
         service, ImportTransactions(owner_id=OWNER, portfolio_id=portfolio_id, csv_text=csv_text))
     assert reply.ok and reply.result["imported"] == 3
     rows = {row["line"]: row["transaction_id"] for row in reply.result["rows"]}
-    sell = await ok(service, handlers.GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
+    sell = await ok(service, GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
                                                      transaction_id=rows[3]))
     assert sell["status"] == "pending" and sell["metrics"] is None  # it waits for the 2023 buy to be priced
     await assert_consistent(service, portfolio_id)
@@ -126,7 +127,7 @@ async def test_a_sell_that_leaned_on_a_failed_buy_fails_with_a_reason_and_the_po
         schema_version=2, portfolio_id=portfolio_id, unavailable=[UnavailablePrice(
             request_id=request.items[0].request_id, transaction_id=rows[2], at=request.items[0].at,
             reason=UnavailableReason.BEFORE_DATA, detail="No price data before 2024-01-01.")], **request.caused()))
-    sell = await ok(service, handlers.GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
+    sell = await ok(service, GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
                                                      transaction_id=rows[3]))
     assert sell["status"] == "failed" and sell["failure_reason"] == "insufficient_holdings"
     assert "You hold 0.2 BTC on 2024-03-01 12:00 UTC" in sell["failure_detail"]
@@ -137,7 +138,7 @@ async def test_a_sell_that_leaned_on_a_failed_buy_fails_with_a_reason_and_the_po
     # a buy added before it covers the sell again: it is counted, with its figures
     await ok(service, RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="buy",
                                         amount_btc=Decimal("0.4"), at=START, price_usd=Decimal("42000")))
-    sell = await ok(service, handlers.GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
+    sell = await ok(service, GetTransaction(owner_id=OWNER, portfolio_id=portfolio_id,
                                                      transaction_id=rows[3]))
     assert sell["status"] == "priced" and sell["failure_reason"] is None and sell["metrics"] is not None
     await assert_consistent(service, portfolio_id)

@@ -10,9 +10,9 @@ from contracts.portfolios import CreatePortfolio, GetPortfolio, RecordTransactio
 from contracts.prices import Candle, PriceRange, PriceTicked
 from portfolio import handlers
 from portfolio import repository as repo
-from portfolio.handlers import PortfolioService
 from portfolio.market_data import PriceSource
 from portfolio.replay import differences, rebuild
+from portfolio.service import PortfolioService
 from portfolio.upkeep import Upkeep
 
 OWNER = "midnights"

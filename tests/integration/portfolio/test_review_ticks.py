@@ -10,8 +10,8 @@ import pytest
 from contracts.portfolios import CreatePortfolio, RecordTransaction
 from contracts.prices import PriceTicked
 from portfolio import handlers
-from portfolio.handlers import PortfolioService
 from portfolio.replay import differences, rebuild
+from portfolio.service import PortfolioService
 from portfolio.unit_of_work import UnitOfWork
 
 from tests.integration.portfolio.test_midnights import CRASH, CRASH_DAY, NORMAL, OWNER, ScriptedPrices, ok, tick

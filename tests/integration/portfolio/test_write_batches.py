@@ -7,9 +7,10 @@ import asyncpg
 import pytest
 from contracts.portfolios import CreatePortfolio, RecordTransaction, RenamePortfolio
 from contracts.prices import PriceRequested, PriceResolved
-from portfolio import handlers
-from portfolio.handlers import Handled, PortfolioService
+from portfolio import handlers, price_events
+from portfolio.handlers import Handled
 from portfolio.market_data import PriceSource
+from portfolio.service import PortfolioService
 
 from contracts import ErrorCode
 
@@ -80,13 +81,13 @@ async def test_price_answers_of_one_portfolio_in_a_batch_are_applied_in_one_fold
                                      hour=int(at.timestamp()) // 3600 * 3600, price_usd=Decimal(40000 + hours),
                                      source="test", **request.caused()))
     folds = []
-    real_refresh = handlers.refresh_metrics
+    real_refresh = price_events.refresh_metrics
 
     async def counted_refresh(*args, **kwargs):
         folds.append(kwargs)
         return await real_refresh(*args, **kwargs)
 
-    monkeypatch.setattr(handlers, "refresh_metrics", counted_refresh)
+    monkeypatch.setattr(price_events, "refresh_metrics", counted_refresh)
     results = await handlers.run_batch(service, [*answers, answers[1]])
     assert len(folds) == 1  # one fold for the three answers (and the duplicate)
     assert [len(r.outgoing) for r in results] == [1, 0, 0, 0]  # one portfolio.updated for the batch

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from portfolio.domain import irr_at
 from portfolio.domain import returns as returns_module
-from portfolio.handlers import INLINE_IRR_TRADES
+from portfolio.projection import INLINE_IRR_TRADES
 
 EXPONENTIALS_BUDGET = 5_000
 """About 1.5 ms of exponentials and their loop here (math.exp in the NPV costs ~0.3 µs, the Python around it ~1 µs)."""

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from portfolio.db import create_pool
-from portfolio.handlers import PortfolioService
 from portfolio.market_data import PriceSource
+from portfolio.service import PortfolioService
 from portfolio.settings import Settings
 
 app = typer.Typer(help="Bitfolio portfolio service: event-sourced portfolios and their metrics.",

@@ -16,10 +16,10 @@ from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from portfolio import repository as repo
 from portfolio.db import create_pool
-from portfolio.handlers import PortfolioService
 from portfolio.http import build_http_app
 from portfolio.market_data import PriceSource
 from portfolio.messaging import OutboxRelay, WriteBatcher, build_router
+from portfolio.service import PortfolioService
 from portfolio.settings import Settings
 from portfolio.upkeep import Upkeep
 

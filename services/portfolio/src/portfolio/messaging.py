@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from contracts import ContractError, ErrorCode, Reply, decode, names
 from portfolio import handlers
 from portfolio import repository as repo
-from portfolio.handlers import PortfolioService
+from portfolio.service import PortfolioService
 
 log = structlog.get_logger()
 T = TypeVar("T")

@@ -15,7 +15,8 @@ from portfolio.domain import Ledger, TradeOutcome, cash_flows, replay_ledger
 from portfolio.domain.events import PortfolioState, apply_event
 from portfolio.domain.sell_holds import sell_holds
 from portfolio.event_log import count, read_all
-from portfolio.handlers import PortfolioService, project
+from portfolio.projection import project
+from portfolio.service import PortfolioService
 
 
 @dataclass

@@ -10,8 +10,9 @@ import structlog
 from contracts.envelope import Message
 
 from contracts import names
-from portfolio import handlers
+from portfolio import projection
 from portfolio import repository as repo
+from portfolio.service import PortfolioService
 from portfolio.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
@@ -25,7 +26,7 @@ class Upkeep:
     portfolio (an import) costs one IRR per pass, and the write path stays O(1). Until the pass runs (well within a
     second) the stored IRR is the previous one; each pass publishes portfolio.updated with the new figure."""
 
-    service: handlers.PortfolioService
+    service: PortfolioService
     wake_relay: Callable[[], None]
     idle_seconds: float = 0.25
     repair_every_seconds: float = 5.0
@@ -52,7 +53,7 @@ class Upkeep:
     async def refresh_irrs(self) -> int:
         """One batch of due IRRs in one transaction; returns how many portfolios it updated."""
         async with self.service.pool.acquire() as connection, connection.transaction():
-            updates = await handlers.refresh_irrs(connection, None, "irr_updated", batches=1)
+            updates = await projection.refresh_irrs(connection, None, "irr_updated", batches=1)
             await self.publish(connection, updates)
         return len(updates)
 
@@ -67,12 +68,12 @@ class Upkeep:
                 state = await repo.load_state(connection, portfolio_id, None, stored=uow.stored)
                 if state is None or state.repair_from is None:
                     continue
-                metrics = await handlers.refresh_metrics(self.service, uow, state)
+                metrics = await projection.refresh_metrics(self.service, uow, state)
                 if state.repair_from is not None:
                     self.retry_repair_at[portfolio_id] = now + self.repair_retry_seconds
                     continue
                 self.retry_repair_at.pop(portfolio_id, None)
-                await self.publish(connection, [handlers.updated_event(state, metrics, None, "midnights_repaired")])
+                await self.publish(connection, [projection.updated_event(state, metrics, None, "midnights_repaired")])
                 log.info("ledger_repaired", portfolio_id=portfolio_id)
 
     async def publish(self, connection: asyncpg.Connection, updates: list[Message]) -> None:

@@ -1,0 +1,269 @@
+"""One function per command: load the portfolio, check it with the domain, append its events, update the projection."""
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from contracts.envelope import Message
+from contracts.portfolios import (
+    CreatePortfolio,
+    DeletePortfolio,
+    DeleteTransaction,
+    EditTransaction,
+    ImportReport,
+    ImportRowResult,
+    ImportTransactions,
+    OwnedCommand,
+    RecordTransaction,
+    RenamePortfolio,
+    SetCostBasisMethod,
+    SetPortfolioGoal,
+)
+from contracts.prices import MAX_PRICES_PER_REQUEST, PriceRequested, WantedPrice
+from pydantic import BaseModel
+
+from portfolio import repository as repo
+from portfolio import views
+from portfolio.domain import (
+    DomainError,
+    ParsedRow,
+    RowError,
+    RowSkipped,
+    Trade,
+    check_holdings,
+    parse_transactions_csv,
+    refuse_oversized_sells,
+    validate_amount,
+    validate_fee,
+    validate_price,
+    validate_time,
+)
+from portfolio.domain import events as ev
+from portfolio.domain.events import PortfolioState
+from portfolio.event_log import NewEvent
+from portfolio.projection import commit_events, load_owned, refresh_metrics, updated_event
+from portfolio.service import Outcome, PortfolioService, transaction_not_found
+from portfolio.unit_of_work import UnitOfWork
+
+
+async def create_portfolio(service: PortfolioService, uow: UnitOfWork, command: CreatePortfolio
+                           ) -> Outcome:
+    if command.goal_usd is not None and command.goal_usd <= 0:
+        raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
+    portfolio_id = uuid4().hex
+    payload = {"portfolio_id": portfolio_id, "owner_id": command.owner_id, "name": command.name.strip(),
+               "method": command.cost_basis_method.value,
+               "goal_usd": None if command.goal_usd is None else str(command.goal_usd)}
+    now = datetime.now(UTC)
+    state = ev.apply_event(None, ev.PORTFOLIO_CREATED, payload, now)
+    await commit_events(uow, state, [NewEvent(ev.PORTFOLIO_CREATED, payload)], command, at=now)
+    metrics = await refresh_metrics(service, uow, state, priced_changed=False)
+    event = updated_event(state, metrics, command, "portfolio_created")
+    return Outcome(event.portfolio, [event])
+
+
+async def change_portfolio(service: PortfolioService, uow: UnitOfWork, command: OwnedCommand,
+                           portfolio_id: str, event: NewEvent, reason: str) -> Outcome:
+    state = await load_owned(uow, command, portfolio_id)
+    method_before = state.method
+    await commit_events(uow, state, [event], command)
+    if state.deleted:
+        return Outcome(None, [updated_event(state, None, command, reason)])
+    metrics = await refresh_metrics(service, uow, state, priced_changed=state.method != method_before)
+    update = updated_event(state, metrics, command, reason)
+    return Outcome(update.portfolio, [update])
+
+
+async def rename_portfolio(service: PortfolioService, uow: UnitOfWork, command: RenamePortfolio
+                           ) -> Outcome:
+    return await change_portfolio(service, uow, command, command.portfolio_id,
+                                  NewEvent(ev.PORTFOLIO_RENAMED, {"name": command.name.strip()}), "portfolio_renamed")
+
+
+async def set_goal(service: PortfolioService, uow: UnitOfWork, command: SetPortfolioGoal) -> Outcome:
+    if command.goal_usd is not None and command.goal_usd <= 0:
+        raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
+    goal = None if command.goal_usd is None else str(command.goal_usd)
+    return await change_portfolio(service, uow, command, command.portfolio_id,
+                                  NewEvent(ev.PORTFOLIO_GOAL_SET, {"goal_usd": goal}), "goal_set")
+
+
+async def set_method(service: PortfolioService, uow: UnitOfWork, command: SetCostBasisMethod
+                     ) -> Outcome:
+    return await change_portfolio(service, uow, command, command.portfolio_id,
+                                  NewEvent(ev.COST_BASIS_METHOD_CHANGED, {"method": command.cost_basis_method.value}),
+                                  "cost_basis_method_changed")
+
+
+async def delete_portfolio(service: PortfolioService, uow: UnitOfWork, command: DeletePortfolio
+                           ) -> Outcome:
+    return await change_portfolio(service, uow, command, command.portfolio_id,
+                                  NewEvent(ev.PORTFOLIO_DELETED, {}), "portfolio_deleted")
+
+
+# ------------------------------------------------------------------ transaction commands
+
+
+def price_request(state: PortfolioState, transaction_id: str, at: datetime, request_id: str, cause: Message
+                  ) -> PriceRequested:
+    return PriceRequested(message_id=request_id, transaction_id=transaction_id, portfolio_id=state.portfolio_id,
+                          at=at, **cause.caused())
+
+
+def recorded_payload(transaction_id: str, sequence: int, command: RecordTransaction | ParsedRow,
+                     request_id: str | None) -> dict[str, Any]:
+    return {"transaction_id": transaction_id, "sequence": sequence, "side": command.side.value,
+            "amount_btc": str(command.amount_btc), "at": command.at.isoformat(), "fee_usd": str(command.fee_usd),
+            "price_usd": None if command.price_usd is None else str(command.price_usd), "note": command.note,
+            "price_request_id": request_id}
+
+
+async def record_transaction(service: PortfolioService, uow: UnitOfWork, command: RecordTransaction
+                             ) -> Outcome:
+    validate_amount(command.amount_btc)
+    validate_time(command.at, service.clock())
+    validate_fee(command.fee_usd)
+    validate_price(command.price_usd)
+    state = await load_owned(uow, command, command.portfolio_id)
+    transaction_id, sequence = uuid4().hex, state.next_sequence
+    new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
+                sequence)
+    if command.side.value == "sell":
+        check_holdings([*await repo.holdings_timeline(uow.connection, state.portfolio_id), new])
+    request_id = None if command.price_usd is not None else uuid4().hex
+    payload = recorded_payload(transaction_id, sequence, command, request_id)
+    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_RECORDED, payload)], command, [transaction_id])
+    outgoing: list[Message] = []
+    if request_id is None:
+        metrics = await refresh_metrics(service, uow, state, appended=new)
+    else:
+        metrics = await refresh_metrics(service, uow, state, priced_changed=False, only_counts=True)
+        outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
+    outgoing.append(updated_event(state, metrics, command, "transaction_recorded", transaction_id))
+    return Outcome(await transaction_result(uow, state, transaction_id), outgoing)
+
+
+async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction_id: str) -> BaseModel:
+    """The transaction as the caller sees it now; a pending one has no figures to read back."""
+    tx = state.transactions[transaction_id]
+    if tx.status.value == "pending":
+        return views.transaction_view(views.pending_transaction_row(state.portfolio_id, tx), None)
+    row = await repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
+    market = await uow.market()
+    return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
+
+
+async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: EditTransaction
+                           ) -> Outcome:
+    state = await load_owned(uow, command, command.portfolio_id, [command.transaction_id])
+    tx = state.transactions.get(command.transaction_id)
+    if tx is None:
+        raise transaction_not_found(command.transaction_id)
+    changes: dict[str, Any] = {}
+    if command.amount_btc is not None:
+        changes["amount_btc"] = str(validate_amount(command.amount_btc))
+    if command.at is not None:
+        changes["at"] = validate_time(command.at, service.clock()).isoformat()
+    if command.fee_usd is not None:
+        changes["fee_usd"] = str(validate_fee(command.fee_usd))
+    if command.price_usd is not None:
+        changes["price_usd"] = str(validate_price(command.price_usd))
+    if "note" in command.model_fields_set:
+        changes["note"] = command.note
+    new_time = command.at is not None and command.at != tx.at
+    needs_market_price = command.price_usd is None and (
+        command.clear_price or (new_time and tx.price_source != "user") or tx.status.value == "failed")
+    request_id = uuid4().hex if needs_market_price else None
+    at = command.at or tx.at
+    edited = Trade(tx.transaction_id, tx.side, command.amount_btc or tx.amount_btc, at, tx.fee_usd, None,
+                   tx.sequence)
+    timeline = [t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
+                if t.transaction_id != tx.transaction_id]
+    check_holdings([*timeline, edited])
+    payload = {"transaction_id": tx.transaction_id, "changes": changes, "price_request_id": request_id}
+    changed_from = min((tx.at, tx.sequence), edited.timeline_key)
+    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_EDITED, payload)], command, [tx.transaction_id])
+    metrics = await refresh_metrics(service, uow, state, changed_from=changed_from)
+    outgoing: list[Message] = []
+    if request_id is not None:
+        outgoing.append(price_request(state, tx.transaction_id, at, request_id, command))
+    outgoing.append(updated_event(state, metrics, command, "transaction_edited", tx.transaction_id))
+    return Outcome(await transaction_result(uow, state, tx.transaction_id), outgoing)
+
+
+async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command: DeleteTransaction
+                             ) -> Outcome:
+    state = await load_owned(uow, command, command.portfolio_id, [command.transaction_id])
+    gone = state.transactions.get(command.transaction_id)
+    if gone is None:
+        raise transaction_not_found(command.transaction_id)
+    check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
+                    if t.transaction_id != command.transaction_id])
+    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_DELETED,
+                                                     {"transaction_id": command.transaction_id})],
+                        command, [command.transaction_id])
+    metrics = await refresh_metrics(service, uow, state, changed_from=(gone.at, gone.sequence))
+    return Outcome(None, [updated_event(state, metrics, command, "transaction_deleted", command.transaction_id)])
+
+
+async def import_transactions(service: PortfolioService, uow: UnitOfWork,
+                              command: ImportTransactions) -> Outcome:
+    state = await load_owned(uow, command, command.portfolio_id)
+    file_format, parsed = parse_transactions_csv(command.csv_text, service.clock())
+    good = [row for row in parsed if isinstance(row, ParsedRow)]
+    results: dict[int, ImportRowResult] = {}
+    for row in parsed:
+        if isinstance(row, RowError):
+            results[row.line] = ImportRowResult(line=row.line, ok=False, error=row.message)
+        elif isinstance(row, RowSkipped):
+            results[row.line] = ImportRowResult(line=row.line, ok=False, skipped=True, error=row.reason)
+    # holdings: a sell that exceeds what is held at its time (with the rows before it) is a row error too
+    timeline = await repo.holdings_timeline(uow.connection, state.portfolio_id)
+    candidates = [(row, Trade(f"line-{row.line}", row.side, row.amount_btc, row.at, row.fee_usd, row.price_usd,
+                              state.next_sequence + offset))
+                  for offset, row in enumerate(sorted(good, key=lambda r: (r.at, r.line)))]
+    refused = refuse_oversized_sells(timeline, [trade for _, trade in candidates])
+    accepted: list[tuple[ParsedRow, Trade]] = []
+    for row, trade in candidates:
+        if trade.transaction_id in refused:
+            results[row.line] = ImportRowResult(line=row.line, ok=False, error=refused[trade.transaction_id].message)
+        else:
+            accepted.append((row, trade))
+    errors = sum(1 for r in results.values() if not r.ok and not r.skipped)
+    save = not command.dry_run and (errors == 0 or command.skip_invalid) and accepted
+    events, outgoing, ids = [], [], []
+    wanted: list[WantedPrice] = []
+    for row, trade in accepted:
+        transaction_id = uuid4().hex if save else None
+        results[row.line] = ImportRowResult(
+            line=row.line, ok=True, side=row.side, amount_btc=row.amount_btc, at=row.at, fee_usd=row.fee_usd,
+            price_usd=row.price_usd, note=row.note, transaction_id=transaction_id)
+        if save and transaction_id:
+            request_id = None if row.price_usd is not None else uuid4().hex
+            events.append(NewEvent(ev.TRANSACTION_RECORDED,
+                                   recorded_payload(transaction_id, trade.sequence, row, request_id)))
+            ids.append(transaction_id)
+            if request_id:
+                wanted.append(WantedPrice(request_id=request_id, transaction_id=transaction_id, at=row.at))
+    # one message asks for every market price of the file (a few for a very large one)
+    outgoing += [PriceRequested.batch(state.portfolio_id, wanted[start:start + MAX_PRICES_PER_REQUEST],
+                                      **command.caused())
+                 for start in range(0, len(wanted), MAX_PRICES_PER_REQUEST)]
+    if events:
+        await commit_events(uow, state, events, command, ids)
+        priced = [trade.timeline_key for row, trade in accepted if row.price_usd is not None]
+        metrics = await refresh_metrics(service, uow, state, priced_changed=bool(priced),
+                                        changed_from=min(priced, default=None))
+        outgoing.append(updated_event(state, metrics, command, "transactions_imported"))
+    report = ImportReport(format=file_format, dry_run=command.dry_run, total_rows=len(parsed),
+                          valid_rows=len(accepted), imported=len(events),
+                          rows=[results[line] for line in sorted(results)])
+    return Outcome(report, outgoing)
+
+
+WRITES: dict[type[OwnedCommand], Callable[..., Awaitable[Outcome]]] = {
+    CreatePortfolio: create_portfolio, RenamePortfolio: rename_portfolio, SetPortfolioGoal: set_goal,
+    SetCostBasisMethod: set_method, DeletePortfolio: delete_portfolio, RecordTransaction: record_transaction,
+    EditTransaction: edit_transaction, DeleteTransaction: delete_transaction, ImportTransactions: import_transactions,
+}

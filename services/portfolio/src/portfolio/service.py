@@ -1,0 +1,44 @@
+"""What every handler is given (the pool and the price source) and returns (an outcome to publish after commit)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from contracts.envelope import Message
+from pydantic import BaseModel
+
+from portfolio.domain import NotFound
+from portfolio.market_data import DailyOpens, PriceSource
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PortfolioService:
+    pool: asyncpg.Pool
+    prices: PriceSource
+    opens: DailyOpens = field(init=False)
+    clock: Callable[[], datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        self.opens = DailyOpens(self.prices)
+
+
+@dataclass
+class Outcome:
+    """What a command produced: its result and the messages to publish after commit."""
+
+    result: BaseModel | None
+    outgoing: list[Message] = field(default_factory=list)
+
+
+def not_found(portfolio_id: str) -> NotFound:
+    return NotFound(f"No portfolio {portfolio_id} was found.", {"portfolio_id": portfolio_id})
+
+
+def transaction_not_found(transaction_id: str) -> NotFound:
+    return NotFound(f"No transaction {transaction_id} was found in this portfolio.",
+                    {"transaction_id": transaction_id})
