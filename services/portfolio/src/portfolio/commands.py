@@ -2,7 +2,6 @@
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 from uuid import uuid4
 
 from contracts.envelope import Message
@@ -41,7 +40,6 @@ from portfolio.domain import (
 )
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState
-from portfolio.event_log import NewEvent
 from portfolio.projection import commit_events, load_owned, refresh_metrics, updated_event
 from portfolio.service import Outcome, PortfolioService, transaction_not_found
 from portfolio.unit_of_work import UnitOfWork
@@ -52,19 +50,18 @@ async def create_portfolio(service: PortfolioService, uow: UnitOfWork, command: 
     if command.goal_usd is not None and command.goal_usd <= 0:
         raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
     portfolio_id = uuid4().hex
-    payload = {"portfolio_id": portfolio_id, "owner_id": command.owner_id, "name": command.name.strip(),
-               "method": command.cost_basis_method.value,
-               "goal_usd": None if command.goal_usd is None else str(command.goal_usd)}
+    created = ev.PortfolioCreated(portfolio_id, command.owner_id, command.name.strip(), command.cost_basis_method,
+                                  command.goal_usd)
     now = datetime.now(UTC)
-    state = ev.apply_event(None, ev.PORTFOLIO_CREATED, payload, now)
-    await commit_events(uow, state, [NewEvent(ev.PORTFOLIO_CREATED, payload)], command, at=now)
+    state = ev.apply_event(None, created, now)
+    await commit_events(uow, state, [created], command, at=now)
     metrics = await refresh_metrics(service, uow, state, priced_changed=False)
     event = updated_event(state, metrics, command, "portfolio_created")
     return Outcome(event.portfolio, [event])
 
 
 async def change_portfolio(service: PortfolioService, uow: UnitOfWork, command: OwnedCommand,
-                           portfolio_id: str, event: NewEvent, reason: str) -> Outcome:
+                           portfolio_id: str, event: ev.DomainEvent, reason: str) -> Outcome:
     state = await load_owned(uow, command, portfolio_id)
     method_before = state.method
     await commit_events(uow, state, [event], command)
@@ -78,28 +75,27 @@ async def change_portfolio(service: PortfolioService, uow: UnitOfWork, command: 
 async def rename_portfolio(service: PortfolioService, uow: UnitOfWork, command: RenamePortfolio
                            ) -> Outcome:
     return await change_portfolio(service, uow, command, command.portfolio_id,
-                                  NewEvent(ev.PORTFOLIO_RENAMED, {"name": command.name.strip()}), "portfolio_renamed")
+                                  ev.PortfolioRenamed(command.name.strip()), "portfolio_renamed")
 
 
 async def set_goal(service: PortfolioService, uow: UnitOfWork, command: SetPortfolioGoal) -> Outcome:
     if command.goal_usd is not None and command.goal_usd <= 0:
         raise DomainError("The goal must be a positive amount of USD.", {"field": "goal_usd"})
-    goal = None if command.goal_usd is None else str(command.goal_usd)
     return await change_portfolio(service, uow, command, command.portfolio_id,
-                                  NewEvent(ev.PORTFOLIO_GOAL_SET, {"goal_usd": goal}), "goal_set")
+                                  ev.PortfolioGoalSet(command.goal_usd), "goal_set")
 
 
 async def set_method(service: PortfolioService, uow: UnitOfWork, command: SetCostBasisMethod
                      ) -> Outcome:
     return await change_portfolio(service, uow, command, command.portfolio_id,
-                                  NewEvent(ev.COST_BASIS_METHOD_CHANGED, {"method": command.cost_basis_method.value}),
+                                  ev.CostBasisMethodChanged(command.cost_basis_method),
                                   "cost_basis_method_changed")
 
 
 async def delete_portfolio(service: PortfolioService, uow: UnitOfWork, command: DeletePortfolio
                            ) -> Outcome:
     return await change_portfolio(service, uow, command, command.portfolio_id,
-                                  NewEvent(ev.PORTFOLIO_DELETED, {}), "portfolio_deleted")
+                                  ev.PortfolioDeleted(), "portfolio_deleted")
 
 
 # ------------------------------------------------------------------ transaction commands
@@ -111,12 +107,10 @@ def price_request(state: PortfolioState, transaction_id: str, at: datetime, requ
                           at=at, **cause.caused())
 
 
-def recorded_payload(transaction_id: str, sequence: int, command: RecordTransaction | ParsedRow,
-                     request_id: str | None) -> dict[str, Any]:
-    return {"transaction_id": transaction_id, "sequence": sequence, "side": command.side.value,
-            "amount_btc": str(command.amount_btc), "at": command.at.isoformat(), "fee_usd": str(command.fee_usd),
-            "price_usd": None if command.price_usd is None else str(command.price_usd), "note": command.note,
-            "price_request_id": request_id}
+def recorded(transaction_id: str, sequence: int, command: RecordTransaction | ParsedRow,
+             request_id: str | None) -> ev.TransactionRecorded:
+    return ev.TransactionRecorded(transaction_id, sequence, command.side, command.amount_btc, command.at,
+                                  command.fee_usd, command.price_usd, command.note, request_id)
 
 
 async def record_transaction(service: PortfolioService, uow: UnitOfWork, command: RecordTransaction
@@ -132,8 +126,8 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     if command.side.value == "sell":
         check_holdings([*await repo.holdings_timeline(uow.connection, state.portfolio_id), new])
     request_id = None if command.price_usd is not None else uuid4().hex
-    payload = recorded_payload(transaction_id, sequence, command, request_id)
-    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_RECORDED, payload)], command, [transaction_id])
+    event = recorded(transaction_id, sequence, command, request_id)
+    await commit_events(uow, state, [event], command, [transaction_id])
     outgoing: list[Message] = []
     if request_id is None:
         metrics = await refresh_metrics(service, uow, state, appended=new)
@@ -160,17 +154,12 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
     tx = state.transactions.get(command.transaction_id)
     if tx is None:
         raise transaction_not_found(command.transaction_id)
-    changes: dict[str, Any] = {}
     if command.amount_btc is not None:
-        changes["amount_btc"] = str(validate_amount(command.amount_btc))
-    if command.at is not None:
-        changes["at"] = validate_time(command.at, service.clock()).isoformat()
+        validate_amount(command.amount_btc)
+    new_at = validate_time(command.at, service.clock()) if command.at is not None else None
     if command.fee_usd is not None:
-        changes["fee_usd"] = str(validate_fee(command.fee_usd))
-    if command.price_usd is not None:
-        changes["price_usd"] = str(validate_price(command.price_usd))
-    if "note" in command.model_fields_set:
-        changes["note"] = command.note
+        validate_fee(command.fee_usd)
+    validate_price(command.price_usd)
     new_time = command.at is not None and command.at != tx.at
     needs_market_price = command.price_usd is None and (
         command.clear_price or (new_time and tx.price_source != "user") or tx.status.value == "failed")
@@ -181,9 +170,10 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
     timeline = [t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                 if t.transaction_id != tx.transaction_id]
     check_holdings([*timeline, edited])
-    payload = {"transaction_id": tx.transaction_id, "changes": changes, "price_request_id": request_id}
+    event = ev.TransactionEdited(tx.transaction_id, command.amount_btc, new_at, command.fee_usd, command.price_usd,
+                                 command.note, "note" in command.model_fields_set, request_id)
     changed_from = min((tx.at, tx.sequence), edited.timeline_key)
-    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_EDITED, payload)], command, [tx.transaction_id])
+    await commit_events(uow, state, [event], command, [tx.transaction_id])
     metrics = await refresh_metrics(service, uow, state, changed_from=changed_from)
     outgoing: list[Message] = []
     if request_id is not None:
@@ -200,9 +190,8 @@ async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command
         raise transaction_not_found(command.transaction_id)
     check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                     if t.transaction_id != command.transaction_id])
-    await commit_events(uow, state, [NewEvent(ev.TRANSACTION_DELETED,
-                                                     {"transaction_id": command.transaction_id})],
-                        command, [command.transaction_id])
+    await commit_events(uow, state, [ev.TransactionDeleted(command.transaction_id)], command,
+                        [command.transaction_id])
     metrics = await refresh_metrics(service, uow, state, changed_from=(gone.at, gone.sequence))
     return Outcome(None, [updated_event(state, metrics, command, "transaction_deleted", command.transaction_id)])
 
@@ -241,8 +230,7 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
             price_usd=row.price_usd, note=row.note, transaction_id=transaction_id)
         if save and transaction_id:
             request_id = None if row.price_usd is not None else uuid4().hex
-            events.append(NewEvent(ev.TRANSACTION_RECORDED,
-                                   recorded_payload(transaction_id, trade.sequence, row, request_id)))
+            events.append(recorded(transaction_id, trade.sequence, row, request_id))
             ids.append(transaction_id)
             if request_id:
                 wanted.append(WantedPrice(request_id=request_id, transaction_id=transaction_id, at=row.at))

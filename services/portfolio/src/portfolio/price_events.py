@@ -12,7 +12,6 @@ from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
 from portfolio import repository as repo
 from portfolio.domain import events as ev
 from portfolio.domain.events import TransactionState
-from portfolio.event_log import NewEvent
 from portfolio.projection import TICK_CHUNK, commit_events, moved_to, refresh_metrics, updated_event
 from portfolio.service import PortfolioService
 from portfolio.unit_of_work import UnitOfWork
@@ -21,14 +20,12 @@ log = structlog.get_logger()
 PriceAnswer: TypeAlias = PriceResolved | PriceUnavailable
 
 
-def priced_event(transaction_id: str, price_usd: Decimal, hour: int, source: str) -> NewEvent:
-    return NewEvent(ev.TRANSACTION_PRICED, {"transaction_id": transaction_id, "price_usd": str(price_usd),
-                                            "hour": hour, "source": source})
+def priced_event(transaction_id: str, price_usd: Decimal, hour: int, source: str) -> ev.TransactionPriced:
+    return ev.TransactionPriced(transaction_id, price_usd, hour, source)
 
 
-def pricing_failed_event(transaction_id: str, reason: str, detail: str) -> NewEvent:
-    return NewEvent(ev.TRANSACTION_PRICING_FAILED, {"transaction_id": transaction_id, "reason": reason,
-                                                    "detail": detail})
+def pricing_failed_event(transaction_id: str, reason: str, detail: str) -> ev.TransactionPricingFailed:
+    return ev.TransactionPricingFailed(transaction_id, reason, detail)
 
 
 def awaits_answer(tx: TransactionState | None, request_id: str | None) -> bool:

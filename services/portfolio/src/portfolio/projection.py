@@ -144,24 +144,23 @@ def updated_event(state: PortfolioState, metrics: dict[str, Any] | None, cause: 
                             **caused)
 
 
-async def commit_events(uow: UnitOfWork, state: PortfolioState, events: list[NewEvent],
-                        cause: Message, touched: list[str] = (), at: datetime | None = None  # type: ignore[assignment]
-                        ) -> None:
+async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence[ev.DomainEvent],
+                        cause: Message, touched: Sequence[str] = (), at: datetime | None = None) -> None:
     """Stage the events, fold them into the state, and save the projection in the same transaction.
 
     The fold here is the replay's fold, with the events' own recorded time, so a replay rebuilds the same rows."""
     now = at or datetime.now(UTC)
-    expected = state.version if events[0].type != ev.PORTFOLIO_CREATED else 0
+    created = isinstance(events[0], ev.PortfolioCreated)
     metadata = {"message_id": cause.message_id, "correlation_id": cause.correlation_id,
                 "causation_id": cause.causation_id, "occurred_at": cause.occurred_at.isoformat(),
                 "schema_version": cause.schema_version}
-    uow.stage(ev.stream_of(state.portfolio_id), expected, events, metadata, now)
+    uow.stage(ev.stream_of(state.portfolio_id), 0 if created else state.version,
+              [NewEvent(event.kind, event.payload()) for event in events], metadata, now)
     for event in events:
-        if event.type != ev.PORTFOLIO_CREATED:
-            ev.apply_event(state, event.type, event.payload, now)
+        if not isinstance(event, ev.PortfolioCreated):
+            ev.apply_event(state, event, now)
     # the header is written with the metrics that follow, except at creation and deletion
-    await repo.save_state(uow.connection, state, touched,
-                          header=events[0].type == ev.PORTFOLIO_CREATED or state.deleted)
+    await repo.save_state(uow.connection, state, touched, header=created or state.deleted)
 
 
 async def load_owned(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,

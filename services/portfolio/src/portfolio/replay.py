@@ -12,7 +12,7 @@ from contracts.portfolios import TransactionStatus
 
 from portfolio import repository as repo
 from portfolio.domain import Ledger, TradeOutcome, cash_flows, replay_ledger
-from portfolio.domain.events import PortfolioState, apply_event
+from portfolio.domain.events import PortfolioState, apply_event, read_event
 from portfolio.domain.sell_holds import sell_holds
 from portfolio.event_log import count, read_all
 from portfolio.projection import project
@@ -38,7 +38,7 @@ async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callab
     async for batch in read_all(pool, stream_id=stream, metadata=False):
         for event in batch:
             key = event.stream_id.removeprefix("portfolio-")
-            states[key] = apply_event(states.get(key), event.type, event.payload, event.recorded_at)
+            states[key] = apply_event(states.get(key), read_event(event.type, event.payload), event.recorded_at)
         advance(len(batch))
     return states
 

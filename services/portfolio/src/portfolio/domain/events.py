@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
 
@@ -19,6 +19,206 @@ TRANSACTION_PRICED = "TransactionPriced"
 TRANSACTION_PRICING_FAILED = "TransactionPricingFailed"
 TRANSACTION_EDITED = "TransactionEdited"
 TRANSACTION_DELETED = "TransactionDeleted"
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioCreated:
+    kind: ClassVar[str] = PORTFOLIO_CREATED
+    portfolio_id: str
+    owner_id: str
+    name: str
+    method: CostBasisMethod
+    goal_usd: Decimal | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"portfolio_id": self.portfolio_id, "owner_id": self.owner_id, "name": self.name,
+                "method": self.method.value, "goal_usd": _text(self.goal_usd)}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "PortfolioCreated":
+        return cls(payload["portfolio_id"], payload["owner_id"], payload["name"], CostBasisMethod(payload["method"]),
+                   _decimal(payload.get("goal_usd")))
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRenamed:
+    kind: ClassVar[str] = PORTFOLIO_RENAMED
+    name: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "PortfolioRenamed":
+        return cls(payload["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioGoalSet:
+    kind: ClassVar[str] = PORTFOLIO_GOAL_SET
+    goal_usd: Decimal | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"goal_usd": _text(self.goal_usd)}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "PortfolioGoalSet":
+        return cls(_decimal(payload.get("goal_usd")))
+
+
+@dataclass(frozen=True, slots=True)
+class CostBasisMethodChanged:
+    kind: ClassVar[str] = COST_BASIS_METHOD_CHANGED
+    method: CostBasisMethod
+
+    def payload(self) -> dict[str, Any]:
+        return {"method": self.method.value}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "CostBasisMethodChanged":
+        return cls(CostBasisMethod(payload["method"]))
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioDeleted:
+    kind: ClassVar[str] = PORTFOLIO_DELETED
+
+    def payload(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "PortfolioDeleted":
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionRecorded:
+    kind: ClassVar[str] = TRANSACTION_RECORDED
+    transaction_id: str
+    sequence: int
+    side: Side
+    amount_btc: Decimal
+    at: datetime
+    fee_usd: Decimal
+    price_usd: Decimal | None
+    """Typed by the user; None when the market prices it (`price_request_id` names the request)."""
+    note: str | None
+    price_request_id: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, "sequence": self.sequence, "side": self.side.value,
+                "amount_btc": str(self.amount_btc), "at": self.at.isoformat(), "fee_usd": str(self.fee_usd),
+                "price_usd": _text(self.price_usd), "note": self.note, "price_request_id": self.price_request_id}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "TransactionRecorded":
+        return cls(payload["transaction_id"], int(payload["sequence"]), Side(payload["side"]),
+                   Decimal(payload["amount_btc"]), datetime.fromisoformat(payload["at"]), Decimal(payload["fee_usd"]),
+                   _decimal(payload.get("price_usd")), payload.get("note"), payload.get("price_request_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPriced:
+    kind: ClassVar[str] = TRANSACTION_PRICED
+    transaction_id: str
+    price_usd: Decimal
+    hour: int | None
+    source: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, "price_usd": str(self.price_usd), "hour": self.hour,
+                "source": self.source}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "TransactionPriced":
+        return cls(payload["transaction_id"], Decimal(payload["price_usd"]), payload.get("hour"),
+                   payload.get("source"))
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPricingFailed:
+    kind: ClassVar[str] = TRANSACTION_PRICING_FAILED
+    transaction_id: str
+    reason: str
+    detail: str | None
+
+    def payload(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, "reason": self.reason, "detail": self.detail}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "TransactionPricingFailed":
+        return cls(payload["transaction_id"], payload["reason"], payload.get("detail"))
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionEdited:
+    """The fields given change (None: unchanged; `note_changed` because a note may be cleared to None). A typed
+    price prices it; otherwise `price_request_id` names a new market price request, if any."""
+
+    kind: ClassVar[str] = TRANSACTION_EDITED
+    transaction_id: str
+    amount_btc: Decimal | None = None
+    at: datetime | None = None
+    fee_usd: Decimal | None = None
+    price_usd: Decimal | None = None
+    note: str | None = None
+    note_changed: bool = False
+    price_request_id: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if self.amount_btc is not None:
+            changes["amount_btc"] = str(self.amount_btc)
+        if self.at is not None:
+            changes["at"] = self.at.isoformat()
+        if self.fee_usd is not None:
+            changes["fee_usd"] = str(self.fee_usd)
+        if self.price_usd is not None:
+            changes["price_usd"] = str(self.price_usd)
+        if self.note_changed:
+            changes["note"] = self.note
+        return {"transaction_id": self.transaction_id, "changes": changes, "price_request_id": self.price_request_id}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "TransactionEdited":
+        changes = payload["changes"]
+        return cls(payload["transaction_id"], _decimal(changes.get("amount_btc")),
+                   datetime.fromisoformat(changes["at"]) if "at" in changes else None,
+                   _decimal(changes.get("fee_usd")), _decimal(changes.get("price_usd")), changes.get("note"),
+                   "note" in changes, payload.get("price_request_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDeleted:
+    kind: ClassVar[str] = TRANSACTION_DELETED
+    transaction_id: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "TransactionDeleted":
+        return cls(payload["transaction_id"])
+
+
+DomainEvent = (PortfolioCreated | PortfolioRenamed | PortfolioGoalSet | CostBasisMethodChanged | PortfolioDeleted
+               | TransactionRecorded | TransactionPriced | TransactionPricingFailed | TransactionEdited
+               | TransactionDeleted)
+EVENT_TYPES: dict[str, Any] = {cls.kind: cls for cls in (
+    PortfolioCreated, PortfolioRenamed, PortfolioGoalSet, CostBasisMethodChanged, PortfolioDeleted,
+    TransactionRecorded, TransactionPriced, TransactionPricingFailed, TransactionEdited, TransactionDeleted)}
+"""Each event's stored name → its class; `read` turns a stored payload back into the event (one definition)."""
+
+
+def read_event(kind: str, payload: dict[str, Any]) -> DomainEvent:
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown event type {kind}")
+    return cls.read(payload)  # type: ignore[no-any-return]
 
 
 def stream_of(portfolio_id: str) -> str:
@@ -79,82 +279,79 @@ class PortfolioState:
         self.counts[status] = self.counts.get(status, 0) + change  # a StrEnum member is its value as a key
 
 
-def recorded_transaction(payload: dict[str, Any], recorded_at: datetime) -> TransactionState:
-    typed_price = _decimal(payload.get("price_usd"))
+def recorded_transaction(event: TransactionRecorded, recorded_at: datetime) -> TransactionState:
+    typed = event.price_usd
     return TransactionState(
-        transaction_id=payload["transaction_id"], sequence=int(payload["sequence"]), side=Side(payload["side"]),
-        amount_btc=Decimal(payload["amount_btc"]), at=datetime.fromisoformat(payload["at"]),
-        fee_usd=Decimal(payload["fee_usd"]), price_usd=typed_price, price_source="user" if typed_price else None,
-        price_hour=None, status=TransactionStatus.PRICED if typed_price else TransactionStatus.PENDING,
-        failure_reason=None, failure_detail=None, note=payload.get("note"),
-        price_request_id=payload.get("price_request_id"), recorded_at=recorded_at, updated_at=recorded_at,
+        transaction_id=event.transaction_id, sequence=event.sequence, side=event.side, amount_btc=event.amount_btc,
+        at=event.at, fee_usd=event.fee_usd, price_usd=typed, price_source="user" if typed else None,
+        price_hour=None, status=TransactionStatus.PRICED if typed else TransactionStatus.PENDING,
+        failure_reason=None, failure_detail=None, note=event.note, price_request_id=event.price_request_id,
+        recorded_at=recorded_at, updated_at=recorded_at,
     )
 
 
-def apply_edit(tx: TransactionState, payload: dict[str, Any], at: datetime) -> None:
-    """A TransactionEdited event: changed fields, and either a typed price or a new market price request."""
-    changes = payload["changes"]
-    if "amount_btc" in changes:
-        tx.amount_btc = Decimal(changes["amount_btc"])
-    if "at" in changes:
-        tx.at = datetime.fromisoformat(changes["at"])
-    if "fee_usd" in changes:
-        tx.fee_usd = Decimal(changes["fee_usd"])
-    if "note" in changes:
-        tx.note = changes["note"]
-    if changes.get("price_usd") is not None:
-        tx.price_usd, tx.price_source, tx.price_hour = Decimal(changes["price_usd"]), "user", None
+def apply_edit(tx: TransactionState, event: TransactionEdited, at: datetime) -> None:
+    """The changed fields, and either a typed price or a new market price request."""
+    if event.amount_btc is not None:
+        tx.amount_btc = event.amount_btc
+    if event.at is not None:
+        tx.at = event.at
+    if event.fee_usd is not None:
+        tx.fee_usd = event.fee_usd
+    if event.note_changed:
+        tx.note = event.note
+    if event.price_usd is not None:
+        tx.price_usd, tx.price_source, tx.price_hour = event.price_usd, "user", None
         tx.status, tx.failure_reason, tx.failure_detail, tx.price_request_id = TransactionStatus.PRICED, None, None, None
-    elif payload.get("price_request_id"):
+    elif event.price_request_id:
         tx.price_usd, tx.price_source, tx.price_hour = None, None, None
         tx.status, tx.failure_reason, tx.failure_detail = TransactionStatus.PENDING, None, None
-        tx.price_request_id = payload["price_request_id"]
+        tx.price_request_id = event.price_request_id
     tx.updated_at = at
 
 
-def apply_event(state: PortfolioState | None, kind: str, payload: dict[str, Any], at: datetime) -> PortfolioState:
+def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) -> PortfolioState:
     """Fold one event into a portfolio's state; the replay builds every projection from this."""
-    if kind == PORTFOLIO_CREATED:
-        return PortfolioState(payload["portfolio_id"], payload["owner_id"], payload["name"],
-                              CostBasisMethod(payload["method"]), _decimal(payload.get("goal_usd")), at, at, version=1)
+    if isinstance(event, PortfolioCreated):
+        return PortfolioState(event.portfolio_id, event.owner_id, event.name, event.method, event.goal_usd, at, at,
+                              version=1)
     if state is None:
-        raise ValueError(f"{kind} before PortfolioCreated")
+        raise ValueError(f"{event.kind} before PortfolioCreated")
     state.version += 1
     state.updated_at = at
-    if kind == PORTFOLIO_RENAMED:
-        state.name = payload["name"]
-    elif kind == PORTFOLIO_GOAL_SET:
-        state.goal_usd = _decimal(payload.get("goal_usd"))
-    elif kind == COST_BASIS_METHOD_CHANGED:
-        state.method = CostBasisMethod(payload["method"])
-    elif kind == PORTFOLIO_DELETED:
-        state.deleted = True
-    elif kind == TRANSACTION_RECORDED:
-        tx = recorded_transaction(payload, at)
-        state.transactions[tx.transaction_id] = tx
-        state.next_sequence = max(state.next_sequence, tx.sequence + 1)
-        state.count(tx.status, 1)
-    elif kind == TRANSACTION_PRICED:
-        tx = state.transactions[payload["transaction_id"]]
-        state.count(tx.status, -1)
-        tx.price_usd, tx.price_hour, tx.price_source = Decimal(payload["price_usd"]), payload.get("hour"), "market"
-        tx.status, tx.failure_reason, tx.failure_detail, tx.updated_at = TransactionStatus.PRICED, None, None, at
-        state.count(tx.status, 1)
-    elif kind == TRANSACTION_PRICING_FAILED:
-        tx = state.transactions[payload["transaction_id"]]
-        state.count(tx.status, -1)
-        tx.status, tx.failure_reason, tx.failure_detail = TransactionStatus.FAILED, payload["reason"], payload["detail"]
-        tx.updated_at = at
-        state.count(tx.status, 1)
-    elif kind == TRANSACTION_EDITED:
-        tx = state.transactions[payload["transaction_id"]]
-        state.count(tx.status, -1)
-        apply_edit(tx, payload, at)
-        state.count(tx.status, 1)
-    elif kind == TRANSACTION_DELETED:
-        gone = state.transactions.pop(payload["transaction_id"], None)
-        if gone is not None:
-            state.count(gone.status, -1)
-    else:
-        raise ValueError(f"unknown event type {kind}")
+    match event:
+        case PortfolioRenamed():
+            state.name = event.name
+        case PortfolioGoalSet():
+            state.goal_usd = event.goal_usd
+        case CostBasisMethodChanged():
+            state.method = event.method
+        case PortfolioDeleted():
+            state.deleted = True
+        case TransactionRecorded():
+            tx = recorded_transaction(event, at)
+            state.transactions[tx.transaction_id] = tx
+            state.next_sequence = max(state.next_sequence, tx.sequence + 1)
+            state.count(tx.status, 1)
+        case TransactionPriced():
+            tx = state.transactions[event.transaction_id]
+            state.count(tx.status, -1)
+            tx.price_usd, tx.price_hour, tx.price_source = event.price_usd, event.hour, "market"
+            tx.status, tx.failure_reason, tx.failure_detail, tx.updated_at = TransactionStatus.PRICED, None, None, at
+            state.count(tx.status, 1)
+        case TransactionPricingFailed():
+            tx = state.transactions[event.transaction_id]
+            state.count(tx.status, -1)
+            tx.status, tx.failure_reason, tx.failure_detail = TransactionStatus.FAILED, event.reason, event.detail
+            tx.updated_at = at
+            state.count(tx.status, 1)
+        case TransactionEdited():
+            tx = state.transactions[event.transaction_id]
+            state.count(tx.status, -1)
+            apply_edit(tx, event, at)
+            state.count(tx.status, 1)
+        case TransactionDeleted():
+            gone = state.transactions.pop(event.transaction_id, None)
+            if gone is not None:
+                state.count(gone.status, -1)
     return state
