@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from bench.common import RESULTS, ROOT
 
-BENCHMARKS = ["price_import", "portfolio_read", "portfolio_replay", "portfolio_write", "rpc_concurrency", "gateway_read", "gateway_write"]
+BENCHMARKS = ["price_import", "portfolio_read", "portfolio_replay", "portfolio_write", "rpc_concurrency", "gateway_read",
+              "gateway_write", "import_pricing", "shuffled_blocks", "tick_fanout"]
 
 
 def main() -> int:
