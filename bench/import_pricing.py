@@ -70,7 +70,8 @@ def main() -> None:
                   "portfolio of the same user, which must end with the same figures. CPU from /proc: each service's "
                   "process, the Postgres backends of the bench's databases, and the whole RabbitMQ node (shared "
                   "with anything else on the machine). Gateway request timeout raised to 120 s so that a long import "
-                  "is not cut off.")
+                  "is not cut off" f"; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+                  "cores (other work shares the machine)")
 
 
 if __name__ == "__main__":

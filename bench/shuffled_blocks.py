@@ -7,6 +7,7 @@ first (issue 12, "Portfolio engine").
 
 import argparse
 import asyncio
+import os
 import random
 
 import httpx
@@ -57,7 +58,8 @@ def main() -> None:
                   f"{options.blocks} blocks of {size:,} random 2024 buys and sells (each block within its own "
                   "holdings, in time order within its file, spread over the whole year) imported through the gateway "
                   "into one portfolio, one block after another; each timed from the upload until GET "
-                  "/v1/portfolios/{id} shows none pending")
+                  "/v1/portfolios/{id} shows none pending" f"; load average at the end {os.getloadavg()[0]:.1f} on "
+                  f"{os.cpu_count()} cores (other work shares the machine)")
 
 
 if __name__ == "__main__":

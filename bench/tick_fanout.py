@@ -11,6 +11,7 @@ with the daily opens and the latest price stored as the running service would ha
 import argparse
 import asyncio
 import json
+import os
 import random
 import time
 import uuid
@@ -196,7 +197,8 @@ def main() -> None:
                   "published on the events exchange, timed until a queue bound to portfolio.updated has received a "
                   "price_ticked update at the new price for every portfolio, then checked in SQL (figures at the new "
                   "price, no IRR due). Baseline: one UPDATE writing a new price and value into every portfolio's "
-                  "metrics, committed, timed from the client.")
+                  "metrics, committed, timed from the client" f"; load average at the end {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} cores (other work shares the machine)")
 
 
 if __name__ == "__main__":
