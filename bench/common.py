@@ -21,6 +21,8 @@ RESULTS = ROOT / "bench" / "results"
 ADMIN_URL = os.environ.get("BITFOLIO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RABBIT_URL = os.environ.get("BITFOLIO_BENCH_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SHARED_CANDLES = ROOT.parent / "shared" / "data" / "btc-usd-hourly-2024.csv"
+BUNDLED_CANDLES = ROOT / "services" / "price" / "seed" / "btc-usd-hourly-2024.csv.gz"
+"""The same 2024 candles, shipped with the price service (its import reads .csv.gz), so a clone alone can run."""
 
 
 @dataclass
