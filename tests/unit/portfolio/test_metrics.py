@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+from hypothesis import given
+from hypothesis import strategies as st
 from portfolio.domain import (
     InsufficientHoldings,
     InvalidTransaction,
@@ -187,3 +189,15 @@ def test_irr_finds_roots_far_from_zero() -> None:
     assert near_total_loss is not None and D(-100) < near_total_loss < D("-99.99999")
     assert irr_pct([(start, D(-100)), (start + timedelta(days=365), D(50)), (start + timedelta(days=730), D(50))]) == 0
     assert irr_pct([(start, D(-100)), (start + timedelta(days=1), D(0))]) is None  # no root
+
+
+@given(st.lists(st.tuples(st.integers(0, 800 * 24), st.integers(-1000, 1000)), min_size=2, max_size=8))
+def test_an_irr_found_zeroes_the_net_present_value(flows: list[tuple[int, int]]) -> None:
+    dated = [(T0 + timedelta(hours=hours), D(amount)) for hours, amount in flows]
+    rate = irr_pct(dated)
+    if rate is None or rate <= -100 or rate > D("1e6"):
+        return
+    start = min(at for at, _ in dated)
+    base = 1 + float(rate) / 100
+    npv = sum(float(amount) * base ** (-(at - start).total_seconds() / (365 * 86400)) for at, amount in dated)
+    assert abs(npv) <= 1e-6 * sum(abs(float(amount)) for _, amount in dated)

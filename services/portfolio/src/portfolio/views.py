@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,11 +24,14 @@ from portfolio.domain import PortfolioFigures, Trade, TradeOutcome, transaction_
 from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.sell_holds import SellHold
 
+FIGURE_FIELDS = tuple(f.name for f in fields(PortfolioFigures))
+
 
 def metrics_document(figures: PortfolioFigures, counts: dict[str, int]) -> dict[str, Any]:
     """The stored metrics JSON: PortfolioMetrics' fields, money as strings."""
     document: dict[str, Any] = {}
-    for name, value in asdict(figures).items():
+    for name in FIGURE_FIELDS:  # not dataclasses.asdict: it deep-copies, and a tick builds thousands of these
+        value = getattr(figures, name)
         if isinstance(value, Decimal):
             document[name] = decimal_text(value)
         elif isinstance(value, datetime):

@@ -1,6 +1,5 @@
 """Return measures of SPEC: the time-weighted index (TWR, max drawdown) and the money-weighted IRR."""
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -135,26 +134,37 @@ def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
         else:
             high = g
         step = g - value / slope if slope else math.nan
+        if abs(step - g) < 1e-13 * max(1.0, abs(g)):
+            g = step  # converged: the root may sit on the bracket's edge, so never bisect away from it
+            break
         g = step if low < step < high else (low + high) / 2
-        if high - low < 1e-12 * max(1.0, abs(g)) or abs(value / slope if slope else 1) < 1e-13 * max(1.0, abs(g)):
+        if high - low < 1e-12 * max(1.0, abs(g)):
             break
     return percent(_rate_from_log(g) * 100)
 
 
 def _bracket_nearest_zero(npv: Callable[[float], float]) -> tuple[float, float] | None:
-    """Two values of g around the root nearest g = 0, or None when the NPV never changes sign."""
-    points = [0.0]
+    """Two values of g around the root nearest g = 0 (or the same value twice at an exact root), or None when
+    the NPV keeps its sign out to ±IRR_SEARCH_LIMIT. Steps outward, so a usual root costs a few evaluations."""
+    at_zero = npv(0.0)
+    if at_zero == 0:
+        return 0.0, 0.0
+    inner_up = inner_down = 0.0
+    f_up = f_down = at_zero
     step = 0.5
     while step <= IRR_SEARCH_LIMIT:
-        points.extend((step, -step))
+        for inner, f_inner, outer in ((inner_up, f_up, step), (inner_down, f_down, -step)):
+            f_outer = npv(outer)
+            if f_outer == 0:
+                return outer, outer
+            if f_inner * f_outer < 0:
+                return (inner, outer) if inner < outer else (outer, inner)
+            if outer > 0:
+                inner_up, f_up = outer, f_outer
+            else:
+                inner_down, f_down = outer, f_outer
         step *= 2
-    signs = {g: npv(g) for g in points}
-    ordered = sorted(signs)
-    pairs = [(a, a) for a in ordered if signs[a] == 0]
-    pairs += [(a, b) for a, b in itertools.pairwise(ordered) if signs[a] * signs[b] < 0]
-    if not pairs:
-        return None
-    return min(pairs, key=lambda pair: min(abs(pair[0]), abs(pair[1])))
+    return None
 
 
 def _rate_from_log(g: float) -> Decimal:
