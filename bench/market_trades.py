@@ -118,3 +118,17 @@ class GatewayUser:
             raise RuntimeError(f"the import saved {report['imported']} rows: {report}")
         metrics = await self.wait_until_priced(portfolio_id, transactions, timeout)
         return time.perf_counter() - started, metrics
+
+    async def post_until_priced(self, portfolio_id: str, trades: list[Trade], transactions: int, timeout: float
+                                ) -> tuple[float, dict[str, Any]]:
+        """Seconds from the first POST of the trades (one by one, in time order, each answered 202 before the
+        next) to the moment no trade of the portfolio is pending, and the final metrics."""
+        started = time.perf_counter()
+        for trade in trades:
+            response = await self.api.post(
+                f"/v1/portfolios/{portfolio_id}/transactions", headers=self.headers,
+                json={"side": trade.side, "amount_btc": str(trade.amount_btc),
+                      "at": trade.at.isoformat().replace("+00:00", "Z"), "fee_usd": str(trade.fee_usd)})
+            response.raise_for_status()
+        metrics = await self.wait_until_priced(portfolio_id, transactions, timeout)
+        return time.perf_counter() - started, metrics
