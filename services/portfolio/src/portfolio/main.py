@@ -75,7 +75,8 @@ async def build(settings: Settings) -> PortfolioApp:
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
-    writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes)
+    writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes,
+                         settings.write_linger_seconds)
     broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))
     return PortfolioApp(settings, service, broker, relay, writer, prices)
 

@@ -1,6 +1,8 @@
 """The portfolio service on the bus: commands (request/reply), price answers and ticks, and the outbox relay."""
 
 import asyncio
+import math
+import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -59,6 +61,13 @@ class WriteLane:
     has_work: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def answered_portfolio(message: Message) -> str | None:
+    """The portfolio of a single price answer (those may wait to be applied together)."""
+    if isinstance(message, PriceResolved | PriceUnavailable) and message.schema_version == 1:
+        return message.portfolio_id
+    return None
+
+
 class WriteBatcher:
     """Every write of this copy (commands, price answers, ticks) goes through a batch.
 
@@ -68,9 +77,12 @@ class WriteBatcher:
     nothing. Each message's handler awaits its own result, so it is acked (or replied to) only after the
     commit. A batch that fails as a whole is retried one message at a time, to find the one at fault."""
 
-    def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100, lanes: int = 2) -> None:
-        self.service, self.relay, self.limit = service, relay, limit
+    def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100, lanes: int = 2,
+                 linger_seconds: float = 0.1) -> None:
+        self.service, self.relay, self.limit, self.linger_seconds = service, relay, limit, linger_seconds
         self.lanes = [WriteLane() for _ in range(lanes)]
+        self.parked: dict[str, list[tuple[Message, asyncio.Future[handlers.Handled]]]] = {}
+        self.last_answer_at: dict[str, float] = {}
         BATCH_SIZE.observe(0)
 
     def lane_of(self, message: Message) -> "WriteLane":
@@ -80,10 +92,41 @@ class WriteBatcher:
 
     async def submit(self, message: Message) -> handlers.Handled:
         future: asyncio.Future[handlers.Handled] = asyncio.get_running_loop().create_future()
-        lane = self.lane_of(message)
-        lane.waiting.append((message, future))
-        lane.has_work.set()
+        portfolio_id = answered_portfolio(message)
+        if portfolio_id is not None and self.linger(portfolio_id):
+            self.park(portfolio_id, message, future)
+        else:
+            self.enqueue([(message, future)])
         return await future
+
+    def enqueue(self, items: list[tuple[Message, "asyncio.Future[handlers.Handled]"]]) -> None:
+        lane = self.lane_of(items[0][0])
+        lane.waiting.extend(items)
+        lane.has_work.set()
+
+    def linger(self, portfolio_id: str) -> bool:
+        """Whether a price answer waits a moment for more of its portfolio's: answers that follow each other (a
+        burst of trades) are then applied in one fold of the ledger, whatever their time order, instead of one
+        fold each; a lone answer goes straight on."""
+        now = time.monotonic()
+        recent = now - self.last_answer_at.get(portfolio_id, -math.inf) < self.linger_seconds
+        self.last_answer_at[portfolio_id] = now
+        if len(self.last_answer_at) > 10_000:
+            self.last_answer_at = {k: t for k, t in self.last_answer_at.items() if now - t < self.linger_seconds}
+        return recent or portfolio_id in self.parked
+
+    def park(self, portfolio_id: str, message: Message, future: "asyncio.Future[handlers.Handled]") -> None:
+        group = self.parked.setdefault(portfolio_id, [])
+        group.append((message, future))
+        if len(group) == 1:
+            asyncio.get_running_loop().call_later(self.linger_seconds, self.release, portfolio_id)
+        elif len(group) >= self.limit:
+            self.release(portfolio_id)
+
+    def release(self, portfolio_id: str) -> None:
+        group = self.parked.pop(portfolio_id, None)
+        if group:
+            self.enqueue(group)
 
     async def run(self) -> None:
         await asyncio.gather(*(self.run_lane(lane) for lane in self.lanes))

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     """The most messages handled in one database transaction."""
     write_lanes: int = 2
     """Batches run side by side, each over its own portfolios (a portfolio always goes to the same lane)."""
+    write_linger_seconds: float = Field(default=0.1, ge=0, le=2)
+    """A price answer that follows another of its portfolio within this time waits this long for more, so that a
+    burst is applied in one fold of the ledger (a lone answer never waits)."""
 
     @property
     def asyncpg_dsn(self) -> str:
