@@ -39,7 +39,7 @@ from portfolio.domain import (
     validate_time,
 )
 from portfolio.domain import events as ev
-from portfolio.domain.events import PortfolioState
+from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.projection import commit_events, load_owned, refresh_metrics, updated_event
 from portfolio.service import Outcome, PortfolioService, transaction_not_found
 from portfolio.unit_of_work import UnitOfWork
@@ -148,12 +148,19 @@ async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction
     return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
 
 
-async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: EditTransaction
-                           ) -> Outcome:
+async def load_transaction(uow: UnitOfWork, command: EditTransaction | DeleteTransaction
+                           ) -> tuple[PortfolioState, TransactionState]:
+    """The owner's portfolio, locked, with the transaction the command names (or NotFound)."""
     state = await load_owned(uow, command, command.portfolio_id, [command.transaction_id])
     tx = state.transactions.get(command.transaction_id)
     if tx is None:
         raise transaction_not_found(command.transaction_id)
+    return state, tx
+
+
+async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: EditTransaction
+                           ) -> Outcome:
+    state, tx = await load_transaction(uow, command)
     if command.amount_btc is not None:
         validate_amount(command.amount_btc)
     new_at = validate_time(command.at, service.clock()) if command.at is not None else None
@@ -184,10 +191,7 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
 
 async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command: DeleteTransaction
                              ) -> Outcome:
-    state = await load_owned(uow, command, command.portfolio_id, [command.transaction_id])
-    gone = state.transactions.get(command.transaction_id)
-    if gone is None:
-        raise transaction_not_found(command.transaction_id)
+    state, gone = await load_transaction(uow, command)
     check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                     if t.transaction_id != command.transaction_id])
     await commit_events(uow, state, [ev.TransactionDeleted(command.transaction_id)], command,
