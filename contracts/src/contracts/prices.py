@@ -1,7 +1,7 @@
 """Messages about BTC-USD prices: requests for a trade's price, answers, ticks and range queries."""
 
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -64,15 +64,14 @@ class PriceRequested(Message):
         return self
 
     @classmethod
-    def batch(cls, portfolio_id: str | None, items: list[WantedPrice], **envelope: str) -> "PriceRequested":
+    def batch(cls, portfolio_id: str | None, items: list[WantedPrice], **envelope: Any) -> "PriceRequested":
         return cls(schema_version=2, portfolio_id=portfolio_id, items=items, **envelope)
 
     def wanted(self) -> list[WantedPrice]:
         """Every trade asked for; a schema 1 request is its own request_id."""
-        if self.items:
+        if self.items or self.transaction_id is None or self.at is None:
             return self.items
-        return [WantedPrice(request_id=self.message_id, transaction_id=self.transaction_id,  # type: ignore[arg-type]
-                            at=self.at)]
+        return [WantedPrice(request_id=self.message_id, transaction_id=self.transaction_id, at=self.at)]
 
 
 class ResolvedPrice(BaseModel):

@@ -195,8 +195,8 @@ def test_irr_finds_roots_far_from_zero() -> None:
 def test_an_irr_found_zeroes_the_net_present_value(flows: list[tuple[int, int]]) -> None:
     dated = [(T0 + timedelta(hours=hours), D(amount)) for hours, amount in flows]
     rate = irr_pct(dated)
-    if rate is None or rate <= -100 or rate > D("1e6"):
-        return
+    if rate is None or rate <= -99 or rate > D("1e6"):
+        return  # near −100 % the rate reported to 10 decimals can't pin the root (1 + r is below 1e-2)
     start = min(at for at, _ in dated)
     base = 1 + float(rate) / 100
     npv = sum(float(amount) * base ** (-(at - start).total_seconds() / (365 * 86400)) for at, amount in dated)

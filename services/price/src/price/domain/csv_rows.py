@@ -38,7 +38,8 @@ def _row(record: dict[str, str], columns: dict[str, str]) -> CandleRow:
     if hour % HOUR:
         raise ValueError(f"{columns['hour']} {hour} is not the start of an hour (divisible by 3600)")
     values = {name: _decimal(record.get(column) or "", column) for name, column in columns.items() if name != "hour"}
-    row = CandleRow(hour=hour, **values)
+    row = CandleRow(hour=hour, open=values["open"], high=values["high"], low=values["low"], close=values["close"],
+                    volume=values["volume"])
     if row.low > row.high:
         raise ValueError(f"low {row.low} is above high {row.high}")
     return row
