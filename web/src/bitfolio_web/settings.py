@@ -11,7 +11,8 @@ DEV_STORAGE_SECRET = "bitfolio-web-dev-storage-secret-change-me"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEB_", env_file=".env", extra="ignore")
 
-    env: Literal["dev", "test", "prod"] = "dev"
+    # prod unless told otherwise: a deployment that forgets WEB_ENV must not sign sessions with the public dev secret
+    env: Literal["dev", "test", "prod"] = "prod"
     log_level: str = "INFO"
     gateway_url: str = "http://127.0.0.1:8000"
     rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
