@@ -117,18 +117,27 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
 
 def project(opens: DailyOpens, ledger: Ledger, state: PortfolioState, holds: dict[str, SellHold],
             market: repo.Market | None, flows: Sequence[tuple[datetime, Decimal]] | None = None) -> repo.Projection:
-    """The stored figures of a portfolio: its metrics document (IRR only when `flows` are given), and the return
-    index with the midnights since the last trade folded in."""
+    """The stored figures of a portfolio after a write: its held sells shown as pending or failed, and the
+    midnights since its last trade up to the latest price."""
     as_of = market.as_of if market else None
     tail = opens.between(ledger.last_at, as_of) if ledger.last_at is not None and as_of is not None else ()
-    figures = portfolio_figures(ledger, latest_price=market.price_usd if market else None, as_of=as_of,
-                                goal_usd=state.goal_usd, midnight_opens_since_last_trade=tail, flows=flows)
     shown = [hold.status for hold in holds.values()]
-    document = views.metrics_document(figures, public_counts(state.counts, holds.values()))
+    return figures_stored(state, ledger, public_counts(state.counts, holds.values()), market, tail, flows,
+                          held_pending=shown.count(TransactionStatus.PENDING),
+                          held_failed=shown.count(TransactionStatus.FAILED))
+
+
+def figures_stored(state: PortfolioState, ledger: Ledger, shown_counts: dict[str, int], market: repo.Market | None,
+                   tail: Sequence[tuple[datetime, Decimal]], flows: Sequence[tuple[datetime, Decimal]] | None,
+                   held_pending: int = 0, held_failed: int = 0) -> repo.Projection:
+    """Every figure by the domain function (IRR only when `flows` are given) as the stored metrics document, and
+    the return index with the `tail` midnights (those after the last trade) folded in."""
+    figures = portfolio_figures(ledger, latest_price=market.price_usd if market else None,
+                                as_of=market.as_of if market else None, goal_usd=state.goal_usd,
+                                midnight_opens_since_last_trade=tail, flows=flows)
     folded = ledger.returns.folded(tail)
-    return repo.Projection(state.portfolio_id, ledger, document, folded.peak, folded.max_drawdown,
-                           held_pending=shown.count(TransactionStatus.PENDING),
-                           held_failed=shown.count(TransactionStatus.FAILED))
+    return repo.Projection(state.portfolio_id, ledger, views.metrics_document(figures, shown_counts), folded.peak,
+                           folded.max_drawdown, held_pending, held_failed)
 
 
 def updated_event(state: PortfolioState, metrics: dict[str, Any] | None, cause: Message | None, reason: str,
@@ -181,31 +190,21 @@ def moved_to(item: repo.TickInputs, market: repo.Market, midnights: Sequence[tup
     """A portfolio's figures at a new price, by the same domain function as every write: the stored ledger state
     (without its lots, which a price does not touch), the midnights since the last tick after its last trade."""
     tail = [(day, price) for day, price in midnights if item.last_at is None or day > item.last_at]
-    figures = portfolio_figures(item.ledger, latest_price=market.price_usd, as_of=market.as_of,
-                                goal_usd=item.state.goal_usd, midnight_opens_since_last_trade=tail, flows=flows)
-    folded = item.ledger.returns.folded(tail)
-    return repo.Projection(item.state.portfolio_id, item.ledger, views.metrics_document(figures, item.shown_counts), folded.peak,
-                           folded.max_drawdown)
+    return figures_stored(item.state, item.ledger, item.shown_counts, market, tail, flows)
 
 
 IRR_BATCH = 1000
 
 
-async def refresh_irrs(connection: asyncpg.Connection, cause: Message | None, reason: str, *,
-                       batches: int | None = None) -> list[Message]:
-    """The IRR of every portfolio whose IRR is due (up to `batches` batches), and a portfolio.updated for each."""
+async def refresh_due_irrs(connection: asyncpg.Connection) -> list[Message]:
+    """The IRR of up to IRR_BATCH portfolios whose IRR is due, and a portfolio.updated for each."""
+    due = await repo.irr_inputs(connection, IRR_BATCH)
+    if not due:
+        return []
+    irrs = {item.portfolio_id: irr_at(item.flows, item.current_value_usd, item.as_of) for item in due}
     updates: list[Message] = []
-    done = 0
-    while batches is None or done < batches:
-        due = await repo.irr_inputs(connection, IRR_BATCH)
-        if not due:
-            break
-        irrs = {item.portfolio_id: irr_at(item.flows, item.current_value_usd, item.as_of) for item in due}
-        caused = cause.caused() if cause is not None else {}
-        for row in await repo.store_irrs(connection, irrs):
-            view = views.portfolio_view(row)
-            updates.append(PortfolioUpdated(owner_id=view.owner_id, portfolio_id=view.portfolio_id,
-                                            version=view.version, reason=reason, portfolio=view,
-                                            metrics=view.metrics, **caused))
-        done += 1
+    for row in await repo.store_irrs(connection, irrs):
+        view = views.portfolio_view(row)
+        updates.append(PortfolioUpdated(owner_id=view.owner_id, portfolio_id=view.portfolio_id, version=view.version,
+                                        reason="irr_updated", portfolio=view, metrics=view.metrics))
     return updates

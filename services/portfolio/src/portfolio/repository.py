@@ -348,14 +348,12 @@ class IrrInputs:
     as_of: datetime | None
 
 
-async def irr_inputs(connection: asyncpg.Connection, limit: int, portfolio_ids: Sequence[str] | None = None
-                     ) -> list[IrrInputs]:
-    """Portfolios whose IRR is due (all of them, or those named), locked, with their counted cash flows."""
+async def irr_inputs(connection: asyncpg.Connection, limit: int) -> list[IrrInputs]:
+    """Up to `limit` portfolios whose IRR is due, locked, with their counted cash flows."""
     rows = await connection.fetch(
         """SELECT portfolio_id, metrics->>'current_value_usd' AS value, metrics->>'priced_until' AS as_of
-           FROM portfolios WHERE irr_due AND NOT deleted AND ($2::text[] IS NULL OR portfolio_id = ANY($2::text[]))
-           ORDER BY portfolio_id LIMIT $1 FOR UPDATE SKIP LOCKED""",
-        limit, None if portfolio_ids is None else list(portfolio_ids))
+           FROM portfolios WHERE irr_due AND NOT deleted ORDER BY portfolio_id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit)
     if not rows:
         return []
     flows = await counted_cash_flows(connection, [r[0] for r in rows])

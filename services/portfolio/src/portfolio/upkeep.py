@@ -53,7 +53,7 @@ class Upkeep:
     async def refresh_irrs(self) -> int:
         """One batch of due IRRs in one transaction; returns how many portfolios it updated."""
         async with self.service.pool.acquire() as connection, connection.transaction():
-            updates = await projection.refresh_irrs(connection, None, "irr_updated", batches=1)
+            updates = await projection.refresh_due_irrs(connection)
             await self.publish(connection, updates)
         return len(updates)
 
