@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,7 @@ import asyncpg
 import orjson
 from portfolio.db import create_pool
 from portfolio.domain import events as ev
-from portfolio.market_data import PriceSource
-from portfolio.replay import rebuild, write
-from portfolio.service import PortfolioService
+from portfolio.replay import replay_in_parallel
 
 from bench.common import Figure, drop_database, plain, scratch_database, write_results
 
@@ -56,6 +55,7 @@ async def main() -> None:
         await connection.copy_records_to_table(
             "events", records=rows, columns=("stream_id", "version", "position", "type", "payload", "metadata",
                                              "recorded_at"))
+        await connection.execute("UPDATE event_position SET last_position = (SELECT max(position) FROM events)")
         started = time.perf_counter()
         raw = await connection.fetch("SELECT position, stream_id, version, type, payload::text, metadata::text, "
                                      "recorded_at FROM events ORDER BY position")
@@ -70,23 +70,24 @@ async def main() -> None:
         await connection.close()
         del raw, decoded
         pool = await create_pool(plain(url))
-        service = PortfolioService(pool, PriceSource(None))
+        workers = os.cpu_count() or 1
         started = time.perf_counter()
-        rebuilt = await rebuild(service)
-        await write(pool, rebuilt, None)
+        portfolios = await replay_in_parallel(pool, plain(url), workers)
         replayed = time.perf_counter() - started
+        assert portfolios == PORTFOLIOS, portfolios
         await pool.close()
     finally:
         await drop_database(url)
     write_results("portfolio_replay", [
-        Figure(f"replay {len(rows):,} events into projections", replayed, "s",
-               "raw asyncpg read + json decode of the whole rows (payload and metadata)", whole_rows,
-               "≤ 10 s and ≤ 3× the raw read", replayed <= 10 and replayed / whole_rows <= 3),
-        Figure(f"replay {len(rows):,} events (stricter baseline)", replayed, "s",
-               "raw read of only the columns a replay needs, orjson decode", lean, "≤ 3× the raw read",
-               replayed / lean <= 3)],
-        f"{PORTFOLIOS} portfolios (fifo) of ~{PER_PORTFOLIO} events; replay = read + fold + ledger + metrics + "
-        "COPY of the projections")
+        Figure(f"replay {len(rows):,} events into projections ({workers} processes)", replayed, "s",
+               "raw read of only the columns a replay needs, orjson decode", lean, "≤ 2× the raw read",
+               replayed / lean <= 2),
+        Figure(f"replay {len(rows):,} events ({workers} processes, against the whole rows)", replayed, "s",
+               "raw asyncpg read + json decode of the whole rows (payload and metadata)", whole_rows, "report", True)],
+        f"{PORTFOLIOS} portfolios (fifo) of ~{PER_PORTFOLIO} events; replay = `portfolio replay`'s parallel path: "
+        f"{workers} worker processes each read and fold their share of the streams (ledger, metrics) and COPY it "
+        "into staging tables, then one transaction moves the rows into the projections and rebuilds their "
+        "secondary indexes. Before (one process, 2026-11-24): 30.97 s, 4.21× the raw read")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Replay rebuilds the projections from the log; --check finds any difference from the live projections."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from contracts.portfolios import (
     CostBasisMethod,
     CreatePortfolio,
@@ -20,6 +22,7 @@ from contracts.portfolios import (
 )
 from portfolio import repository as repo
 from portfolio.domain import CHECKPOINT_EVERY, Ledger, replay_ledger
+from portfolio.replay import ReplayRaced, replay_in_parallel
 
 OWNER = "owner-replay"
 
@@ -114,3 +117,64 @@ async def test_back_dated_changes_resume_from_a_checkpoint_and_equal_a_full_repl
     rebuilt_checkpoints: list[Ledger] = []
     replay_ledger(CostBasisMethod.FIFO, trades, portfolio_app.service.opens.between, checkpoints=rebuilt_checkpoints)
     assert [json.loads(row["ledger"]) for row in kept] == [c.to_json() for c in rebuilt_checkpoints]
+
+
+async def catalog(pool) -> list[tuple]:
+    """Names and definitions of the projection tables' indexes and constraints, and whether each table is logged."""
+    return [tuple(row) for row in await pool.fetch(
+        "SELECT c.relname, c.relpersistence, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
+        "FROM pg_class c LEFT JOIN pg_index i ON i.indrelid = c.oid "
+        "WHERE c.relname IN ('transactions', 'portfolios', 'ledger_checkpoints') ORDER BY 1, 3")]
+
+
+async def test_a_parallel_replay_equals_the_live_projections_and_keeps_every_index(commands, portfolio_settings,
+                                                                                 portfolio_app) -> None:
+    """Two worker processes each fold a run of streams into staging tables, which one transaction swaps in: the
+    result equals the live projections, and the tables keep their indexes, keys and names."""
+    ids = []
+    for n, method in enumerate(("fifo", "average", "lifo", "hifo", "fifo")):
+        portfolio_id = (await commands.ok(CreatePortfolio(owner_id=OWNER, name=f"P{n}", cost_basis_method=method)))[
+            "portfolio_id"]
+        await commands.ok(ImportTransactions(owner_id=OWNER, portfolio_id=portfolio_id,
+                                             csv_text=typed_trades_csv(40 + 100 * n)))
+        ids.append(portfolio_id)
+    pool = portfolio_app.service.pool
+    before = {pid: await commands.ok(GetPortfolio(owner_id=OWNER, portfolio_id=pid)) for pid in ids}
+    indexes = await catalog(pool)
+    await pool.execute("UPDATE portfolios SET metrics = jsonb_set(metrics, '{invested_usd}', '\"1\"')")
+
+    replayed = replay_cli(portfolio_settings, "replay", "--workers", "2")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "with 2 processes" in replayed.stderr
+    assert await catalog(pool) == indexes
+    assert not await pool.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE 'replay\\_%'")
+    check = replay_cli(portfolio_settings, "replay", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    for pid in ids:
+        after = await commands.ok(GetPortfolio(owner_id=OWNER, portfolio_id=pid))
+        assert {k: v for k, v in after["metrics"].items() if k != "irr_pct"} == \
+            {k: v for k, v in before[pid]["metrics"].items() if k != "irr_pct"}
+        assert after["version"] == before[pid]["version"]
+
+
+async def test_a_parallel_replay_that_events_overtook_is_refused_and_changes_nothing(commands, portfolio_settings,
+                                                                                   portfolio_app) -> None:
+    portfolio_id = (await commands.ok(CreatePortfolio(owner_id=OWNER, name="Raced")))["portfolio_id"]
+    await commands.ok(ImportTransactions(owner_id=OWNER, portfolio_id=portfolio_id, csv_text=typed_trades_csv(30)))
+    pool = portfolio_app.service.pool
+    written: list[asyncio.Task] = []
+
+    def record_a_trade_meanwhile(_: int) -> None:
+        if not written:
+            written.append(asyncio.ensure_future(commands.ok(RecordTransaction(
+                owner_id=OWNER, portfolio_id=portfolio_id, side="buy", amount_btc=Decimal("0.1"),
+                at="2024-05-01T00:00:00Z", price_usd=Decimal("60000")))))
+
+    with pytest.raises(ReplayRaced):
+        await replay_in_parallel(pool, portfolio_settings.asyncpg_dsn, 2, record_a_trade_meanwhile)
+    await written[0]
+    page = await commands.ok(ListTransactions(owner_id=OWNER, portfolio_id=portfolio_id, limit=100))
+    assert page["total"] == 31  # the live projections still hold the trade recorded during the replay
+    assert not await pool.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE 'replay\\_%'")
+    check = replay_cli(portfolio_settings, "replay", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr

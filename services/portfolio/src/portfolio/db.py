@@ -110,7 +110,6 @@ transactions = sa.Table(
     sa.Column("hold_reason", sa.Text),
     sa.Column("hold_detail", sa.Text),
     sa.Index("transactions_timeline", "portfolio_id", "at", "sequence"),
-    sa.Index("transactions_newest_first", "portfolio_id", sa.text("at DESC"), sa.text("sequence DESC")),
 )
 
 market = sa.Table(

@@ -97,5 +97,51 @@ async def read_all(pool: asyncpg.Pool, after: int = 0, batch: int = 20_000, stre
         rows = await following if following is not None else []
 
 
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """The streams from `first` to `last` (inclusive, in stream id order) up to a position: one replay worker's share
+    of the log."""
+
+    first: str
+    last: str
+    until: int
+
+
+async def read_streams(pool: asyncpg.Pool, part: Partition, batch: int = 20_000) -> AsyncIterator[list[StoredEvent]]:
+    """The partition's events, each stream in version order (streams one after another: a fold per stream does not
+    need the global order), in batches along the primary key; the next batch is read while the caller works."""
+    query = ("SELECT position, stream_id, version, type, payload::text, recorded_at FROM events "
+             "WHERE (stream_id, version) > ($1, $2) AND stream_id <= $3 AND position <= $4 "
+             "ORDER BY stream_id, version LIMIT $5")
+
+    async def fetch(stream_id: str, version: int) -> list[asyncpg.Record]:
+        return await pool.fetch(query, stream_id, version, part.last, part.until, batch)
+
+    rows = await fetch(part.first, 0)
+    while rows:
+        following = asyncio.ensure_future(fetch(rows[-1][1], rows[-1][2])) if len(rows) == batch else None
+        try:
+            yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), {}, r[5]) for r in rows]
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        rows = await following if following is not None else []
+
+
+async def partitions(pool: asyncpg.Pool, count: int) -> list[Partition]:
+    """Split the log as it is now into at most `count` runs of whole streams with about as many events each."""
+    until = int(await pool.fetchval("SELECT last_position FROM event_position"))
+    sizes = await pool.fetch("SELECT stream_id, count(*) AS events FROM events WHERE position <= $1 "
+                             "GROUP BY stream_id ORDER BY stream_id", until)
+    total, found, start, taken = sum(r["events"] for r in sizes), [], 0, 0
+    for index, row in enumerate(sizes):
+        taken += row["events"]
+        if taken * count >= total * (len(found) + 1) or index == len(sizes) - 1:
+            found.append(Partition(sizes[start]["stream_id"], row["stream_id"], until))
+            start = index + 1
+    return found
+
+
 async def count(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM events"))

@@ -1,7 +1,12 @@
 """Rebuild every projection from the event log, or compare a rebuild with the live projections."""
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+import multiprocessing
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -11,12 +16,22 @@ import asyncpg
 from contracts.portfolios import TransactionStatus
 
 from portfolio import repository as repo
+from portfolio.db import create_pool
 from portfolio.domain import Ledger, TradeOutcome, cash_flows, replay_ledger
 from portfolio.domain.events import PortfolioState, apply_event, read_event
 from portfolio.domain.sell_holds import sell_holds
-from portfolio.event_log import count, read_all
+from portfolio.event_log import Partition, count, partitions, read_all, read_streams
+from portfolio.market_data import PriceSource
 from portfolio.projection import project
 from portfolio.service import PortfolioService
+
+PROJECTION_TABLES = ("transactions", "portfolios", "ledger_checkpoints")
+STAGING = "replay_"
+"""A parallel replay's workers fill `replay_<table>` copies; one transaction then moves them into the projections."""
+
+
+class ReplayRaced(Exception):
+    """Events were appended while a parallel replay ran, so its rebuild is already behind the log."""
 
 
 @dataclass
@@ -31,11 +46,12 @@ class RebuiltPortfolio:
         return self.projection.metrics
 
 
-async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callable[[int], None]
-                   ) -> dict[str, PortfolioState]:
+async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callable[[int], None],
+                   part: Partition | None = None) -> dict[str, PortfolioState]:
     states: dict[str, PortfolioState] = {}
     stream = f"portfolio-{portfolio_id}" if portfolio_id else None
-    async for batch in read_all(pool, stream_id=stream, metadata=False):
+    batches = read_streams(pool, part) if part else read_all(pool, stream_id=stream, metadata=False)
+    async for batch in batches:
         for event in batch:
             key = event.stream_id.removeprefix("portfolio-")
             states[key] = apply_event(states.get(key), read_event(event.type, event.payload), event.recorded_at)
@@ -44,8 +60,9 @@ async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callab
 
 
 async def rebuild(service: PortfolioService, portfolio_id: str | None = None,
-                  advance: Callable[[int], None] = lambda _: None) -> dict[str, RebuiltPortfolio]:
-    states = await fold_log(service.pool, portfolio_id, advance)
+                  advance: Callable[[int], None] = lambda _: None, part: Partition | None = None
+                  ) -> dict[str, RebuiltPortfolio]:
+    states = await fold_log(service.pool, portfolio_id, advance, part)
     market = await repo.market(service.pool)
     await service.opens.load(service.pool)
     rebuilt = {}
@@ -69,33 +86,142 @@ async def rebuild(service: PortfolioService, portfolio_id: str | None = None,
     return rebuilt
 
 
+def projection_rows(rebuilt: dict[str, RebuiltPortfolio]) -> dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]:
+    """The rebuild as COPY-ready rows per projection table: table → (columns, rows)."""
+    transactions = []
+    for item in rebuilt.values():
+        if item.state.deleted:
+            continue
+        for tx in item.state.transactions.values():
+            outcome = item.outcomes.get(tx.transaction_id, TradeOutcome(tx.transaction_id))
+            transactions.append((*repo.transaction_row(item.state.portfolio_id, tx), outcome.cost_usd,
+                                 outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd))
+    return {
+        "portfolios": (repo.PORTFOLIO_COLUMNS,
+                       [repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()]),
+        "ledger_checkpoints": (repo.CHECKPOINT_COLUMNS,
+                               [repo.checkpoint_record(item.state.portfolio_id, ledger)
+                                for item in rebuilt.values() for ledger in item.checkpoints]),
+        "transactions": ((*repo.TX_COLUMNS, *repo.OUTCOME_COLUMNS), transactions)}
+
+
 async def write(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfolio_id: str | None) -> None:
     """Replace the projections (all, or one portfolio's) with the rebuild, in one transaction."""
     async with pool.acquire() as connection, connection.transaction():
         if portfolio_id:
-            await connection.execute("DELETE FROM transactions WHERE portfolio_id = $1", portfolio_id)
-            await connection.execute("DELETE FROM portfolios WHERE portfolio_id = $1", portfolio_id)
-            await connection.execute("DELETE FROM ledger_checkpoints WHERE portfolio_id = $1", portfolio_id)
+            for table in PROJECTION_TABLES:
+                await connection.execute(f"DELETE FROM {table} WHERE portfolio_id = $1", portfolio_id)
         else:
-            await connection.execute("TRUNCATE transactions, portfolios, ledger_checkpoints")
-        await connection.copy_records_to_table(
-            "portfolios", columns=repo.PORTFOLIO_COLUMNS, records=[
-                repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()])
-        await connection.copy_records_to_table(
-            "ledger_checkpoints", columns=repo.CHECKPOINT_COLUMNS, records=[
-                repo.checkpoint_record(item.state.portfolio_id, ledger)
-                for item in rebuilt.values() for ledger in item.checkpoints])
-        rows = []
-        for item in rebuilt.values():
-            if item.state.deleted:
-                continue
-            for tx in item.state.transactions.values():
-                outcome = item.outcomes.get(tx.transaction_id, TradeOutcome(tx.transaction_id))
-                rows.append((*repo.transaction_row(item.state.portfolio_id, tx), outcome.cost_usd,
-                             outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd))
-        await connection.copy_records_to_table(
-            "transactions", records=rows,
-            columns=[*repo.TX_COLUMNS, "cost_usd", "proceeds_usd", "cost_basis_sold_usd", "realized_pnl_usd"])
+            await connection.execute(f"TRUNCATE {', '.join(PROJECTION_TABLES)}")
+        for table, (columns, rows) in projection_rows(rebuilt).items():
+            await connection.copy_records_to_table(table, columns=columns, records=rows)
+
+
+async def replay_in_parallel(pool: asyncpg.Pool, dsn: str, workers: int,
+                             advance: Callable[[int], None] = lambda _: None) -> int:
+    """Rebuild every projection with `workers` processes, each folding a run of whole streams and COPYing it into
+    staging copies of the projection tables; their indexes are built, then one transaction swaps the copies in
+    (refused if the log grew meanwhile). Returns the number of portfolios rebuilt."""
+    parts = await partitions(pool, workers)
+    tables = {table: await _table_keys(pool, table) for table in PROJECTION_TABLES}
+    try:
+        async with pool.acquire() as connection:
+            for table in PROJECTION_TABLES:
+                await connection.execute(f"DROP TABLE IF EXISTS {STAGING}{table}")
+                await connection.execute(
+                    f"CREATE TABLE {STAGING}{table} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
+        rebuilt = await _run_workers(dsn, parts, advance)
+        await asyncio.gather(*(_build(pool, statement) for keys in tables.values() for statement in keys.staged))
+        async with pool.acquire() as connection, connection.transaction():
+            until = parts[-1].until if parts else 0
+            # the projections first, then the log's position: the order a write takes them in, so no deadlock
+            await connection.execute(f"LOCK TABLE {', '.join(PROJECTION_TABLES)} IN ACCESS EXCLUSIVE MODE")
+            if await connection.fetchval("SELECT last_position FROM event_position FOR UPDATE") != until:
+                raise ReplayRaced("Events were recorded while the replay ran; stop the portfolio service and replay "
+                                  "again.")
+            for table, keys in tables.items():
+                await connection.execute(f"DROP TABLE {table}")
+                await connection.execute(f"ALTER TABLE {STAGING}{table} RENAME TO {table}")
+                for statement in keys.renames:
+                    await connection.execute(statement)
+        return rebuilt
+    finally:
+        async with pool.acquire() as connection:
+            for table in PROJECTION_TABLES:
+                await connection.execute(f"DROP TABLE IF EXISTS {STAGING}{table}")
+
+
+@dataclass(frozen=True)
+class _TableKeys:
+    staged: list[str]
+    """Statements that give the staging copy the live table's primary key, unique constraints and indexes."""
+    renames: list[str]
+    """Statements that give them the live names once the copy has taken the table's place."""
+
+
+async def _table_keys(pool: asyncpg.Pool, table: str) -> _TableKeys:
+    """Read the live table's keys and indexes from the catalog, so that the swap keeps whatever the migrations made."""
+    staged, renames = [], []
+    for row in await pool.fetch("SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+                                "WHERE conrelid = $1::regclass AND contype IN ('p', 'u')", table):
+        staged.append(f"ALTER TABLE {STAGING}{table} ADD CONSTRAINT {STAGING}{row['conname']} {row['definition']}")
+        renames.append(f"ALTER TABLE {table} RENAME CONSTRAINT {STAGING}{row['conname']} TO {row['conname']}")
+    for row in await pool.fetch(
+            "SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)", table):
+        head, _, tail = row["definition"].partition(" ON ")
+        staged.append(f"{head.replace(row['name'], STAGING + row['name'], 1)} ON "
+                      f"{tail.replace(f'.{table} ', f'.{STAGING}{table} ', 1)}")
+        renames.append(f"ALTER INDEX {STAGING}{row['name']} RENAME TO {row['name']}")
+    return _TableKeys(staged, renames)
+
+
+async def _build(pool: asyncpg.Pool, statement: str) -> None:
+    async with pool.acquire() as connection:
+        await connection.execute(statement)
+
+
+async def _run_workers(dsn: str, parts: list[Partition], advance: Callable[[int], None]) -> int:
+    if not parts:
+        return 0
+    context = multiprocessing.get_context("spawn")
+    progress = context.Queue()
+    with ProcessPoolExecutor(len(parts), mp_context=context, initializer=_start_worker,
+                             initargs=(progress,)) as executor:
+        loop = asyncio.get_running_loop()
+        done = asyncio.gather(*(loop.run_in_executor(executor, _replay_part, dsn, part) for part in parts))
+        while not done.done():
+            await asyncio.wait([done], timeout=0.1)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    advance(progress.get_nowait())
+        return sum(await done)
+
+
+_progress: "multiprocessing.Queue[int] | None" = None
+
+
+def _start_worker(progress: "multiprocessing.Queue[int]") -> None:
+    global _progress
+    _progress = progress
+
+
+def _replay_part(dsn: str, part: Partition) -> int:
+    return asyncio.run(_replay_part_into_staging(dsn, part))
+
+
+async def _replay_part_into_staging(dsn: str, part: Partition) -> int:
+    pool = await create_pool(dsn)
+    try:
+        service = PortfolioService(pool, PriceSource(None))
+        rebuilt = await rebuild(service, advance=_progress.put if _progress else lambda _: None, part=part)
+        async with pool.acquire() as connection:
+            for table, (columns, rows) in projection_rows(rebuilt).items():
+                await connection.copy_records_to_table(STAGING + table, columns=columns, records=rows)
+        return len(rebuilt)
+    finally:
+        await pool.close()
 
 
 def _normal(value: Any) -> Any:
