@@ -180,8 +180,8 @@ def run(portfolios: int) -> tuple[float, float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--portfolios", type=int, nargs="+", default=[10_000],
-                        help="sizes to measure, one stack each (100000 for the large figure)")
+    parser.add_argument("--portfolios", type=int, nargs="+", default=[10_000, 100_000],
+                        help="sizes to measure, one stack each")
     figures, seeded = [], []
     for portfolios in parser.parse_args().portfolios:
         seeding, first, last, floor = run(portfolios)
