@@ -10,8 +10,8 @@ from portfolio.domain.figures import (
     portfolio_figures,
     transaction_figures,
 )
-from portfolio.domain.imports import parse_transactions_csv
 from portfolio.domain.history import HistoryPointFigures, value_history
+from portfolio.domain.imports import parse_transactions_csv
 from portfolio.domain.ledger import (
     CHECKPOINT_EVERY,
     Ledger,

@@ -118,7 +118,11 @@ def price_of(usd: Decimal, btc: Decimal) -> Decimal:
     if btc == 0:
         raise InvalidTransaction("amount_btc", "The trade moves no BTC, so it has no price.")
     price = abs(usd) / abs(btc)
-    return price.quantize(USD_PRICE_EPSILON) if price.as_tuple().exponent < -MAX_USD_DECIMALS else price  # type: ignore[operator]
+    exponent = price.as_tuple().exponent
+    assert isinstance(exponent, int)  # a quotient of finite numbers is finite
+    if exponent > 0:  # 44000, not 4.4E+4
+        return price.quantize(Decimal(1))
+    return price.quantize(USD_PRICE_EPSILON) if exponent < -MAX_USD_DECIMALS else price
 
 
 def parse_time(text: str) -> datetime:

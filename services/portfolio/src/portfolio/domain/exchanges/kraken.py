@@ -3,7 +3,6 @@ one moving BTC, the other the money it was paid with."""
 
 from collections import defaultdict
 from datetime import datetime
-from decimal import Decimal
 
 from contracts.portfolios import Side
 
@@ -60,9 +59,10 @@ def paired(refid: str, rows: list[tuple[int, Record]], now: datetime) -> list[Pa
         return [skipped(line, cell(record, "type"), cell(record, "asset")) for line, record in rows]
     line, btc_row = btc[0]
     if len(btc) != 1 or len(other) != 1:
-        return [RowError(line, f"Kraken trade {refid[:40]!r} should have one BTC row and one money row; it has "
-                               f"{len(btc)} and {len(other)}.")] + [
-            RowSkipped(other_line, f"part of the trade on line {line}") for other_line, _ in rows if other_line != line]
+        error = RowError(line, f"Kraken trade {refid[:40]!r} should have one BTC row and one money row; it has "
+                               f"{len(btc)} and {len(other)}.")
+        return [error, *(RowSkipped(other_line, f"part of the trade on line {line}")
+                         for other_line, _ in rows if other_line != line)]
     money_line, money_row = other[0]
     rest = [RowSkipped(money_line, f"the {currency(cell(money_row, 'asset'))[:20]} side of the BTC trade on line "
                                    f"{line}")]

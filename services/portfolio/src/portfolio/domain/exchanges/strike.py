@@ -44,7 +44,7 @@ def strike_time(text: str) -> datetime:
 def row(line: int, record: Record, now: datetime) -> ParsedRow | RowSkipped:
     kind = cell(record, "Transaction Type")
     if kind.lower() not in SIDES:
-        return skipped(line, kind, "BTC")
+        return skipped(line, kind, "BTC" if cell(record, "Amount BTC") else "USD")
     return trade(line, SIDES[kind.lower()], abs(money(cell(record, "Amount BTC"), "amount_btc", BTC)),
                  strike_time(cell(record, "Date & Time (UTC)")), now,
                  price_usd=money(cell(record, "BTC Price"), "price_usd"),
