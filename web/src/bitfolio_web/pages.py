@@ -654,7 +654,7 @@ class PortfolioPage:
                     ui.table(columns=[{"name": k, "label": k.capitalize(), "field": k, "align": "left"}
                                       for k in ("line", "result")],
                              rows=[{"line": r["line"], "result": (r.get("error") or "") if not r["ok"] else
-                                    f"{r['side']} {r['amount_btc']} BTC at {fmt.local_time(r['at'], self.zone)}"}
+                                    f"{r['side']} {self.viewer.btc(r['amount_btc'])} at {fmt.local_time(r['at'], self.zone)}"}
                                    for r in report["rows"]]).props("dense flat").classes("w-full max-h-72")
                 with buttons:
                     ui.button("Cancel", on_click=dialog.close).props("flat")
