@@ -3,7 +3,6 @@ through the dialog, and the read-only demo showing no write actions."""
 
 import re
 from decimal import Decimal
-from pathlib import Path
 from uuid import uuid4
 
 import httpx

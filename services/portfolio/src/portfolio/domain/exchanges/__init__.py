@@ -4,7 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from portfolio.domain.csv_formats import ParsedLine, Records
+from portfolio.domain.csv_formats import ParsedLine, Records, RowReader, each_row
 from portfolio.domain.exchanges import binance, bitstamp, coinbase, kraken, river, strike, swan
 
 Reader = Callable[[list[str], Records, datetime], list[ParsedLine]]
@@ -19,14 +19,19 @@ class ExchangeFormat:
     read: Reader
 
 
+def row_by_row(read_row: RowReader) -> Reader:
+    """The reader of a format whose every row stands alone."""
+    return lambda header, records, now: each_row(records, read_row, now)
+
+
 EXCHANGES = (
     ExchangeFormat("coinbase", coinbase.COLUMNS, coinbase.read),
     ExchangeFormat("kraken", kraken.COLUMNS, kraken.read),
-    ExchangeFormat("strike", strike.COLUMNS, strike.read),
-    ExchangeFormat("river", river.COLUMNS, river.read),
-    ExchangeFormat("swan", swan.COLUMNS, swan.read),
-    ExchangeFormat("bitstamp", bitstamp.COLUMNS, bitstamp.read),
-    ExchangeFormat("binance", binance.COLUMNS, binance.read),
+    ExchangeFormat("strike", strike.COLUMNS, row_by_row(strike.row)),
+    ExchangeFormat("river", river.COLUMNS, row_by_row(river.row)),
+    ExchangeFormat("swan", swan.COLUMNS, row_by_row(swan.row)),
+    ExchangeFormat("bitstamp", bitstamp.COLUMNS, row_by_row(bitstamp.row)),
+    ExchangeFormat("binance", binance.COLUMNS, row_by_row(binance.row)),
 )
 
 

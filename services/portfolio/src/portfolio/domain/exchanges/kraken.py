@@ -6,28 +6,14 @@ from datetime import datetime
 
 from contracts.portfolios import Side
 
-from portfolio.domain.csv_formats import (
-    USD_CURRENCIES,
-    ParsedLine,
-    Record,
-    Records,
-    RowError,
-    RowSkipped,
-    cell,
-    money,
-    optional_money,
-    parse_time,
-    price_of,
-    require_usd,
-    skipped,
-    trade,
-)
+from portfolio.domain import csv_formats as rows
 from portfolio.domain.errors import InvalidTransaction
 
 COLUMNS = frozenset({"txid", "refid", "time", "type", "asset", "amount", "fee"})
 TRADE_TYPES = frozenset({"trade", "spend", "receive"})
 BTC_ASSETS = frozenset({"XXBT", "XBT", "BTC"})
-ANY_UNIT = frozenset({"BTC", "XBT", "XXBT", *USD_CURRENCIES, "ZUSD"})
+ANY_UNIT = frozenset({"BTC", "XBT", "XXBT", *rows.USD_CURRENCIES, "ZUSD"})
+Leg = tuple[int, rows.Record]
 
 
 def currency(asset: str) -> str:
@@ -36,47 +22,47 @@ def currency(asset: str) -> str:
     return asset[1:] if len(asset) == 4 and asset[0] in "XZ" and asset not in ("USDT", "USDC") else asset
 
 
-def read(header: list[str], records: Records, now: datetime) -> list[ParsedLine]:
-    results: list[ParsedLine] = []
-    legs: dict[str, list[tuple[int, Record]]] = defaultdict(list)
+def read(header: list[str], records: rows.Records, now: datetime) -> list[rows.ParsedLine]:
+    results: list[rows.ParsedLine] = []
+    legs: dict[str, list[Leg]] = defaultdict(list)
     for line, record in records:
-        if isinstance(record, RowError):
+        if isinstance(record, rows.RowError):
             results.append(record)
-        elif cell(record, "type").lower() in TRADE_TYPES:
-            legs[cell(record, "refid")].append((line, record))
+        elif rows.cell(record, "type").lower() in TRADE_TYPES:
+            legs[rows.cell(record, "refid")].append((line, record))
         else:
-            results.append(skipped(line, cell(record, "type"), cell(record, "asset")))
-    for refid, rows in legs.items():
-        results += paired(refid, rows, now)
+            results.append(rows.skipped(line, rows.cell(record, "type"), rows.cell(record, "asset")))
+    for refid, legs_of_trade in legs.items():
+        results += paired(refid, legs_of_trade, now)
     return sorted(results, key=lambda result: result.line)
 
 
-def paired(refid: str, rows: list[tuple[int, Record]], now: datetime) -> list[ParsedLine]:
+def paired(refid: str, legs: list[Leg], now: datetime) -> list[rows.ParsedLine]:
     """One trade from the rows of one refid: the BTC leg's line carries the trade, the other leg is skipped."""
-    btc = [(line, record) for line, record in rows if cell(record, "asset").upper() in BTC_ASSETS]
-    other = [(line, record) for line, record in rows if cell(record, "asset").upper() not in BTC_ASSETS]
+    btc = [(line, record) for line, record in legs if rows.cell(record, "asset").upper() in BTC_ASSETS]
+    other = [(line, record) for line, record in legs if rows.cell(record, "asset").upper() not in BTC_ASSETS]
     if not btc:
-        return [skipped(line, cell(record, "type"), cell(record, "asset")) for line, record in rows]
+        return [rows.skipped(line, rows.cell(record, "type"), rows.cell(record, "asset")) for line, record in legs]
     line, btc_row = btc[0]
     if len(btc) != 1 or len(other) != 1:
-        error = RowError(line, f"Kraken trade {refid[:40]!r} should have one BTC row and one money row; it has "
-                               f"{len(btc)} and {len(other)}.")
-        return [error, *(RowSkipped(other_line, f"part of the trade on line {line}")
-                         for other_line, _ in rows if other_line != line)]
+        error = rows.RowError(line, f"Kraken trade {refid[:40]!r} should have one BTC row and one money row; it "
+                                    f"has {len(btc)} and {len(other)}.")
+        return [error, *(rows.RowSkipped(other_line, f"part of the trade on line {line}")
+                         for other_line, _ in legs if other_line != line)]
     money_line, money_row = other[0]
-    rest = [RowSkipped(money_line, f"the {currency(cell(money_row, 'asset'))[:20]} side of the BTC trade on line "
-                                   f"{line}")]
+    paid_in = currency(rows.cell(money_row, "asset"))
+    rest = [rows.RowSkipped(money_line, f"the {paid_in[:20]} side of the BTC trade on line {line}")]
     try:
-        require_usd(currency(cell(money_row, "asset")))
-        btc_amount = money(cell(btc_row, "amount"), "amount_btc", ANY_UNIT)
-        usd_amount = money(cell(money_row, "amount"), "amount", ANY_UNIT)
+        rows.require_usd(paid_in)
+        btc_amount = rows.money(rows.cell(btc_row, "amount"), "amount_btc", ANY_UNIT)
+        usd_amount = rows.money(rows.cell(money_row, "amount"), "amount", ANY_UNIT)
         if btc_amount == 0 or (btc_amount > 0) == (usd_amount > 0):
             raise InvalidTransaction("amount_btc", "The BTC row and the money row of this trade should move in "
                                                    "opposite directions.")
-        price = price_of(usd_amount, btc_amount)
         side = Side.BUY if btc_amount > 0 else Side.SELL
-        return [trade(line, side, abs(btc_amount), parse_time(cell(btc_row, "time")), now, price_usd=price,
-                      fee_btc=optional_money(cell(btc_row, "fee"), "fee", ANY_UNIT),
-                      fee_usd=optional_money(cell(money_row, "fee"), "fee_usd", ANY_UNIT)), *rest]
+        return [rows.trade(line, side, abs(btc_amount), rows.parse_time(rows.cell(btc_row, "time")), now,
+                           price_usd=rows.price_of(usd_amount, btc_amount),
+                           fee_btc=rows.optional_money(rows.cell(btc_row, "fee"), "fee", ANY_UNIT),
+                           fee_usd=rows.optional_money(rows.cell(money_row, "fee"), "fee_usd", ANY_UNIT)), *rest]
     except InvalidTransaction as error:
-        return [RowError(line, error.message), *rest]
+        return [rows.RowError(line, error.message), *rest]

@@ -6,20 +6,7 @@ from datetime import UTC, datetime
 
 from contracts.portfolios import Side
 
-from portfolio.domain.csv_formats import (
-    BTC,
-    ParsedLine,
-    ParsedRow,
-    Record,
-    Records,
-    RowSkipped,
-    cell,
-    each_row,
-    money,
-    optional_money,
-    skipped,
-    trade,
-)
+from portfolio.domain import csv_formats as rows
 from portfolio.domain.errors import InvalidTransaction
 
 COLUMNS = frozenset({"Date & Time (UTC)", "Transaction Type", "Amount BTC", "BTC Price"})
@@ -41,17 +28,13 @@ def strike_time(text: str) -> datetime:
         raise InvalidTransaction("at", f"Time {text.strip()[:40]!r} is not a date.") from None
 
 
-def row(line: int, record: Record, now: datetime) -> ParsedRow | RowSkipped:
-    kind = cell(record, "Transaction Type")
+def row(line: int, record: rows.Record, now: datetime) -> rows.ParsedRow | rows.RowSkipped:
+    kind = rows.cell(record, "Transaction Type")
     if kind.lower() not in SIDES:
-        return skipped(line, kind, "BTC" if cell(record, "Amount BTC") else "USD")
-    return trade(line, SIDES[kind.lower()], abs(money(cell(record, "Amount BTC"), "amount_btc", BTC)),
-                 strike_time(cell(record, "Date & Time (UTC)")), now,
-                 price_usd=money(cell(record, "BTC Price"), "price_usd"),
-                 fee_usd=optional_money(cell(record, "Fee USD"), "fee_usd"),
-                 fee_btc=abs(optional_money(cell(record, "Fee BTC"), "fee_btc", BTC)), note=record.get("Note"),
-                 amount_is_net=True)  # Strike's Amount BTC is what the account gained or gave
-
-
-def read(header: list[str], records: Records, now: datetime) -> list[ParsedLine]:
-    return each_row(records, row, now)
+        return rows.skipped(line, kind, "BTC" if rows.cell(record, "Amount BTC") else "USD")
+    return rows.trade(line, SIDES[kind.lower()], abs(rows.money(rows.cell(record, "Amount BTC"), "amount_btc", rows.BTC)),
+                      strike_time(rows.cell(record, "Date & Time (UTC)")), now,
+                      price_usd=rows.money(rows.cell(record, "BTC Price"), "price_usd"),
+                      fee_usd=rows.optional_money(rows.cell(record, "Fee USD"), "fee_usd"),
+                      fee_btc=abs(rows.optional_money(rows.cell(record, "Fee BTC"), "fee_btc", rows.BTC)),
+                      note=record.get("Note"), amount_is_net=True)  # Amount BTC is what the account gained or gave
