@@ -8,10 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from contracts.portfolios import IMPORT_FORMATS, Side
+from contracts.portfolios import IMPORT_FORMATS, MAX_IMPORT_ROWS, Side
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from portfolio.domain import ParsedRow, RowError, RowSkipped, parse_transactions_csv
+from portfolio.domain import DomainError, ParsedRow, RowError, RowSkipped, parse_transactions_csv
 from portfolio.domain.exchanges import EXCHANGES
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -173,6 +173,16 @@ def test_strike_times_are_read_without_the_locale_and_bad_ones_are_row_errors() 
     assert rows[0] == buy(2, "0.0001", utc(2024, 12, 31, 23, 59, 59), "0", "100000")
     assert isinstance(rows[1], RowError) and "not a date" in rows[1].message
     assert isinstance(rows[2], RowError) and "Jan 02 2024 15:04:05" in rows[2].message
+
+
+def test_exchange_files_keep_the_row_and_field_limits() -> None:
+    header = "txid,refid,time,type,subtype,aclass,asset,amount,fee,balance\n"
+    deposit = "L1,R1,2024-01-02 09:15:00,deposit,,currency,ZUSD,5000,0,5000\n"
+    _, rows = parse_transactions_csv(header + deposit + deposit.replace("5000,0", "5000," + "9" * 1001), NOW)
+    assert isinstance(rows[0], RowSkipped) and rows[1] == RowError(3, "A field of this row is longer than 1,000 "
+                                                                      "characters (or the row is not valid CSV).")
+    with pytest.raises(DomainError, match="more than 50,000 rows"):
+        parse_transactions_csv(header + deposit * (MAX_IMPORT_ROWS + 1), NOW)
 
 
 def test_an_unknown_header_names_the_formats_that_are_read() -> None:
