@@ -79,3 +79,12 @@ async def test_every_exchange_fixture_imports_its_btc_trades_dry_and_for_real(sy
         held = sum((Decimal(a) if s == "buy" else -Decimal(a) for s, a, *_ in trades), Decimal(0))
         metrics = (await api.get(f"/v1/portfolios/{pid}")).json()["metrics"]
         assert Decimal(metrics["holdings_btc"]) == held, name
+
+
+async def test_the_import_routes_description_names_every_format(system, alice) -> None:
+    from contracts.portfolios import IMPORT_FORMATS
+
+    paths = (await alice.client.get("/openapi.json")).json()["paths"]
+    description = paths["/v1/portfolios/{portfolio_id}/transactions/import"]["post"]["description"]
+    for name, title in IMPORT_FORMATS.items():
+        assert f"`{name}`" in description and (name == "generic" or title in description), name
