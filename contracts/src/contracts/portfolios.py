@@ -291,6 +291,11 @@ MAX_IMPORT_ROWS = 50_000
 """Data rows per import file (more is one 422 for the file); split a larger history into several files."""
 MAX_IMPORT_FIELD_CHARS = 1_000
 """Characters per CSV field (a longer one is a row error); a note is at most 500 of them."""
+IMPORT_FORMATS = {
+    "generic": "Bitfolio CSV", "coinbase": "Coinbase", "kraken": "Kraken ledgers", "strike": "Strike",
+    "river": "River", "swan": "Swan Bitcoin", "bitstamp": "Bitstamp", "binance": "Binance trade history",
+}
+"""The files an import reads: the name in ImportReport.format, and how the dashboard and the docs call it."""
 
 
 class ImportTransactions(PortfolioCommand):

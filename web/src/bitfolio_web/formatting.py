@@ -18,9 +18,18 @@ def usd(value: str | Decimal | None, signed: bool = False) -> str:
     return f"{sign}${abs(rounded):,.2f}"
 
 
-def btc(value: str | Decimal | None) -> str:
+SATS_PER_BTC = Decimal(100_000_000)
+
+
+def btc(value: str | Decimal | None, in_sats: bool = False) -> str:
+    """An amount of BTC to the satoshi, or as a whole number of sats."""
     amount = _decimal(value)
-    return "—" if amount is None else f"{amount.quantize(Decimal('0.00000001')):,.8f} BTC"
+    if amount is None:
+        return "—"
+    if in_sats:
+        sats = (amount * SATS_PER_BTC).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return f"{sats:,} {'sat' if abs(sats) == 1 else 'sats'}"
+    return f"{amount.quantize(Decimal('0.00000001')):,.8f} BTC"
 
 
 def pct(value: str | Decimal | None, signed: bool = True) -> str:
@@ -55,3 +64,8 @@ def to_utc(local: str, zone_name: str | None) -> datetime:
 def positive(value: str | Decimal | None) -> bool | None:
     amount = _decimal(value)
     return None if amount is None else amount >= 0
+
+
+def tone(value: str | Decimal | None) -> str:
+    """The CSS class of a signed figure: gain, loss, or none."""
+    return "" if value is None else ("gain" if Decimal(value) >= 0 else "loss")

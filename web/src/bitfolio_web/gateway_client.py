@@ -209,6 +209,15 @@ class GatewayClient:
         return await self.json("GET", f"/v1/portfolios/{portfolio_id}/history",  # type: ignore[no-any-return]
                                params=params)
 
+    async def latest_price(self) -> dict[str, Any] | None:
+        """The latest BTC price and the time it is valid at; None while the server has no price yet."""
+        try:
+            return await self.json("GET", "/v1/prices/latest")  # type: ignore[no-any-return]
+        except GatewayError as error:
+            if error.status == 404:
+                return None
+            raise
+
     async def import_csv(self, portfolio_id: str, name: str, content: bytes, dry_run: bool,
                          skip_invalid: bool = False, action: UserAction | None = None) -> dict[str, Any]:
         return await self.json("POST", f"/v1/portfolios/{portfolio_id}/transactions/import",  # type: ignore[no-any-return]

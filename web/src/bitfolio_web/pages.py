@@ -9,14 +9,18 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from contracts.portfolios import IMPORT_FORMATS
 from nicegui import app, ui
 from nicegui.client import Client
 
 from bitfolio_web import formatting as fmt
+from bitfolio_web.formatting import tone
 from bitfolio_web.gateway_client import GatewayClient, GatewayError, UserAction
 from bitfolio_web.live import LiveUpdates
 from bitfolio_web.settings import Settings
+from bitfolio_web.totals import portfolio_totals, totals_card
 from bitfolio_web.trade_form import TradeForm, changed_fields
+from bitfolio_web.viewer import Viewer, read_only_badge, sats_toggle
 
 METHODS = {"average": "Average cost", "fifo": "FIFO", "lifo": "LIFO", "hifo": "HIFO"}
 RANGES = ("1W", "1M", "YTD", "1Y", "All")
@@ -55,10 +59,6 @@ class Dashboard:
         return GatewayClient(self.settings.gateway_url, app.storage.user, self.http, lock, browser_address)
 
 
-def tone(value: str | None) -> str:
-    return "" if value is None else ("gain" if Decimal(value) >= 0 else "loss")
-
-
 async def browser_zone() -> str:
     """The browser's IANA time zone, asked once per session."""
     if "tz" not in app.storage.user:
@@ -84,6 +84,10 @@ def frame(dashboard: Dashboard, title: str) -> Iterator[None]:
             ui.icon("currency_bitcoin", color="orange-7", size="md")
             ui.label("Bitfolio").classes("text-xl font-bold")
         with ui.row().classes("items-center gap-1"):
+            viewer = Viewer.of_session()
+            read_only_badge(viewer)
+            sats_toggle(viewer)
+
             def toggle_dark() -> None:
                 dark.value = not dark.value
                 app.storage.user["dark"] = dark.value
@@ -184,11 +188,15 @@ def register_pages(dashboard: Dashboard) -> None:
         gateway = require_login(dashboard)
         if gateway is None:
             return
+        zone = await browser_zone()
+        viewer = Viewer.of_session()
         with frame(dashboard, "Portfolios"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Portfolios").classes("text-2xl font-semibold")
-                ui.button("New portfolio", icon="add", on_click=lambda: create_dialog.open()).props(
-                    "unelevated color=primary").mark("new-portfolio")
+                if viewer.can_write:
+                    ui.button("New portfolio", icon="add", on_click=lambda: create_dialog.open()).props(
+                        "unelevated color=primary").mark("new-portfolio")
+            summary = ui.element("div").classes("w-full")
             grid = ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 gap-4 w-full")
 
             async def load() -> None:
@@ -200,6 +208,10 @@ def register_pages(dashboard: Dashboard) -> None:
                         return
                     ui.notify(error.message, type="negative")
                     return
+                summary.clear()
+                if items:
+                    with summary:
+                        totals_card(portfolio_totals(items), await gateway.latest_price(), zone, viewer)
                 grid.clear()
                 with grid:
                     if not items:
@@ -220,7 +232,7 @@ def register_pages(dashboard: Dashboard) -> None:
                     ui.label(fmt.usd(m["current_value_usd"])).classes("text-2xl font-bold tabular")
                     ui.label(f"Net {fmt.usd(m['net_result_usd'], signed=True)}").classes(
                         f"tabular {tone(m['net_result_usd'])}")
-                    ui.label(fmt.btc(m["holdings_btc"])).classes("text-sm opacity-70 tabular")
+                    ui.label(viewer.btc(m["holdings_btc"])).classes("text-sm opacity-70 tabular")
                     if m.get("goal_progress_pct") is not None:
                         progress = min(Decimal(m["goal_progress_pct"]) / 100, Decimal(1))
                         ui.linear_progress(value=float(progress), show_value=False).props("rounded")
@@ -229,10 +241,11 @@ def register_pages(dashboard: Dashboard) -> None:
                     with ui.row().classes("w-full justify-end gap-0"):
                         ui.button(icon="open_in_new", on_click=lambda i=item: ui.navigate.to(
                             f"/portfolio/{i['portfolio_id']}")).props("flat round dense").tooltip("Open")
-                        ui.button(icon="edit", on_click=lambda i=item: rename(i)).props("flat round dense").tooltip(
-                            "Rename")
-                        ui.button(icon="delete", on_click=lambda i=item: delete(i)).props(
-                            "flat round dense color=negative").tooltip("Delete")
+                        if viewer.can_write:
+                            ui.button(icon="edit", on_click=lambda i=item: rename(i)).props(
+                                "flat round dense").tooltip("Rename")
+                            ui.button(icon="delete", on_click=lambda i=item: delete(i)).props(
+                                "flat round dense color=negative").tooltip("Delete")
 
             create_action = UserAction()  # a retried Create reuses its key, so it never makes two portfolios
             with ui.dialog() as create_dialog, ui.card().classes("w-full max-w-md"):
@@ -316,6 +329,7 @@ class PortfolioPage:
         self.dashboard, self.gateway, self.portfolio_id, self.zone, self.client = (
             dashboard, gateway, portfolio_id, zone, client)
         self.view: dict[str, Any] = {}
+        self.viewer = Viewer.of_session()
         self.rows: list[dict[str, Any]] = []
         self.range = "All"
 
@@ -331,10 +345,13 @@ class PortfolioPage:
                 ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/")).props("flat round")
                 self.title = ui.label(self.view["name"]).classes("text-2xl font-semibold")
             with ui.row().classes("items-center gap-2"):
-                self.method = ui.select(METHODS, value=self.view["cost_basis_method"], label="Cost basis",
-                                        on_change=self.change_method).props("outlined dense").classes("w-40")
-                ui.button("Add trade", icon="add", on_click=lambda: self.trade_dialog()).props(
-                    "unelevated color=primary").mark("add-trade")
+                if self.viewer.read_only:
+                    ui.label(f"Cost basis: {METHODS[self.view['cost_basis_method']]}").classes("opacity-70")
+                else:
+                    self.method = ui.select(METHODS, value=self.view["cost_basis_method"], label="Cost basis",
+                                            on_change=self.change_method).props("outlined dense").classes("w-40")
+                    ui.button("Add trade", icon="add", on_click=lambda: self.trade_dialog()).props(
+                        "unelevated color=primary").mark("add-trade")
         self.cards = ui.element("div").classes("grid grid-cols-2 sm:grid-cols-3 lg:grid-cols-4 gap-3 w-full")
         with ui.row().classes("w-full gap-4 no-wrap max-md:flex-wrap"):
             with ui.card().classes("grow min-w-0"):
@@ -347,13 +364,15 @@ class PortfolioPage:
             with ui.card().classes("w-full md:w-72"):
                 ui.label("Goal").classes("font-semibold")
                 self.donut = ui.echart(self.donut_options()).classes("w-full h-56")
-                goal = ui.input("Goal in USD", value=self.view.get("goal_usd") or "").props("dense outlined")
-                ui.button("Save goal", on_click=lambda: self.save_goal(goal.value)).props("flat dense")
+                if self.viewer.can_write:
+                    goal = ui.input("Goal in USD", value=self.view.get("goal_usd") or "").props("dense outlined")
+                    ui.button("Save goal", on_click=lambda: self.save_goal(goal.value)).props("flat dense")
         with ui.card().classes("w-full"):
             with ui.row().classes("w-full items-center justify-between"):
                 ui.label("Transactions").classes("font-semibold")
                 with ui.row().classes("gap-1"):
-                    ui.button("Import CSV", icon="upload", on_click=self.import_dialog).props("flat dense")
+                    if self.viewer.can_write:
+                        ui.button("Import CSV", icon="upload", on_click=self.import_dialog).props("flat dense")
                     ui.button("Export CSV", icon="download", on_click=self.export).props("flat dense")
             self.table = ui.table(columns=self.columns(), rows=[], row_key="transaction_id").classes(
                 "w-full").props("flat dense wrap-cells").mark("transactions")
@@ -365,7 +384,8 @@ class PortfolioPage:
                     <q-tooltip>{{ props.row.failure }}</q-tooltip></q-badge>
                   <span v-else>pending</span>
                 </q-td>""")
-            self.table.add_slot("body-cell-actions", """
+            if self.viewer.can_write:
+                self.table.add_slot("body-cell-actions", """
                 <q-td :props="props">
                   <q-btn flat round dense size="sm" icon="edit" @click="$parent.$emit('edit', props.row)"/>
                   <q-btn flat round dense size="sm" icon="delete" color="negative"
@@ -420,7 +440,7 @@ class PortfolioPage:
     def render_cards(self) -> None:
         m = self.view["metrics"]
         cards = [
-            ("Holdings", fmt.btc(m["holdings_btc"]), ""), ("Invested", fmt.usd(m["invested_usd"]), ""),
+            ("Holdings", self.viewer.btc(m["holdings_btc"]), ""), ("Invested", fmt.usd(m["invested_usd"]), ""),
             ("Value", fmt.usd(m["current_value_usd"]), ""), ("Cost basis", fmt.usd(m["cost_basis_usd"]), ""),
             ("Average price", fmt.usd(m.get("average_price_usd")), ""),
             ("Realized", fmt.usd(m["realized_pnl_usd"], True), tone(m["realized_pnl_usd"])),
@@ -449,7 +469,7 @@ class PortfolioPage:
             "transaction_id": t["transaction_id"], "status": t["status"],
             "failure": t.get("failure_detail") or t.get("failure_reason") or "",
             "at": fmt.local_time(t["at"], self.zone), "at_iso": t["at"], "side": t["side"],
-            "amount": fmt.btc(t["amount_btc"]), "amount_raw": t["amount_btc"],
+            "amount": self.viewer.btc(t["amount_btc"]), "amount_raw": t["amount_btc"],
             "price": fmt.usd(t.get("price_usd")), "price_raw": t.get("price_usd") if t.get("price_source") == "user"
             else None, "fee": fmt.usd(t["fee_usd"]), "fee_raw": t["fee_usd"], "note": t.get("note") or "",
             "flow": fmt.usd(m.get("cost_usd") if buy else m.get("proceeds_usd")),
@@ -458,11 +478,10 @@ class PortfolioPage:
             "roi": fmt.pct(m.get("roi_pct")) if buy else "—",
         }
 
-    @staticmethod
-    def columns() -> list[dict[str, Any]]:
+    def columns(self) -> list[dict[str, Any]]:
         names = [("at", "Time"), ("side", "Side"), ("amount", "Amount"), ("price", "Price"), ("fee", "Fee"),
                  ("flow", "Cost / proceeds"), ("value", "Value"), ("result", "Net / realized"), ("roi", "ROI"),
-                 ("status", "Status"), ("note", "Note"), ("actions", "")]
+                 ("status", "Status"), ("note", "Note"), *([("actions", "")] if self.viewer.can_write else [])]
         return [{"name": key, "label": label, "field": key, "align": "left"} for key, label in names]
 
     # ---------------------------------------------------------------- chart
@@ -605,8 +624,10 @@ class PortfolioPage:
         action = UserAction()  # a retried Import reuses its key, so the rows are saved once
         with ui.dialog() as dialog, ui.card().classes("w-full max-w-3xl"):
             ui.label("Import transactions").classes("text-lg font-semibold")
-            ui.label("CSV with the columns side,amount_btc,at,fee_usd,price_usd,note, or a Coinbase transaction "
-                     "export. You will see a preview first.").classes("text-sm opacity-70")
+            exchanges = ", ".join(title for name, title in IMPORT_FORMATS.items() if name != "generic")
+            ui.label("CSV with the columns side,amount_btc,at,fee_usd,price_usd,note, or the export of one of "
+                     f"these exchanges: {exchanges}. You will see a preview first.").classes(
+                "text-sm opacity-70").mark("import-formats")
             preview = ui.column().classes("w-full")
             buttons = ui.row().classes("w-full justify-end")
 
@@ -627,12 +648,13 @@ class PortfolioPage:
                 preview.clear()
                 buttons.clear()
                 with preview:
-                    ui.label(f"{report['format']} file: {report['valid_rows']} of {report['total_rows']} rows are "
+                    file_format = IMPORT_FORMATS.get(report["format"], report["format"])
+                    ui.label(f"{file_format} file: {report['valid_rows']} of {report['total_rows']} rows are "
                              f"ready to import, {len(errors)} have errors.").mark("import-summary")
                     ui.table(columns=[{"name": k, "label": k.capitalize(), "field": k, "align": "left"}
                                       for k in ("line", "result")],
                              rows=[{"line": r["line"], "result": (r.get("error") or "") if not r["ok"] else
-                                    f"{r['side']} {r['amount_btc']} BTC at {fmt.local_time(r['at'], self.zone)}"}
+                                    f"{r['side']} {self.viewer.btc(r['amount_btc'])} at {fmt.local_time(r['at'], self.zone)}"}
                                    for r in report["rows"]]).props("dense flat").classes("w-full max-h-72")
                 with buttons:
                     ui.button("Cancel", on_click=dialog.close).props("flat")

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from contracts.asyncapi import asyncapi_document
 from contracts.observability import bind_correlation
 from contracts.portfolios import (
+    IMPORT_FORMATS,
     MAX_IMPORT_BYTES,
     MAX_IMPORT_FIELD_CHARS,
     MAX_IMPORT_ROWS,
@@ -247,8 +248,14 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     @portfolios.post("/{portfolio_id}/transactions/import", response_model=ImportReport,
                      responses=responses(401, 403, 404, 413, 422, 503),
-                     description="CSV upload: the generic columns side,amount_btc,at,fee_usd,price_usd,note or a "
-                                 "Coinbase transaction export. dry_run checks without saving; a file with bad rows "
+                     description="CSV upload: the generic columns side,amount_btc,at,fee_usd,price_usd,note, or an "
+                                 "exchange's own export, recognised by its header (after any preamble lines): "
+                                 f"{', '.join(t for n, t in IMPORT_FORMATS.items() if n != 'generic')}. The report's "
+                                 f"`format` names the file read ({', '.join(f'`{n}`' for n in IMPORT_FORMATS)}). "
+                                 "Rows that are not BTC buys or sells (deposits, withdrawals, sends, other assets, "
+                                 "rows not settled) are skipped with a reason; a BTC fee becomes fee_usd at the "
+                                 "trade's price and the amount is the change in BTC held. "
+                                 "dry_run checks without saving; a file with bad rows "
                                  "saves nothing unless skip_invalid. Limits: at most "
                                  f"{MAX_IMPORT_BYTES // 1024 // 1024} MiB (else 413), {MAX_IMPORT_ROWS:,} rows "
                                  f"(else 422), {MAX_IMPORT_FIELD_CHARS:,} characters per field (else a row error); "

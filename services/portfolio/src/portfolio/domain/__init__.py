@@ -1,12 +1,6 @@
 """The pure portfolio domain: trades, rules, cost basis, the incremental ledger, metrics, history and CSV."""
 
-from portfolio.domain.csv_formats import (
-    ParsedRow,
-    RowError,
-    RowSkipped,
-    export_transactions_csv,
-    parse_transactions_csv,
-)
+from portfolio.domain.csv_formats import ParsedRow, RowError, RowSkipped, export_transactions_csv
 from portfolio.domain.errors import Conflict, DomainError, InsufficientHoldings, InvalidTransaction, NotFound
 from portfolio.domain.figures import (
     PortfolioFigures,
@@ -17,6 +11,7 @@ from portfolio.domain.figures import (
     transaction_figures,
 )
 from portfolio.domain.history import HistoryPointFigures, value_history
+from portfolio.domain.imports import parse_transactions_csv
 from portfolio.domain.ledger import (
     CHECKPOINT_EVERY,
     Ledger,
