@@ -4,6 +4,8 @@ import csv
 import io
 from decimal import Decimal
 
+import httpx
+
 from tests.e2e.test_user_journey import open_at, priced
 
 D = Decimal
@@ -73,3 +75,27 @@ async def test_tax_report_json_and_csv_match_the_realized_pnl_and_refuse_what_th
     assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "not_found"
     stranger_csv = await bob.client.get(f"/v1/portfolios/{pid}/tax-report", params={"year": 2024, "format": "csv"})
     assert stranger_csv.status_code == 404
+
+
+async def test_the_demos_2024_report_splits_a_sell_over_long_and_short_term_lots(system) -> None:
+    from gateway.cli import seed_demo_account
+    from gateway.settings import Settings
+
+    from tests.e2e.conftest import wait_for
+
+    await seed_demo_account(Settings(env="test", database_url=system.database_urls["gateway"],
+                                     rabbit_url=system.rabbit_url))
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=20) as api:
+        tokens = (await api.post("/v1/auth/demo")).json()
+        api.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        pid = (await api.get("/v1/portfolios")).json()[0]["portfolio_id"]
+
+        async def all_priced():
+            return (await api.get(f"/v1/portfolios/{pid}")).json()["metrics"]["pending_count"] == 0
+        await wait_for(all_priced)
+        report = (await api.get(f"/v1/portfolios/{pid}/tax-report", params={"year": 2024})).json()
+    first_sell = [line for line in report["lines"] if line["sell_transaction_id"] ==
+                  report["lines"][0]["sell_transaction_id"]]
+    assert [(line["amount_btc"], line["term"]) for line in first_sell] == [
+        ("0.05", "long"), ("0.04", "short"), ("0.03", "short")]
+    assert D(report["totals"]["long_term_gain_usd"]) > 0 and D(report["totals"]["short_term_gain_usd"]) > 0
