@@ -346,8 +346,8 @@ async def tax_inputs(pool: asyncpg.Pool, portfolio_id: str, until: datetime | No
     (waiting for their price, or for the prices of earlier buys)."""
     rows = await pool.fetch(
         "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, status, hold_reason "
-        "FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' AND ($2::timestamptz IS NULL OR at < $2) "
-        "ORDER BY at, sequence", portfolio_id, until)
+        "FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' "
+        "AND at < coalesce($2::timestamptz, 'infinity') ORDER BY at, sequence", portfolio_id, until)
     priced = [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows if r[7] == "priced"]
     pending = [r[3] for r in rows if r[1] == "sell" and (r[7] == "pending" or r[8] == WAITING_FOR_BUYS)]
     return priced, pending
