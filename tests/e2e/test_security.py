@@ -144,7 +144,7 @@ async def test_errors_always_use_the_envelope(system, alice) -> None:
 
 
 async def test_demo_is_read_only(system) -> None:
-    from gateway.cli import seed_demo_account
+    from gateway.cli import DEMO_EARLIER_BUYS, DEMO_TRADES, seed_demo_account
     from gateway.settings import Settings
 
     await seed_demo_account(Settings(env="test", database_url=system.database_urls["gateway"],
@@ -153,6 +153,7 @@ async def test_demo_is_read_only(system) -> None:
         tokens = (await api.post("/v1/auth/demo")).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         portfolios = (await api.get("/v1/portfolios", headers=headers)).json()
-        assert len(portfolios) == 1 and portfolios[0]["metrics"]["transaction_count"] == 10
+        assert len(portfolios) == 1 and portfolios[0]["metrics"]["transaction_count"] == len(
+            DEMO_EARLIER_BUYS) + len(DEMO_TRADES)
         write = await api.post("/v1/portfolios", json={"name": "x"}, headers=headers)
         assert write.status_code == 403 and "read-only" in write.json()["error"]["message"]

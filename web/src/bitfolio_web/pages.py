@@ -310,6 +310,9 @@ def register_pages(dashboard: Dashboard) -> None:
         with frame(dashboard, "Portfolio"):
             await PortfolioPage(dashboard, gateway, portfolio_id, zone, ui.context.client).build()
 
+    from bitfolio_web.tax_page import register_tax_page  # here: the tax page is built from this module's frame
+    register_tax_page(dashboard)
+
 
 async def confirm(question: str) -> bool:
     with ui.dialog() as dialog, ui.card():
@@ -345,6 +348,8 @@ class PortfolioPage:
                 ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/")).props("flat round")
                 self.title = ui.label(self.view["name"]).classes("text-2xl font-semibold")
             with ui.row().classes("items-center gap-2"):
+                ui.button("Tax report", icon="receipt_long", on_click=lambda: ui.navigate.to(
+                    f"/portfolio/{self.portfolio_id}/tax")).props("outline").mark("tax-report")
                 if self.viewer.read_only:
                     ui.label(f"Cost basis: {METHODS[self.view['cost_basis_method']]}").classes("opacity-70")
                 else:

@@ -15,7 +15,7 @@ from portfolio.domain import Ledger, Trade, TradeOutcome
 from portfolio.domain.cost_basis import CostBasisBook
 from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.returns import ReturnIndex
-from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, SellHold
+from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, SellHold
 
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
               "price_source", "price_hour", "status", "failure_reason", "failure_detail", "note", "price_request_id",
@@ -338,6 +338,19 @@ async def transaction_record(pool: asyncpg.Pool | asyncpg.Connection, portfolio_
 async def all_transactions(pool: asyncpg.Pool, portfolio_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT * FROM transactions WHERE portfolio_id = $1 ORDER BY at, sequence", portfolio_id)
+
+
+async def tax_inputs(pool: asyncpg.Pool, portfolio_id: str, until: datetime | None
+                     ) -> tuple[list[Trade], list[datetime]]:
+    """In one read, the priced trades before `until` in timeline order, and the times of the sells still pending
+    (waiting for their price, or for the prices of earlier buys)."""
+    rows = await pool.fetch(
+        "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, status, hold_reason "
+        "FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' "
+        "AND at < coalesce($2::timestamptz, 'infinity') ORDER BY at, sequence", portfolio_id, until)
+    priced = [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows if r[7] == "priced"]
+    pending = [r[3] for r in rows if r[1] == "sell" and (r[7] == "pending" or r[8] == WAITING_FOR_BUYS)]
+    return priced, pending
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ def value_history(trades: Iterable[Trade], prices: Sequence[tuple[datetime, Deci
             trade = ordered[position]
             if trade.is_buy:
                 holdings += trade.amount_btc
-                invested += trade.amount_btc * trade.price_usd + trade.fee_usd  # type: ignore[operator]
+                invested += trade.cost_usd
             elif trade.amount_btc <= holdings:
                 holdings -= trade.amount_btc
             position += 1

@@ -76,6 +76,12 @@ class Ledger:
         return self.book.cost_basis_usd
 
     @property
+    def needs_refold(self) -> bool:
+        """Read from a checkpoint written before lots carried their buy time: only a refold from the trades
+        gives its lots their buy times back."""
+        return self.book.buy_times_missing
+
+    @property
     def last_at(self) -> datetime | None:
         return None if self.last_key is None else self.last_key[0]
 
@@ -88,7 +94,7 @@ class Ledger:
 
     def covers(self, trade: Trade) -> bool:
         """Whether the priced holdings cover the trade (a buy always is)."""
-        return trade.is_buy or trade.amount_btc <= self.book.holdings_btc
+        return trade.is_buy or self.book.covers(trade.amount_btc)
 
     def leave_out(self, trade: Trade) -> TradeOutcome:
         """Fold in a sell that the holdings do not cover: it has no figures."""
@@ -106,15 +112,14 @@ class Ledger:
             raise ValueError(f"trade {trade.transaction_id} is not priced")
         if self.last_key is not None and trade.timeline_key < self.last_key:
             raise ValueError(f"trade {trade.transaction_id} is earlier than the last applied trade")
-        gross = trade.amount_btc * trade.price_usd
         if trade.is_buy:
-            cost = gross + trade.fee_usd
-            self.book.add(trade.sequence, trade.amount_btc, cost)
+            cost = trade.cost_usd
+            self.book.add(trade.sequence, trade.amount_btc, cost, trade.at)
             self.invested_usd += cost
             outcome = TradeOutcome(trade.transaction_id, cost_usd=cost)
             flow = cost
         else:
-            proceeds = gross - trade.fee_usd
+            proceeds = trade.proceeds_usd
             sold_cost = self.book.remove(trade.amount_btc)
             realized = proceeds - sold_cost
             self.realized_pnl_usd += realized
