@@ -96,3 +96,23 @@ async def test_each_service_publishes_its_own_events_only(service_urls: dict[str
         await publish(service_urls["price"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)
     with pytest.raises(ChannelAccessRefused):
         await publish(service_urls["web"], names.EVENTS_EXCHANGE, names.PRICE_TICKED)
+
+
+async def test_the_gateway_runs_its_event_feed_and_announces_revocations_only(service_urls: dict[str, str]) -> None:
+    from gateway.domain.read_model import PortfolioReadModel  # noqa: F401  (the feed's owner is importable)
+    from gateway.feed import EventFeed
+    from gateway.reads import PortfolioReads
+
+    await ensure_topology(service_urls["price"])
+    reads = PortfolioReads(None, 10, 0)  # type: ignore[arg-type]
+
+    async def nothing() -> None:
+        return None
+
+    feed = EventFeed(service_urls["gateway"], reads, lambda _: None, nothing)
+    await feed.start()
+    assert reads.live
+    await feed.close()
+    await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.ACCESS_REVOKED)
+    with pytest.raises(ChannelAccessRefused):
+        await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)

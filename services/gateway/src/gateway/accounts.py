@@ -13,6 +13,7 @@ from gateway import security
 from gateway.domain.accounts import AccountRuleBroken, check_password, normalize_email
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError
+from gateway.revocations import TokenRevocations
 from gateway.schemas import TokenPair
 from gateway.settings import Settings
 
@@ -37,6 +38,7 @@ class Accounts:
     registrations_by_address: SlidingWindow
     token_requests_by_address: SlidingWindow
     hashing: anyio.CapacityLimiter
+    revocations: TokenRevocations
 
     @classmethod
     def create(cls, settings: Settings, pool: asyncpg.Pool) -> "Accounts":
@@ -45,7 +47,8 @@ class Accounts:
                    SlidingWindow(settings.failed_logins_per_ip, window),
                    SlidingWindow(settings.registrations_per_ip_per_hour, 3600),
                    SlidingWindow(settings.token_requests_per_ip_per_minute, 60),
-                   anyio.CapacityLimiter(settings.password_hashing_threads))
+                   anyio.CapacityLimiter(settings.password_hashing_threads),
+                   TokenRevocations(settings.access_token_seconds))
 
     def _spend(self, window: SlidingWindow, address: str, what: str) -> None:
         """Count one request from `address` against `window`, or refuse it with 429 when the window is full."""
@@ -112,6 +115,7 @@ class Accounts:
                     return await self.issue_tokens(row["user_id"], row["family_id"], connection)
             # A used token presented again means it leaked: end every session of its family.
             await repo.revoke_family(self.pool, row["family_id"])
+            await self.revocations.revoke(row["user_id"], session_id=row["family_id"])
             raise unauthorized("This refresh token was already used; every session it started is now ended.")
 
     async def logout(self, claims: security.AccessClaims, refresh_token: str | None) -> None:
@@ -124,6 +128,9 @@ class Accounts:
                                            security.hash_refresh_token(refresh_token))
             if row is not None and row["user_id"] == claims.user_id:
                 await repo.revoke_family(self.pool, row["family_id"])
+                await self.revocations.revoke(claims.user_id, session_id=row["family_id"])
+        await self.revocations.revoke(claims.user_id, token_id=claims.jti, session_id=claims.session_id,
+                                      token_expires_at=claims.expires_at)
 
     async def demo(self, ip: str) -> TokenPair:
         self._spend(self.token_requests_by_address, ip, "Too many token requests from your address")

@@ -25,6 +25,7 @@ refresh_tokens = sa.Table(
     sa.Column("used_at", TS),
     sa.Column("revoked_at", TS),
     sa.Column("created_at", TS, server_default=sa.func.now(), nullable=False),
+    sa.Index("refresh_tokens_revoked_at", "revoked_at", postgresql_where=sa.text("revoked_at IS NOT NULL")),
 )
 """Opaque refresh tokens, stored as SHA-256 hashes; each use rotates; a reused one revokes its family."""
 

@@ -4,7 +4,6 @@ import time
 from typing import Annotated, Any, Literal
 
 from contracts.asyncapi import asyncapi_document
-from contracts.observability import bind_correlation
 from contracts.portfolios import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_FIELD_CHARS,
@@ -22,9 +21,7 @@ from contracts.portfolios import (
     ImportReport,
     ImportTransactions,
     Interval,
-    ListPortfolios,
     ListTransactions,
-    PortfolioList,
     PortfolioView,
     RecordTransaction,
     RenamePortfolio,
@@ -39,7 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response,
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import repository as repo
 from gateway import security
@@ -49,6 +46,8 @@ from gateway.domain.client_address import client_address, trusted_networks
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError, install, responses
 from gateway.idempotency import IdempotencyMiddleware
+from gateway.observability import ObserveMiddleware
+from gateway.reads import PortfolioReads
 from gateway.schemas import (
     Credentials,
     LogoutRequest,
@@ -62,18 +61,17 @@ from gateway.schemas import (
 )
 from gateway.settings import Settings
 
-REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["route"],
-                    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 PRICE_RANGE_CAP_HOURS = 5000
 bearer = HTTPBearer(auto_error=False, description="The access token from /v1/auth/login")
 
 
 class Gateway:
-    """What the routes need: settings, the database pool, the bus and the per-user request budget."""
+    """What the routes need: settings, the database pool, the bus, the read model and the per-user request budget."""
 
     def __init__(self, settings: Settings, accounts: Accounts, backend: Backend) -> None:
         self.settings, self.accounts, self.backend = settings, accounts, backend
+        self.reads = PortfolioReads(backend, settings.read_model_capacity, settings.read_your_writes_wait_seconds)
+        backend.watcher = self.reads
         self.budget = SlidingWindow(settings.requests_per_minute, 60)
         self.trusted_proxies = trusted_networks(settings.trusted_proxies)
 
@@ -98,19 +96,8 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["X-Total-Count", "Retry-After", "Idempotent-Replayed"])
-    backend, accounts = gateway.backend, gateway.accounts
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        correlation = request.headers.get("X-Correlation-Id") or security.new_refresh_token()[1][:32]
-        bind_correlation(correlation, path=request.url.path)
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, response.status_code).inc()
-        response.headers["X-Correlation-Id"] = correlation
-        return response
+    app.add_middleware(ObserveMiddleware)  # outermost: it times and counts every answer, errors included
+    backend, accounts, reads = gateway.backend, gateway.accounts, gateway.reads
 
     async def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                            ) -> security.AccessClaims:
@@ -120,7 +107,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
             claims = security.read_access_token(gateway.settings, credentials.credentials)
         except security.InvalidToken as error:
             raise unauthorized(str(error)) from error
-        if await repo.access_revoked(accounts.pool, claims.jti):
+        if accounts.revocations.is_revoked(claims.jti, claims.session_id):
             raise unauthorized("This access token was ended by a logout; log in again.")
         now = time.monotonic()
         wait = gateway.budget.retry_after(claims.user_id, now)
@@ -192,13 +179,12 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
                     description="Your portfolios, oldest first; the total is in the X-Total-Count header.")
     async def list_portfolios(claims: User, offset: Offset = 0,
                               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> JSONResponse:
-        page = await backend.ask_as(ListPortfolios(owner_id=claims.user_id, offset=offset, limit=limit),
-                                    PortfolioList)
-        return paginated(page.items, page.total)
+        page = await reads.portfolios(claims.user_id, offset, limit)
+        return Response(page.body, media_type="application/json", headers={"X-Total-Count": str(page.total)})
 
     @portfolios.get("/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 404, 503))
-    async def get_portfolio(portfolio_id: str, claims: User) -> Any:
-        return await backend.ask(GetPortfolio(owner_id=claims.user_id, portfolio_id=portfolio_id[:100]))
+    async def get_portfolio(portfolio_id: str, claims: User) -> Response:
+        return Response(await reads.portfolio(claims.user_id, portfolio_id[:100]), media_type="application/json")
 
     @portfolios.patch("/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 403, 404, 422, 503),
                       description="Change the name, the goal (null clears it) or the cost-basis method; a new "

@@ -75,8 +75,18 @@ async def revoke_access(pool: asyncpg.Pool, jti: str, expires_at: datetime) -> N
     await pool.execute("DELETE FROM revoked_access WHERE expires_at < now()")
 
 
-async def access_revoked(pool: asyncpg.Pool, jti: str) -> bool:
-    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM revoked_access WHERE jti = $1)", jti))
+async def revoked_tokens(pool: asyncpg.Pool) -> list[tuple[str, datetime]]:
+    """(jti, expiry) of every access token ended by a logout that has not expired yet."""
+    rows = await pool.fetch("SELECT jti, expires_at FROM revoked_access WHERE expires_at > now()")
+    return [(row["jti"], row["expires_at"]) for row in rows]
+
+
+async def revoked_sessions(pool: asyncpg.Pool, within_seconds: int) -> list[tuple[str, datetime]]:
+    """(session, when it was ended) of every refresh-token family revoked in the last `within_seconds`."""
+    rows = await pool.fetch(
+        "SELECT family_id, max(revoked_at) AS revoked_at FROM refresh_tokens "
+        "WHERE revoked_at > now() - make_interval(secs => $1) GROUP BY family_id", float(within_seconds))
+    return [(row["family_id"], row["revoked_at"]) for row in rows]
 
 
 # ------------------------------------------------------------------ idempotency keys
