@@ -4,11 +4,13 @@ In one run: (a) the hello world (bench/hello.py, uvicorn, 1 worker), (b) the gat
 holding 200 trades, (d) GET the list of the user's portfolios; req/s, p99 and non-2xx answers of each."""
 
 import asyncio
+import contextlib
 import re
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -18,7 +20,7 @@ from bench.stack import running_stack
 from scripts.launcher import free_port
 
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
-CONNECTIONS, SECONDS = 32, 10
+CONNECTIONS, SECONDS, ROUNDS = 32, 10, 2
 TRADES, PORTFOLIOS = 200, 5
 PASSWORD = "a long bench passphrase"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -58,12 +60,14 @@ def wait_until_up(url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def hello_world() -> Measured:
+@contextlib.contextmanager
+def hello_world() -> Iterator[str]:
+    """The baseline server, running beside the stack; its URL."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench.hello", str(port)])
     try:
         wait_until_up(f"http://127.0.0.1:{port}/")
-        return wrk(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}/"
     finally:
         server.terminate()
         server.wait()
@@ -97,13 +101,18 @@ async def prepare(base: str) -> tuple[str, str]:
 
 
 def main() -> None:
-    hello = hello_world()
-    with running_stack("price", "portfolio", "gateway") as stack:
+    with hello_world() as hello_url, running_stack("price", "portfolio", "gateway") as stack:
         base = stack.services["gateway"].url
         token, pid = asyncio.run(prepare(base))
-        measured = {"GET /healthz": wrk(f"{base}/healthz"),
-                    f"GET /v1/portfolios/{{id}} ({TRADES} trades)": wrk(f"{base}/v1/portfolios/{pid}", token),
-                    f"GET /v1/portfolios ({PORTFOLIOS} portfolios)": wrk(f"{base}/v1/portfolios", token)}
+        targets = {"hello": (hello_url, None), "GET /healthz": (f"{base}/healthz", None),
+                   f"GET /v1/portfolios/{{id}} ({TRADES} trades)": (f"{base}/v1/portfolios/{pid}", token),
+                   f"GET /v1/portfolios ({PORTFOLIOS} portfolios)": (f"{base}/v1/portfolios", token)}
+        # Interleaved rounds, the best of each kept: the machine is shared, and a neighbour's burst then costs
+        # one round of one target rather than the whole comparison.
+        rounds = [{name: wrk(url, token) for name, (url, token) in targets.items()} for _ in range(ROUNDS)]
+    best = {name: max((r[name] for r in rounds), key=lambda m: m.requests_per_second) for name in targets}
+    hello = best.pop("hello")
+    measured = best
     figures = [Figure("FastAPI hello world", hello.requests_per_second, "req/s", "itself", hello.requests_per_second,
                       "baseline", True)]
     for name, result in measured.items():
@@ -118,8 +127,8 @@ def main() -> None:
                    "requests sent", result.requests_per_second * SECONDS, "0", clean),
         ]
     write_results("gateway_read", figures,
-                  f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s --latency against each, one after another in the same run "
-                  f"(hello world: bench/hello.py, uvicorn 1 worker). Reads are answered from the gateway's read "
+                  f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s --latency against each, {ROUNDS} interleaved rounds in the same "
+                  f"run, the best round of each kept (hello world: bench/hello.py, uvicorn 1 worker). Reads are answered from the gateway's read "
                   f"model (kept current by portfolio.updated); tokens are checked without a database query.")
 
 

@@ -73,6 +73,7 @@ class Gateway:
         self.reads = PortfolioReads(backend, settings.read_model_capacity, settings.read_your_writes_wait_seconds)
         backend.watcher = self.reads
         self.budget = SlidingWindow(settings.requests_per_minute, 60)
+        self.tokens = security.VerifiedTokens(settings)
         self.trusted_proxies = trusted_networks(settings.trusted_proxies)
 
     def client_ip(self, request: Request) -> str:
@@ -99,12 +100,34 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     app.add_middleware(ObserveMiddleware)  # outermost: it times and counts every answer, errors included
     backend, accounts, reads = gateway.backend, gateway.accounts, gateway.reads
 
+    # ------------------------------------------------------------------ operations (first: /healthz is matched
+    # before every other route is tried)
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses=responses(503))
+    async def readyz() -> JSONResponse:
+        checks = await readiness() if readiness else {}
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers=None if ready else {"Retry-After": "5"})
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text"}})
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["ops"], description="The AsyncAPI document of every event and command.")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
+
     async def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                            ) -> security.AccessClaims:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise unauthorized("Log in and send the access token as 'Authorization: Bearer <token>'.")
         try:
-            claims = security.read_access_token(gateway.settings, credentials.credentials)
+            claims = gateway.tokens.read(credentials.credentials)
         except security.InvalidToken as error:
             raise unauthorized(str(error)) from error
         if accounts.revocations.is_revoked(claims.jti, claims.session_id):
@@ -312,26 +335,5 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         return result["candles"]
 
     app.include_router(prices)
-
-    # ------------------------------------------------------------------ operations
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], responses=responses(503))
-    async def readyz() -> JSONResponse:
-        checks = await readiness() if readiness else {}
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
-                            headers=None if ready else {"Retry-After": "5"})
-
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
-             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text"}})
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/asyncapi.json", tags=["ops"], description="The AsyncAPI document of every event and command.")
-    async def asyncapi() -> dict[str, Any]:
-        return asyncapi_document()
 
     return app

@@ -1,6 +1,6 @@
 """Every request's correlation id, log context and metrics, as a pure ASGI middleware (no per-request task)."""
 
-import secrets
+import random
 import time
 
 from contracts.observability import bind_correlation
@@ -19,12 +19,15 @@ class ObserveMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # prometheus_client looks a label set up under a lock each time; the children are kept here instead
+        self.latency: dict[str, Histogram] = {}
+        self.requests: dict[tuple[str, str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         correlation = next((value.decode("latin-1") for name, value in scope["headers"] if name == CORRELATION_HEADER),
-                           None) or secrets.token_hex(16)
+                           None) or f"{random.getrandbits(128):032x}"
         bind_correlation(correlation, path=scope["path"])
         started = time.perf_counter()
         status = 0
@@ -38,5 +41,7 @@ class ObserveMiddleware:
 
         await self.app(scope, receive, send_with_correlation)
         route = getattr(scope.get("route"), "path", "unmatched")
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-        REQUESTS.labels(scope["method"], route, status).inc()
+        latency = self.latency.get(route) or self.latency.setdefault(route, LATENCY.labels(route))
+        latency.observe(time.perf_counter() - started)
+        key = (scope["method"], route, status)
+        (self.requests.get(key) or self.requests.setdefault(key, REQUESTS.labels(*key))).inc()
