@@ -41,7 +41,12 @@ class ObserveMiddleware:
 
         await self.app(scope, receive, send_with_correlation)
         route = getattr(scope.get("route"), "path", "unmatched")
-        latency = self.latency.get(route) or self.latency.setdefault(route, LATENCY.labels(route))
+        latency = self.latency.get(route)
+        if latency is None:
+            latency = self.latency[route] = LATENCY.labels(route)
         latency.observe(time.perf_counter() - started)
         key = (scope["method"], route, status)
-        (self.requests.get(key) or self.requests.setdefault(key, REQUESTS.labels(*key))).inc()
+        requests = self.requests.get(key)
+        if requests is None:
+            requests = self.requests[key] = REQUESTS.labels(*key)
+        requests.inc()
