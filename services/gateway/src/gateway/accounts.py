@@ -115,12 +115,12 @@ class Accounts:
                     return await self.issue_tokens(row["user_id"], row["family_id"], connection)
             # A used token presented again means it leaked: end every session of its family.
             await repo.revoke_family(self.pool, row["family_id"])
-            await self.revocations.revoke(row["user_id"], session_id=row["family_id"])
+            await self.revocations.end_session(self.pool, row["user_id"], row["family_id"])
             raise unauthorized("This refresh token was already used; every session it started is now ended.")
 
     async def logout(self, claims: security.AccessClaims, refresh_token: str | None) -> None:
         """End the access token and its whole session: the refresh family it was issued with, and any named."""
-        await repo.revoke_access(self.pool, claims.jti, claims.expires_at)
+        await self.revocations.end_token(self.pool, claims.user_id, claims.jti, claims.expires_at)
         if claims.session_id:
             await repo.revoke_family_of_user(self.pool, claims.session_id, claims.user_id)
         if refresh_token:
@@ -128,9 +128,6 @@ class Accounts:
                                            security.hash_refresh_token(refresh_token))
             if row is not None and row["user_id"] == claims.user_id:
                 await repo.revoke_family(self.pool, row["family_id"])
-                await self.revocations.revoke(claims.user_id, session_id=row["family_id"])
-        await self.revocations.revoke(claims.user_id, token_id=claims.jti, session_id=claims.session_id,
-                                      token_expires_at=claims.expires_at)
 
     async def demo(self, ip: str) -> TokenPair:
         self._spend(self.token_requests_by_address, ip, "Too many token requests from your address")

@@ -25,7 +25,6 @@ refresh_tokens = sa.Table(
     sa.Column("used_at", TS),
     sa.Column("revoked_at", TS),
     sa.Column("created_at", TS, server_default=sa.func.now(), nullable=False),
-    sa.Index("refresh_tokens_revoked_at", "revoked_at", postgresql_where=sa.text("revoked_at IS NOT NULL")),
 )
 """Opaque refresh tokens, stored as SHA-256 hashes; each use rotates; a reused one revokes its family."""
 
@@ -34,6 +33,13 @@ revoked_access = sa.Table(
     sa.Column("jti", sa.Text, primary_key=True),
     sa.Column("expires_at", TS, nullable=False),
 )
+
+revoked_sessions = sa.Table(
+    "revoked_sessions", metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),
+    sa.Column("until", TS, nullable=False),
+)
+"""Sessions (refresh-token families) whose access tokens are refused: a refresh token was used twice."""
 """Access tokens ended by logout, kept until they would have expired anyway."""
 
 idempotency_keys = sa.Table(

@@ -133,8 +133,9 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
             claims = gateway.tokens.read(token)
         except security.InvalidToken as error:
             raise unauthorized(str(error)) from error
-        if accounts.revocations.is_revoked(claims.jti, claims.session_id):
-            raise unauthorized("This access token was ended by a logout; log in again.")
+        refusal = accounts.revocations.refusal(claims.jti, claims.session_id)
+        if refusal:
+            raise unauthorized(refusal)
         now = time.monotonic()
         wait = gateway.budget.retry_after(claims.user_id, now)
         if wait:

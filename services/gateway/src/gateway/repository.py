@@ -81,12 +81,17 @@ async def revoked_tokens(pool: asyncpg.Pool) -> list[tuple[str, datetime]]:
     return [(row["jti"], row["expires_at"]) for row in rows]
 
 
-async def revoked_sessions(pool: asyncpg.Pool, within_seconds: int) -> list[tuple[str, datetime]]:
-    """(session, when it was ended) of every refresh-token family revoked in the last `within_seconds`."""
-    rows = await pool.fetch(
-        "SELECT family_id, max(revoked_at) AS revoked_at FROM refresh_tokens "
-        "WHERE revoked_at > now() - make_interval(secs => $1) GROUP BY family_id", float(within_seconds))
-    return [(row["family_id"], row["revoked_at"]) for row in rows]
+async def revoke_session(pool: asyncpg.Pool, session_id: str, until: datetime) -> None:
+    await pool.execute("INSERT INTO revoked_sessions (session_id, until) VALUES ($1, $2) "
+                       "ON CONFLICT (session_id) DO UPDATE SET until = greatest(revoked_sessions.until, $2)",
+                       session_id, until)
+    await pool.execute("DELETE FROM revoked_sessions WHERE until < now()")
+
+
+async def revoked_sessions(pool: asyncpg.Pool) -> list[tuple[str, datetime]]:
+    """(session, until) of every session whose access tokens are still refused."""
+    rows = await pool.fetch("SELECT session_id, until FROM revoked_sessions WHERE until > now()")
+    return [(row["session_id"], row["until"]) for row in rows]
 
 
 # ------------------------------------------------------------------ idempotency keys

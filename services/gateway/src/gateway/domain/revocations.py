@@ -6,8 +6,8 @@ from datetime import datetime
 
 @dataclass
 class Revocations:
-    """Ended tokens by id (a logout) and ended sessions (every access token issued in them), each kept until the
-    last token it names would have expired anyway."""
+    """Ended tokens by id (a logout) and ended sessions (every access token issued in them: a refresh token was
+    used twice), each kept until the last token it names would have expired anyway."""
 
     tokens: dict[str, datetime] = field(default_factory=dict)
     sessions: dict[str, datetime] = field(default_factory=dict)
@@ -18,8 +18,11 @@ class Revocations:
         if session_id:
             self.sessions[session_id] = max(until, self.sessions.get(session_id, until))
 
-    def is_revoked(self, token_id: str, session_id: str | None) -> bool:
-        return token_id in self.tokens or (session_id is not None and session_id in self.sessions)
+    def token_revoked(self, token_id: str) -> bool:
+        return token_id in self.tokens
+
+    def session_revoked(self, session_id: str | None) -> bool:
+        return session_id is not None and session_id in self.sessions
 
     def forget_expired(self, now: datetime) -> None:
         self.tokens = {key: until for key, until in self.tokens.items() if until > now}
