@@ -22,15 +22,17 @@ log = structlog.get_logger()
 
 class EventFeed:
     def __init__(self, rabbit_url: str, reads: PortfolioReads, on_revoked: Callable[[AccessRevoked], None],
-                 on_reconnected: Callable[[], Awaitable[None]], prefetch: int = 500) -> None:
-        self.rabbit_url, self.reads, self.prefetch = rabbit_url, reads, prefetch
+                 on_reconnected: Callable[[], Awaitable[None]], prefetch: int = 500,
+                 name: str = "gateway event feed") -> None:
+        self.rabbit_url, self.reads, self.prefetch, self.name = rabbit_url, reads, prefetch, name
         self.on_revoked, self.on_reconnected = on_revoked, on_reconnected
         self.queue_name = f"{names.READ_MODEL_QUEUE_PREFIX}{uuid4().hex}"
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.rabbit_url)
+        self._connection = await aio_pika.connect_robust(self.rabbit_url,
+                                                         client_properties={"connection_name": self.name})
         self._connection.close_callbacks.add(lambda *_: self.reads.go_cold())
         self._connection.reconnect_callbacks.add(lambda *_: asyncio.ensure_future(self._reconnected()))
         channel = await self._connection.channel()

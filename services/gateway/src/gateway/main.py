@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
         await revocations.sync(pool)
         await client.connect()
         feed = EventFeed(settings.rabbit_url, gateway.reads, revocations.apply, lambda: revocations.sync(pool),
-                         settings.feed_prefetch)
+                         settings.feed_prefetch, f"gateway :{settings.http_port} event feed")
         await feed.start()
         revocations.announce = feed.announce
         syncing = asyncio.create_task(every(settings.revocation_sync_seconds, lambda: revocations.sync(pool)))

@@ -19,7 +19,7 @@ from contracts.portfolios import (
     PortfolioUpdated,
     PortfolioView,
 )
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from contracts import Reply
 from gateway.bus import Backend
@@ -29,6 +29,8 @@ from gateway.errors import ApiError
 log = structlog.get_logger()
 READS = Counter("gateway_portfolio_reads_total", "Portfolio reads by where they were answered from",
                 ["source"])
+LIVE = Gauge("gateway_read_model_live", "1 while the event feed consumes and the read model keeps entries")
+ENTRIES = Gauge("gateway_read_model_entries", "Portfolios held by the read model (deleted ones included)")
 T = TypeVar("T")
 LIST_PAGE = 500
 """Portfolios per request/reply page while a whole list is loaded."""
@@ -60,15 +62,18 @@ class PortfolioReads:
         """Portfolio id → the version a write answered, until the model holds it (bounded like the model)."""
         self.arrivals: dict[str, asyncio.Event] = {}
         self.loading: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+        ENTRIES.set_function(lambda: len(self.model))
         """Reads over request/reply under way, so that concurrent reads of one cold key share one."""
 
     # ------------------------------------------------------------------ the feed's side
     def go_live(self) -> None:
         self.live = True
+        LIVE.set(1)
 
     def go_cold(self) -> None:
         """The feed stopped: events may be missed from now on, so forget every entry and keep none."""
         self.live = False
+        LIVE.set(0)
         self.model.clear()
         log.info("read_model_cold")
 
