@@ -30,6 +30,7 @@ log = structlog.get_logger()
 READS = Counter("gateway_portfolio_reads_total", "Portfolio reads by where they were answered from",
                 ["source"])
 LIVE = Gauge("gateway_read_model_live", "1 while the event feed consumes and the read model keeps entries")
+RESETS = Counter("gateway_read_model_resets_total", "Times the read model was emptied because its feed dropped")
 ENTRIES = Gauge("gateway_read_model_entries", "Portfolios held by the read model (deleted ones included)")
 T = TypeVar("T")
 LIST_PAGE = 500
@@ -74,6 +75,7 @@ class PortfolioReads:
         """The feed stopped: events may be missed from now on, so forget every entry and keep none."""
         self.live = False
         LIVE.set(0)
+        RESETS.inc()
         self.model.clear()
         log.info("read_model_cold")
 
