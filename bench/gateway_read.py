@@ -10,8 +10,10 @@ import shutil
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
+from uuid import uuid4
 
 import httpx
 
@@ -100,7 +102,35 @@ async def prepare(base: str) -> tuple[str, str]:
     return token, ids[0]
 
 
+def read_model_bytes_per_entry(count: int = 20_000) -> tuple[float, float]:
+    """(bytes the read model holds per portfolio, of which the JSON body), for portfolios with every figure set,
+    one owner each, measured with tracemalloc."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from contracts.portfolios import PortfolioMetrics, PortfolioView
+    from gateway.domain.read_model import PortfolioReadModel, Stamp
+    from gateway.reads import entry_of
+
+    money = Decimal("12345.678901234567")
+    metrics = PortfolioMetrics(**{name: money for name, field in PortfolioMetrics.model_fields.items()
+                                  if field.annotation is not int and name != "priced_until"},
+                               priced_until=datetime.now(UTC), transaction_count=TRADES)
+    views = [PortfolioView(portfolio_id=uuid4().hex, owner_id=uuid4().hex, name=f"portfolio {n}",
+                           cost_basis_method="fifo", goal_usd=money, version=TRADES + 1, created_at=datetime.now(UTC),
+                           updated_at=datetime.now(UTC), metrics=metrics) for n in range(count)]
+    model = PortfolioReadModel(capacity=count)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for view in views:
+        model.put(entry_of(view, Stamp(view.version)))
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return held / count, sum(len(entry.body or b"") for entry in model.entries.values()) / count
+
+
 def main() -> None:
+    per_entry, body = read_model_bytes_per_entry()
     with hello_world() as hello_url, running_stack("price", "portfolio", "gateway") as stack:
         base = stack.services["gateway"].url
         token, pid = asyncio.run(prepare(base))
@@ -113,7 +143,9 @@ def main() -> None:
     best = {name: max((r[name] for r in rounds), key=lambda m: m.requests_per_second) for name in targets}
     hello = best.pop("hello")
     measured = best
-    figures = [Figure("FastAPI hello world", hello.requests_per_second, "req/s", "itself", hello.requests_per_second,
+    figures = [Figure("read model bytes per portfolio (tracemalloc)", per_entry, "bytes", "its JSON body", body,
+                      f"report: {per_entry * 100_000 / 2**20:.0f} MiB for 100,000", True),
+               Figure("FastAPI hello world", hello.requests_per_second, "req/s", "itself", hello.requests_per_second,
                       "baseline", True)]
     for name, result in measured.items():
         goal = 0.7 if name == "GET /healthz" else 0.4
