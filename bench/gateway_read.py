@@ -12,12 +12,13 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import uuid4
 
 import httpx
 
 from bench.common import Figure, write_results
+from bench.cpu import cpu_seconds
 from bench.stack import running_stack
 from scripts.launcher import free_port
 
@@ -34,6 +35,10 @@ class Measured:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    requests: int
+    cpu_us_per_request: float = 0.0
+    """The server process's own CPU (utime + stime from /proc) per answered request: steadier than req/s when
+    other work shares the machine."""
 
 
 def parse_wrk(output: str) -> Measured:
@@ -42,14 +47,18 @@ def parse_wrk(output: str) -> Measured:
     value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M).groups()  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     return Measured(rate, float(value) * UNITS[unit], int(non_2xx.group(1)) if non_2xx else 0,
-                    sum(int(n) for n in errors.groups()) if errors else 0)
+                    sum(int(n) for n in errors.groups()) if errors else 0, requests)
 
 
-def wrk(url: str, token: str | None = None) -> Measured:
+def wrk(url: str, token: str | None, server_pid: int) -> Measured:
     headers = ["-H", f"Authorization: Bearer {token}"] if token else []
     command = [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", *headers, url]
-    return parse_wrk(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    cpu_before = cpu_seconds(server_pid) or 0.0
+    measured = parse_wrk(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    cpu = (cpu_seconds(server_pid) or 0.0) - cpu_before
+    return replace(measured, cpu_us_per_request=cpu / max(measured.requests, 1) * 1e6)
 
 
 def wait_until_up(url: str) -> None:
@@ -63,13 +72,13 @@ def wait_until_up(url: str) -> None:
 
 
 @contextlib.contextmanager
-def hello_world() -> Iterator[str]:
-    """The baseline server, running beside the stack; its URL."""
+def hello_world() -> Iterator[tuple[str, int]]:
+    """The baseline server, running beside the stack: its URL and process id."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench.hello", str(port)])
     try:
         wait_until_up(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", server.pid
     finally:
         server.terminate()
         server.wait()
@@ -131,19 +140,24 @@ def read_model_bytes_per_entry(count: int = 20_000) -> tuple[float, float]:
 
 def main() -> None:
     per_entry, body = read_model_bytes_per_entry()
-    with hello_world() as hello_url, running_stack("price", "portfolio", "gateway") as stack:
-        base = stack.services["gateway"].url
-        token, pid = asyncio.run(prepare(base))
-        targets = {"hello": (hello_url, None), "GET /healthz": (f"{base}/healthz", None),
-                   f"GET /v1/portfolios/{{id}} ({TRADES} trades)": (f"{base}/v1/portfolios/{pid}", token),
-                   f"GET /v1/portfolios ({PORTFOLIOS} portfolios)": (f"{base}/v1/portfolios", token)}
+    with hello_world() as (hello_url, hello_pid), running_stack("price", "portfolio", "gateway") as stack:
+        gateway = stack.services["gateway"]
+        assert gateway.process is not None
+        token, pid = asyncio.run(prepare(gateway.url))
+        base, gateway_pid = gateway.url, gateway.process.pid
+        targets = {"hello": (hello_url, None, hello_pid), "GET /healthz": (f"{base}/healthz", None, gateway_pid),
+                   f"GET /v1/portfolios/{{id}} ({TRADES} trades)": (f"{base}/v1/portfolios/{pid}", token,
+                                                                   gateway_pid),
+                   f"GET /v1/portfolios ({PORTFOLIOS} portfolios)": (f"{base}/v1/portfolios", token, gateway_pid)}
         # Interleaved rounds, the best of each kept: the machine is shared, and a neighbour's burst then costs
         # one round of one target rather than the whole comparison.
-        rounds = [{name: wrk(url, token) for name, (url, token) in targets.items()} for _ in range(ROUNDS)]
+        rounds = [{name: wrk(*target) for name, target in targets.items()} for _ in range(ROUNDS)]
     best = {name: max((r[name] for r in rounds), key=lambda m: m.requests_per_second) for name in targets}
     hello = best.pop("hello")
     measured = best
-    figures = [Figure("read model bytes per portfolio (tracemalloc)", per_entry, "bytes", "its JSON body", body,
+    figures = [Figure("FastAPI hello world server CPU per request", hello.cpu_us_per_request, "µs", "itself",
+                      hello.cpu_us_per_request, "baseline", True),
+               Figure("read model bytes per portfolio (tracemalloc)", per_entry, "bytes", "its JSON body", body,
                       f"report: {per_entry * 100_000 / 2**20:.0f} MiB for 100,000", True),
                Figure("FastAPI hello world", hello.requests_per_second, "req/s", "itself", hello.requests_per_second,
                       "baseline", True)]
@@ -155,6 +169,8 @@ def main() -> None:
             Figure(name, result.requests_per_second, "req/s", "FastAPI hello world", hello.requests_per_second,
                    f"≥ {goal}× hello world, no non-2xx", share >= goal and clean),
             Figure(f"{name} p99", result.p99_ms, "ms", "hello world p99", hello.p99_ms, "report", True),
+            Figure(f"{name} server CPU per request", result.cpu_us_per_request, "µs", "hello world's",
+                   hello.cpu_us_per_request, "report", True),
             Figure(f"{name} non-2xx + socket errors", result.non_2xx + result.socket_errors, "answers",
                    "requests sent", result.requests_per_second * SECONDS, "0", clean),
         ]
