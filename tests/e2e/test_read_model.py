@@ -141,6 +141,7 @@ async def test_a_copy_whose_feed_dropped_serves_nothing_stale_and_is_current_aga
         await wait_for(lambda: _count_is(alice.client, pid, 1))
         assert (await b.get(f"/v1/portfolios/{pid}")).json()["metrics"]["transaction_count"] == 1
         await wait_for(lambda: _metric_is(copy_b, "gateway_read_model_live", 1.0), timeout=30)
+        assert (await b.get(f"/v1/portfolios/{pid}")).json()["metrics"]["transaction_count"] == 1  # kept again
         before = await request_reply_reads(copy_b)
         assert (await alice.client.post(f"/v1/portfolios/{pid}/transactions", json=TRADE)).status_code == 202
         await wait_for(lambda: _count_is(b, pid, 2))
