@@ -7,7 +7,7 @@ PACKAGES := contracts $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproj
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: install constraints system-deps services-up run test test-quick test-unit test-integration test-e2e test-web test-faults bench lint asyncapi clean
+.PHONY: install constraints system-deps wrk services-up run test test-quick test-unit test-integration test-e2e test-web test-faults bench lint asyncapi clean
 
 install: $(STAMP)
 
@@ -28,11 +28,19 @@ constraints:
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests; never a browser downloaded by a test tool.
-system-deps:
+system-deps: wrk
 	@if [ ! -x /usr/bin/chromium ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			apt-get install -y -q chromium chromium-driver >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null); \
 		else echo "Install Debian's chromium and chromium-driver for the browser tests (apt-get install chromium chromium-driver)"; fi; \
+	fi
+
+# Debian's wrk, the HTTP load generator of the read benchmarks (bench/gateway_read.py).
+wrk:
+	@if ! command -v wrk >/dev/null; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y -q wrk >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null); \
+		else echo "Install Debian's wrk for the HTTP benchmarks (apt-get install wrk)"; fi; \
 	fi
 
 services-up:
@@ -51,7 +59,7 @@ test-quick: install
 test-unit test-integration test-e2e test-web test-faults: test-%: install services-up
 	$(PYTEST) tests -m $*
 
-bench: install services-up
+bench: install services-up wrk
 	$(PY) -m bench.run_all
 
 lint: install

@@ -111,10 +111,23 @@ async def test_a_thousand_malformed_messages_reach_the_dlq_and_service_keeps_ser
     assert portfolio_id
 
 
+async def gateway_count(system, owner: str, portfolio_id: str) -> int:
+    """The portfolio's transaction count as the gateway answers it (from its read model when warm)."""
+    from gateway import security
+    from gateway.settings import Settings
+
+    token, _ = security.issue_access_token(Settings(env="test"), owner, "fault-session")
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=15,
+                                 headers={"Authorization": f"Bearer {token}"}) as api:
+        response = await api.get(f"/v1/portfolios/{portfolio_id}")
+    return int(response.json()["metrics"]["transaction_count"]) if response.status_code == 200 else -1
+
+
 async def test_rabbitmq_restart_under_load_consumers_come_back(system, commands, portfolio_db) -> None:
     owner, sent = "fault-broker", 600
     portfolio_id = await new_portfolio(commands, owner)
     messages = [trade(owner, portfolio_id, n) for n in range(sent)]
+    assert await gateway_count(system, owner, portfolio_id) == 0  # the gateway's read model holds it now
     await publish_all(system.rabbit_url, messages[: sent // 2])
     started = asyncio.get_running_loop().time()
     try:
@@ -126,6 +139,11 @@ async def test_rabbitmq_restart_under_load_consumers_come_back(system, commands,
     await publish_all(system.rabbit_url, messages[sent // 2:])
     counts = await settle(portfolio_db, portfolio_id, sent, timeout=240)
     report("rabbitmq restart", sent, counts, asyncio.get_running_loop().time() - started)
+    # The gateway lost its feed with the broker: it must not go on serving what it held before the restart.
+    deadline = asyncio.get_running_loop().time() + 20
+    while (seen := await gateway_count(system, owner, portfolio_id)) != sent:
+        assert asyncio.get_running_loop().time() < deadline, f"the gateway still answers {seen} of {sent} trades"
+        await asyncio.sleep(0.2)
 
 
 async def test_postgres_restart_gateway_answers_503_and_nothing_is_lost(system, commands, portfolio_db) -> None:

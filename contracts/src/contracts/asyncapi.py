@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from contracts import names, portfolios, prices
+from contracts import names, portfolios, prices, sessions
 from contracts.errors import Reply
 from contracts.topology import QUEUES
 
@@ -15,6 +15,7 @@ EVENTS: dict[str, type[BaseModel]] = {
     names.PRICE_UNAVAILABLE: prices.PriceUnavailable,
     names.PRICE_TICKED: prices.PriceTicked,
     names.PORTFOLIO_UPDATED: portfolios.PortfolioUpdated,
+    names.ACCESS_REVOKED: sessions.AccessRevoked,
 }
 QUERIES: dict[str, type[BaseModel]] = {
     names.PRICE_RANGE: prices.PriceRangeRequested,

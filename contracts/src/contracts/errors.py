@@ -33,11 +33,15 @@ class Reply(Message):
     ok: bool
     result: Any = None
     error: ErrorBody | None = None
+    portfolio_version: int | None = None
+    """The version a write left its portfolio at, so that a reader can wait for at least that version."""
 
     @classmethod
-    def success(cls, request: Message, result: BaseModel | list[Any] | dict[str, Any] | None) -> "Reply":
+    def success(cls, request: Message, result: BaseModel | list[Any] | dict[str, Any] | None,
+                portfolio_version: int | None = None) -> "Reply":
         payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        return cls(ok=True, result=payload, correlation_id=request.correlation_id, causation_id=request.message_id)
+        return cls(ok=True, result=payload, portfolio_version=portfolio_version,
+                   correlation_id=request.correlation_id, causation_id=request.message_id)
 
     @classmethod
     def failure(

@@ -13,6 +13,7 @@ PRICE_RESOLVED = "price.resolved"
 PRICE_UNAVAILABLE = "price.unavailable"
 PRICE_TICKED = "price.ticked"
 PORTFOLIO_UPDATED = "portfolio.updated"
+ACCESS_REVOKED = "access.revoked"
 
 # Routing keys of queries answered by the price service
 PRICE_RANGE = "price.range"
@@ -42,6 +43,9 @@ PRICE_REQUESTS_QUEUE = "price.requests"
 PRICE_QUERIES_QUEUE = "price.queries"
 PORTFOLIO_COMMANDS_QUEUE = "portfolio.commands"
 PORTFOLIO_PRICE_EVENTS_QUEUE = "portfolio.price-events"
+
+READ_MODEL_QUEUE_PREFIX = "gateway.read-model."
+"""Each gateway copy's own exclusive queue (this prefix and a random hex id): portfolio.updated, access.revoked."""
 
 DEAD_LETTER_SUFFIX = ".dlq"
 DEAD_LETTER_REASON_HEADER = "x-bitfolio-dead-letter-reason"

@@ -1,5 +1,6 @@
 """deploy/rabbitmq/definitions.json on a real broker: each service can do its own work and no more."""
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -96,3 +97,37 @@ async def test_each_service_publishes_its_own_events_only(service_urls: dict[str
         await publish(service_urls["price"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)
     with pytest.raises(ChannelAccessRefused):
         await publish(service_urls["web"], names.EVENTS_EXCHANGE, names.PRICE_TICKED)
+
+
+async def test_the_gateway_runs_its_event_feed_and_announces_revocations_only(service_urls: dict[str, str]) -> None:
+    from datetime import UTC, datetime
+
+    from contracts.portfolios import PortfolioUpdated
+    from gateway.feed import EventFeed
+    from gateway.reads import PortfolioReads
+
+    await ensure_topology(service_urls["price"])
+    reads = PortfolioReads(None, 10, 0)  # type: ignore[arg-type]
+
+    async def nothing() -> None:
+        return None
+
+    feed = EventFeed(service_urls["gateway"], reads, lambda _: None, nothing)
+    await feed.start()
+    assert reads.live
+    deleted = PortfolioUpdated(owner_id="o", portfolio_id="p", version=2, reason="deleted", deleted=True,
+                               occurred_at=datetime.now(UTC))
+    connection = await aio_pika.connect(service_urls["portfolio"])
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(names.EVENTS_EXCHANGE, ensure=False)
+        await exchange.publish(aio_pika.Message(deleted.to_json()), routing_key=names.PORTFOLIO_UPDATED)
+    for _ in range(100):
+        if reads.model.get("p") is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert reads.model.get("p") is not None, "the feed received the portfolio service's event"
+    await feed.close()
+    await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.ACCESS_REVOKED)
+    with pytest.raises(ChannelAccessRefused):
+        await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)

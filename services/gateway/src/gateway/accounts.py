@@ -13,6 +13,7 @@ from gateway import security
 from gateway.domain.accounts import AccountRuleBroken, check_password, normalize_email
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError
+from gateway.revocations import TokenRevocations
 from gateway.schemas import TokenPair
 from gateway.settings import Settings
 
@@ -37,6 +38,7 @@ class Accounts:
     registrations_by_address: SlidingWindow
     token_requests_by_address: SlidingWindow
     hashing: anyio.CapacityLimiter
+    revocations: TokenRevocations
 
     @classmethod
     def create(cls, settings: Settings, pool: asyncpg.Pool) -> "Accounts":
@@ -45,7 +47,8 @@ class Accounts:
                    SlidingWindow(settings.failed_logins_per_ip, window),
                    SlidingWindow(settings.registrations_per_ip_per_hour, 3600),
                    SlidingWindow(settings.token_requests_per_ip_per_minute, 60),
-                   anyio.CapacityLimiter(settings.password_hashing_threads))
+                   anyio.CapacityLimiter(settings.password_hashing_threads),
+                   TokenRevocations(settings.access_token_seconds))
 
     def _spend(self, window: SlidingWindow, address: str, what: str) -> None:
         """Count one request from `address` against `window`, or refuse it with 429 when the window is full."""
@@ -112,11 +115,12 @@ class Accounts:
                     return await self.issue_tokens(row["user_id"], row["family_id"], connection)
             # A used token presented again means it leaked: end every session of its family.
             await repo.revoke_family(self.pool, row["family_id"])
+            await self.revocations.end_session(self.pool, row["user_id"], row["family_id"])
             raise unauthorized("This refresh token was already used; every session it started is now ended.")
 
     async def logout(self, claims: security.AccessClaims, refresh_token: str | None) -> None:
         """End the access token and its whole session: the refresh family it was issued with, and any named."""
-        await repo.revoke_access(self.pool, claims.jti, claims.expires_at)
+        await self.revocations.end_token(self.pool, claims.user_id, claims.jti, claims.expires_at)
         if claims.session_id:
             await repo.revoke_family_of_user(self.pool, claims.session_id, claims.user_id)
         if refresh_token:

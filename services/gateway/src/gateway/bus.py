@@ -3,13 +3,13 @@
 import hashlib
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from contracts.envelope import Message
 from contracts.rpc import RequestTimeout, RpcClient
 from pydantic import BaseModel
 
-from contracts import ErrorCode
+from contracts import ErrorCode, Reply
 from gateway.errors import STATUS_OF_CODE, ApiError
 
 R = TypeVar("R", bound=BaseModel)
@@ -33,9 +33,18 @@ class StableCommandIds:
 stable_command_ids: ContextVar[StableCommandIds | None] = ContextVar("stable_command_ids", default=None)
 
 
+class ReplyWatcher(Protocol):
+    """Told of every successful answer (the read model keeps what a write returns)."""
+
+    def mark(self) -> int: ...
+
+    def answered(self, request: Message, reply: Reply, mark: int) -> None: ...
+
+
 class Backend:
-    def __init__(self, client: RpcClient) -> None:
+    def __init__(self, client: RpcClient, watcher: ReplyWatcher | None = None) -> None:
         self.client = client
+        self.watcher = watcher
 
     async def ask(self, request: Message) -> Any:
         """The reply's result (JSON), or ApiError with the right status; a silent service is a 503."""
@@ -45,12 +54,15 @@ class Backend:
         if not self.client.connected:
             raise ApiError(503, "unavailable", "The message broker is unreachable; try again shortly.",
                            headers={"Retry-After": RETRY_AFTER_SECONDS})
+        mark = self.watcher.mark() if self.watcher else 0
         try:
             reply = await self.client.call(request)
         except RequestTimeout as error:
             raise ApiError(503, "unavailable", "The service did not answer in time; try again shortly.",
                            headers={"Retry-After": RETRY_AFTER_SECONDS}) from error
         if reply.ok:
+            if self.watcher:
+                self.watcher.answered(request, reply, mark)
             return reply.result
         error = reply.error
         assert error is not None

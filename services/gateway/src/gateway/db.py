@@ -33,6 +33,13 @@ revoked_access = sa.Table(
     sa.Column("jti", sa.Text, primary_key=True),
     sa.Column("expires_at", TS, nullable=False),
 )
+
+revoked_sessions = sa.Table(
+    "revoked_sessions", metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),
+    sa.Column("until", TS, nullable=False),
+)
+"""Sessions (refresh-token families) whose access tokens are refused: a refresh token was used twice."""
 """Access tokens ended by logout, kept until they would have expired anyway."""
 
 idempotency_keys = sa.Table(

@@ -4,7 +4,6 @@ import time
 from typing import Annotated, Any, Literal
 
 from contracts.asyncapi import asyncapi_document
-from contracts.observability import bind_correlation
 from contracts.portfolios import (
     IMPORT_FORMATS,
     MAX_IMPORT_BYTES,
@@ -25,9 +24,7 @@ from contracts.portfolios import (
     ImportReport,
     ImportTransactions,
     Interval,
-    ListPortfolios,
     ListTransactions,
-    PortfolioList,
     PortfolioView,
     RecordTransaction,
     RenamePortfolio,
@@ -43,7 +40,8 @@ from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response,
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from fastapi.security.utils import get_authorization_scheme_param
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway import repository as repo
 from gateway import security
@@ -53,6 +51,8 @@ from gateway.domain.client_address import client_address, trusted_networks
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError, install, responses
 from gateway.idempotency import IdempotencyMiddleware
+from gateway.observability import ObserveMiddleware
+from gateway.reads import PortfolioReads
 from gateway.schemas import (
     Credentials,
     LogoutRequest,
@@ -66,19 +66,19 @@ from gateway.schemas import (
 )
 from gateway.settings import Settings
 
-REQUESTS = Counter("gateway_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("gateway_request_seconds", "HTTP request latency", ["route"],
-                    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 PRICE_RANGE_CAP_HOURS = 5000
 bearer = HTTPBearer(auto_error=False, description="The access token from /v1/auth/login")
 
 
 class Gateway:
-    """What the routes need: settings, the database pool, the bus and the per-user request budget."""
+    """What the routes need: settings, the database pool, the bus, the read model and the per-user request budget."""
 
     def __init__(self, settings: Settings, accounts: Accounts, backend: Backend) -> None:
         self.settings, self.accounts, self.backend = settings, accounts, backend
+        self.reads = PortfolioReads(backend, settings.read_model_capacity, settings.read_your_writes_wait_seconds)
+        backend.watcher = self.reads
         self.budget = SlidingWindow(settings.requests_per_minute, 60)
+        self.tokens = security.VerifiedTokens(settings)
         self.trusted_proxies = trusted_networks(settings.trusted_proxies)
 
     def client_ip(self, request: Request) -> str:
@@ -102,30 +102,44 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
                        allow_methods=["*"], allow_headers=["*"],
                        expose_headers=["X-Total-Count", "Retry-After", "Idempotent-Replayed"])
-    backend, accounts = gateway.backend, gateway.accounts
+    app.add_middleware(ObserveMiddleware)  # outermost: it times and counts every answer, errors included
+    backend, accounts, reads = gateway.backend, gateway.accounts, gateway.reads
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        correlation = request.headers.get("X-Correlation-Id") or security.new_refresh_token()[1][:32]
-        bind_correlation(correlation, path=request.url.path)
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, route, response.status_code).inc()
-        response.headers["X-Correlation-Id"] = correlation
-        return response
+    # ------------------------------------------------------------------ operations (first: /healthz is matched
+    # before every other route is tried)
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
 
-    async def current_user(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                           ) -> security.AccessClaims:
-        if credentials is None or credentials.scheme.lower() != "bearer":
+    @app.get("/readyz", tags=["ops"], responses=responses(503))
+    async def readyz() -> JSONResponse:
+        checks = await readiness() if readiness else {}
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers=None if ready else {"Retry-After": "5"})
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text"}})
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["ops"], description="The AsyncAPI document of every event and command.")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
+
+    def authenticate(authorization: str | None) -> security.AccessClaims:
+        """The caller's claims from the Authorization header, or 401/429: a verified, unrevoked token within its
+        user's request budget."""
+        scheme, token = get_authorization_scheme_param(authorization)
+        if not token or scheme.lower() != "bearer":
             raise unauthorized("Log in and send the access token as 'Authorization: Bearer <token>'.")
         try:
-            claims = security.read_access_token(gateway.settings, credentials.credentials)
+            claims = gateway.tokens.read(token)
         except security.InvalidToken as error:
             raise unauthorized(str(error)) from error
-        if await repo.access_revoked(accounts.pool, claims.jti):
-            raise unauthorized("This access token was ended by a logout; log in again.")
+        refusal = accounts.revocations.refusal(claims.jti, claims.session_id)
+        if refusal:
+            raise unauthorized(refusal)
         now = time.monotonic()
         wait = gateway.budget.retry_after(claims.user_id, now)
         if wait:
@@ -133,6 +147,10 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
                            headers={"Retry-After": str(wait)})
         gateway.budget.record(claims.user_id, now)
         return claims
+
+    async def current_user(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                           ) -> security.AccessClaims:
+        return authenticate(request.headers.get("authorization"))
 
     async def writer(claims: Annotated[security.AccessClaims, Depends(current_user)]) -> security.AccessClaims:
         user = await repo.user_by_id(accounts.pool, claims.user_id)
@@ -144,6 +162,27 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     User = Annotated[security.AccessClaims, Depends(current_user)]
     Writer = Annotated[security.AccessClaims, Depends(writer)]
+
+    # ------------------------------------------------------------------ the hottest reads
+    # Registered before every router, so they are matched first, and without dependencies (FastAPI's dependency
+    # solving costs more than the read itself): each reads the token with `authenticate`, as `current_user` does.
+    # Both answer ready JSON from the read model (gateway.reads).
+    Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+    read_options: dict[str, Any] = {"tags": ["portfolios"], "openapi_extra": {"security": [{"HTTPBearer": []}]}}
+
+    @app.get("/v1/portfolios", response_model=list[PortfolioView], responses=responses(401, 422, 503),
+             description="Your portfolios, oldest first; the total is in the X-Total-Count header.", **read_options)
+    async def list_portfolios(request: Request, offset: Offset = 0,
+                              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
+        claims = authenticate(request.headers.get("authorization"))
+        page = await reads.portfolios(claims.user_id, offset, limit)
+        return Response(page.body, media_type="application/json", headers={"X-Total-Count": str(page.total)})
+
+    @app.get("/v1/portfolios/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 404, 503),
+             **read_options)
+    async def get_portfolio(portfolio_id: str, request: Request) -> Response:
+        claims = authenticate(request.headers.get("authorization"))
+        return Response(await reads.portfolio(claims.user_id, portfolio_id[:100]), media_type="application/json")
 
     # ------------------------------------------------------------------ auth
     auth = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -182,7 +221,6 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     # ------------------------------------------------------------------ portfolios
     portfolios = APIRouter(prefix="/v1/portfolios", tags=["portfolios"])
-    Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
     def paginated(items: list[Any], total: int) -> JSONResponse:
         return JSONResponse([i.model_dump(mode="json") for i in items], headers={"X-Total-Count": str(total)})
@@ -191,18 +229,6 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     async def create_portfolio(body: PortfolioCreate, claims: Writer) -> Any:
         return await backend.ask(CreatePortfolio(owner_id=claims.user_id, name=body.name,
                                                  cost_basis_method=body.cost_basis_method, goal_usd=body.goal_usd))
-
-    @portfolios.get("", response_model=list[PortfolioView], responses=responses(401, 422, 503),
-                    description="Your portfolios, oldest first; the total is in the X-Total-Count header.")
-    async def list_portfolios(claims: User, offset: Offset = 0,
-                              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> JSONResponse:
-        page = await backend.ask_as(ListPortfolios(owner_id=claims.user_id, offset=offset, limit=limit),
-                                    PortfolioList)
-        return paginated(page.items, page.total)
-
-    @portfolios.get("/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 404, 503))
-    async def get_portfolio(portfolio_id: str, claims: User) -> Any:
-        return await backend.ask(GetPortfolio(owner_id=claims.user_id, portfolio_id=portfolio_id[:100]))
 
     @portfolios.patch("/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 403, 404, 422, 503),
                       description="Change the name, the goal (null clears it) or the cost-basis method; a new "
@@ -352,26 +378,5 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
         return result["candles"]
 
     app.include_router(prices)
-
-    # ------------------------------------------------------------------ operations
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], responses=responses(503))
-    async def readyz() -> JSONResponse:
-        checks = await readiness() if readiness else {}
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
-                            headers=None if ready else {"Retry-After": "5"})
-
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
-             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text"}})
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/asyncapi.json", tags=["ops"], description="The AsyncAPI document of every event and command.")
-    async def asyncapi() -> dict[str, Any]:
-        return asyncapi_document()
 
     return app

@@ -1,5 +1,6 @@
-"""Wires the gateway: settings, database pool, the bus client and the HTTP app."""
+"""Wires the gateway: settings, database pool, the bus client, the event feed and the HTTP app."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from gateway.accounts import Accounts
 from gateway.bus import Backend
 from gateway.db import create_pool
+from gateway.feed import EventFeed, every
 from gateway.http import Gateway, build_app
 from gateway.settings import Settings
 
@@ -19,21 +21,34 @@ log = structlog.get_logger()
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The FastAPI app; the database pool and broker connection open in its lifespan."""
+    """The FastAPI app; the database pool, the broker connections and the event feed open in its lifespan."""
     state: dict[str, object] = {}
     client = RpcClient(settings.rabbit_url, timeout=settings.request_timeout_seconds,
                        prefetch=settings.reply_prefetch)
+    gateway = Gateway(settings, Accounts.create(settings, None), Backend(client))  # type: ignore[arg-type]
+    revocations = gateway.accounts.revocations
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.asyncpg_dsn)
         gateway.accounts.pool = pool
         state["pool"] = pool
+        await revocations.sync(pool)
         await client.connect()
+        feed = EventFeed(settings.rabbit_url, gateway.reads, revocations.apply, lambda: revocations.sync(pool),
+                         settings.feed_prefetch, f"gateway :{settings.http_port} event feed")
+        await feed.start()
+        revocations.announce = feed.announce
+        syncing = asyncio.create_task(every(settings.revocation_sync_seconds, lambda: revocations.sync(pool)))
         log.info("gateway_started", http_port=settings.http_port)
         try:
             yield
         finally:
+            syncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncing
+            revocations.announce = None
+            await feed.close()
             await client.close()
             await pool.close()
 
@@ -45,7 +60,6 @@ def create_app(settings: Settings) -> FastAPI:
             database = False
         return {"database": bool(database), "broker": client.connected}
 
-    gateway = Gateway(settings, Accounts.create(settings, None), Backend(client))  # type: ignore[arg-type]
     return build_app(gateway, lifespan=lifespan, readiness=readiness)
 
 

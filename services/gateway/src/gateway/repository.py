@@ -75,8 +75,23 @@ async def revoke_access(pool: asyncpg.Pool, jti: str, expires_at: datetime) -> N
     await pool.execute("DELETE FROM revoked_access WHERE expires_at < now()")
 
 
-async def access_revoked(pool: asyncpg.Pool, jti: str) -> bool:
-    return bool(await pool.fetchval("SELECT EXISTS (SELECT 1 FROM revoked_access WHERE jti = $1)", jti))
+async def revoked_tokens(pool: asyncpg.Pool) -> list[tuple[str, datetime]]:
+    """(jti, expiry) of every access token ended by a logout that has not expired yet."""
+    rows = await pool.fetch("SELECT jti, expires_at FROM revoked_access WHERE expires_at > now()")
+    return [(row["jti"], row["expires_at"]) for row in rows]
+
+
+async def revoke_session(pool: asyncpg.Pool, session_id: str, until: datetime) -> None:
+    await pool.execute("INSERT INTO revoked_sessions (session_id, until) VALUES ($1, $2) "
+                       "ON CONFLICT (session_id) DO UPDATE SET until = greatest(revoked_sessions.until, $2)",
+                       session_id, until)
+    await pool.execute("DELETE FROM revoked_sessions WHERE until < now()")
+
+
+async def revoked_sessions(pool: asyncpg.Pool) -> list[tuple[str, datetime]]:
+    """(session, until) of every session whose access tokens are still refused."""
+    rows = await pool.fetch("SELECT session_id, until FROM revoked_sessions WHERE until > now()")
+    return [(row["session_id"], row["until"]) for row in rows]
 
 
 # ------------------------------------------------------------------ idempotency keys

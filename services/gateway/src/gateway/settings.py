@@ -48,6 +48,16 @@ class Settings(BaseSettings):
 
     demo_email: str = "demo@bitfolio.local"
 
+    read_model_capacity: int = Field(default=100_000, ge=1)
+    """Portfolios the read model holds (least recently used go first); about 1.5 KB each (docs/architecture.md)."""
+    read_your_writes_wait_seconds: float = Field(default=0.25, ge=0)
+    """How long a read right after a write waits for the write's portfolio.updated before it asks the service."""
+    feed_prefetch: int = Field(default=500, ge=1)
+    """Events of this copy's own queue held unacknowledged at once."""
+    revocation_sync_seconds: float = Field(default=5.0, gt=0)
+    """Every copy reads the ended tokens from the database this often, beside the access.revoked events: the
+    longest a revoked token can still be accepted by a copy that missed the event."""
+
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> "Settings":
         if self.env not in ("dev", "test"):

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from contracts.envelope import Message
-from contracts.portfolios import OwnedCommand
+from contracts.portfolios import OwnedCommand, PortfolioUpdated
 from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable, ResolvedPrice, UnavailablePrice
 
 from contracts import ErrorCode, Reply
@@ -152,7 +152,8 @@ async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Mess
         return Handled(outgoing=await apply_price_answer(service, uow, message))
     outcome = await WRITES[type(message)](service, uow, message)  # type: ignore[index]
     uow.publish(outcome.outgoing)
-    return Handled(Reply.success(message, outcome.result), outcome.outgoing)  # type: ignore[arg-type]
+    version = max((m.version for m in outcome.outgoing if isinstance(m, PortfolioUpdated)), default=None)
+    return Handled(Reply.success(message, outcome.result, version), outcome.outgoing)  # type: ignore[arg-type]
 
 
 async def handle_alone(service: PortfolioService, message: Message) -> Handled:
