@@ -158,3 +158,14 @@ def test_asyncapi_document_lists_every_event_and_command_with_its_schema() -> No
     assert schemas["RecordTransaction"]["properties"]["amount_btc"]["type"] == "string"
     for message in document["components"]["messages"].values():
         assert message["payload"]["$ref"].removeprefix("#/components/schemas/") in schemas
+
+
+def test_the_published_asyncapi_document_is_the_one_the_contracts_generate() -> None:
+    """docs/asyncapi.json is what `make asyncapi` writes from contracts; a changed message must regenerate it."""
+    import json
+    from pathlib import Path
+
+    from contracts.asyncapi import asyncapi_document
+
+    published = json.loads((Path(__file__).resolve().parents[3] / "docs" / "asyncapi.json").read_text())
+    assert published == json.loads(json.dumps(asyncapi_document())), "run `make asyncapi` and commit docs/asyncapi.json"
