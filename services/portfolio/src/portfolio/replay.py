@@ -91,11 +91,15 @@ async def write(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], portfo
                 continue
             for tx in item.state.transactions.values():
                 outcome = item.outcomes.get(tx.transaction_id, TradeOutcome(tx.transaction_id))
-                rows.append((*repo.transaction_row(item.state.portfolio_id, tx), outcome.cost_usd,
-                             outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd))
+                rows.append((*repo.transaction_row(item.state.portfolio_id, tx), *outcome_figures(outcome)))
         await connection.copy_records_to_table(
-            "transactions", records=rows,
-            columns=[*repo.TX_COLUMNS, "cost_usd", "proceeds_usd", "cost_basis_sold_usd", "realized_pnl_usd"])
+            "transactions", records=rows, columns=[*repo.TX_COLUMNS, *repo.OUTCOME_COLUMNS])
+
+
+def outcome_figures(outcome: TradeOutcome) -> tuple[Any, ...]:
+    """A trade's stored figures, in repo.OUTCOME_COLUMNS order."""
+    return (outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
+            outcome.moved_cost_usd, outcome.moved_value_usd)
 
 
 def _normal(value: Any) -> Any:
@@ -145,8 +149,7 @@ async def differences(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], 
                 continue
             outcome = item.outcomes.get(tx_id, TradeOutcome(tx_id))
             want = dict(zip(repo.TX_COLUMNS, repo.transaction_row(key, state.transactions[tx_id]), strict=True))
-            want.update(cost_usd=outcome.cost_usd, proceeds_usd=outcome.proceeds_usd,
-                        cost_basis_sold_usd=outcome.cost_basis_sold_usd, realized_pnl_usd=outcome.realized_pnl_usd)
+            want.update(zip(repo.OUTCOME_COLUMNS, outcome_figures(outcome), strict=True))
             for field, value in want.items():
                 have = live_txs[tx_id][field]
                 if _normal(have) != _normal(value) and not (isinstance(have, datetime) and have == value):

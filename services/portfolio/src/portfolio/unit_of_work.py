@@ -30,6 +30,8 @@ class UnitOfWork:
         self.stored: dict[str, repo.StoredFigures] = {}
         """Ledgers and metrics read with the portfolios' headers, taken by the metrics that follow."""
         self._market: Any = UNREAD
+        self.cause: Message | None = None
+        """The message being handled: what a change it causes in another portfolio (a transfer's lots) cites."""
 
     async def market(self) -> repo.Market | None:
         """The latest price, read once per unit (a tick in the same unit forgets it)."""

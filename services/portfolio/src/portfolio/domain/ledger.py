@@ -11,6 +11,7 @@ from contracts.portfolios import CostBasisMethod
 from portfolio.domain.cost_basis import CostBasisBook
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.trades import Trade
+from portfolio.domain.transfers import MovedLot
 
 ZERO = Decimal(0)
 MidnightOpens = Callable[[datetime, datetime], Sequence[tuple[datetime, Decimal]]]
@@ -24,6 +25,24 @@ class TradeOutcome:
     proceeds_usd: Decimal | None = None
     cost_basis_sold_usd: Decimal | None = None
     realized_pnl_usd: Decimal | None = None
+    moved_cost_usd: Decimal | None = None
+    """A transfer: the cost basis that left (or arrived); never realized."""
+    moved_value_usd: Decimal | None = None
+    """A transfer: amount sent × its price, the flow of TWR and IRR."""
+    moved_lots: tuple[MovedLot, ...] = ()
+    """A transfer-out: the lots that left, as the source's method took them (before the fee)."""
+    moved_in: bool = False
+
+    @property
+    def cash_flow(self) -> Decimal | None:
+        """The IRR cash flow: −cost of a buy, +proceeds of a sell, ∓ the value moved by a transfer in or out."""
+        if self.cost_usd is not None:
+            return -self.cost_usd
+        if self.proceeds_usd is not None:
+            return self.proceeds_usd
+        if self.moved_value_usd is not None:
+            return -self.moved_value_usd if self.moved_in else self.moved_value_usd
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +126,9 @@ class Ledger:
         if self.last_key is not None and trade.timeline_key < self.last_key:
             raise ValueError(f"trade {trade.transaction_id} is earlier than the last applied trade")
         gross = trade.amount_btc * trade.price_usd
-        if trade.is_buy:
+        if trade.is_transfer:
+            outcome, flow = self._move(trade, trade.price_usd)
+        elif trade.is_buy:
             cost = gross + trade.fee_usd
             self.book.add(trade.sequence, trade.amount_btc, cost)
             self.invested_usd += cost
@@ -127,6 +148,21 @@ class Ledger:
         self.last_key = trade.timeline_key
         self.trade_count += 1
         return outcome
+
+    def _move(self, trade: Trade, price: Decimal) -> tuple[TradeOutcome, Decimal]:
+        """A transfer: lots leave by the method, or arrive as they are; the cost basis and the invested amount
+        move with them, nothing is realized. Its flow is the value sent (the fee is the destination's loss)."""
+        value = (trade.amount_btc + trade.fee_btc) * price if trade.is_buy else trade.amount_btc * price
+        if trade.is_buy:
+            for lot in trade.lots:
+                self.book.receive(trade.sequence, lot)
+            moved = sum((lot.cost_usd for lot in trade.lots), ZERO)
+            self.invested_usd += moved
+            return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value, moved_in=True), value
+        moved, lots = self.book.send(trade.amount_btc)
+        self.invested_usd -= moved
+        return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value,
+                            moved_lots=tuple(lots)), -value
 
     def copy(self) -> "Ledger":
         return Ledger.from_json(self.to_json())
