@@ -66,9 +66,10 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
         repair = (state.repair_from, 0)
         changed_from = repair if changed_from is None else min(changed_from, repair)
         priced_changed = True
-    if not priced_changed and ledger.method == state.method:
+    # a ledger stored before lots carried their buy times is refolded from the first trade, as for a new method
+    same_method = ledger.method == state.method and not ledger.needs_refold
+    if not priced_changed and same_method:
         return await store_figures(service, uow, state, ledger, market, gaps, had_holds)
-    same_method = ledger.method == state.method
     last_seen = ledger.last_seen_key
     extends = (appended is not None and same_method and changed_from is None and ledger.covers(appended)
                and ledger.trade_count + len(ledger.uncovered) == state.counts.get("priced", 0) - 1
@@ -84,14 +85,17 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
             changed_from = appended.timeline_key
         checkpoint = (await repo.checkpoint_before(connection, state.portfolio_id, changed_from)
                       if same_method and changed_from is not None else None)
+        if checkpoint is not None and checkpoint.needs_refold:
+            checkpoint = None  # its lots lack buy times: the replay from the first trade rewrites every checkpoint
         start = checkpoint or Ledger.empty(state.method)
+        kept_count = start.trade_count  # the replay advances `start` itself
         trades = await repo.priced_trades(connection, state.portfolio_id, start.last_key)
         if trades:
             await ensure_opens(service, uow, start.last_at or trades[0].at, trades[-1].at, gaps)
         checkpoints: list[Ledger] = []
         ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, start=start,
                                          checkpoints=checkpoints)
-        await repo.replace_checkpoints(connection, state.portfolio_id, start.trade_count, checkpoints)
+        await repo.replace_checkpoints(connection, state.portfolio_id, kept_count, checkpoints)
     await repo.save_outcomes(connection, outcomes)
     metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds)
     return metrics, outcomes, holds

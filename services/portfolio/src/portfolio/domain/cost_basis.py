@@ -2,12 +2,15 @@
 
 import heapq
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from contracts.portfolios import CostBasisMethod
 
 ZERO = Decimal(0)
+UNKNOWN_BUY_TIME = datetime.min.replace(tzinfo=UTC)
+"""The buy time of a lot read from a checkpoint written before lots carried one: the ledger must be refolded."""
 
 
 @dataclass(slots=True)
@@ -17,6 +20,8 @@ class Lot:
     sequence: int
     amount_btc: Decimal
     cost_usd: Decimal
+    acquired_at: datetime
+    """The buy's time (a lot keeps it when it moves, so the tax term carries over)."""
 
     @property
     def cost_per_btc(self) -> Decimal:
@@ -26,6 +31,16 @@ class Lot:
         """Heap order for hifo: highest cost per BTC first, then the earlier buy."""
         mine, theirs = self.cost_per_btc, other.cost_per_btc
         return mine > theirs or (mine == theirs and self.sequence < other.sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class LotPiece:
+    """The part of one lot that a sell consumed."""
+
+    sequence: int
+    acquired_at: datetime
+    amount_btc: Decimal
+    cost_usd: Decimal
 
 
 @dataclass(slots=True)
@@ -39,25 +54,29 @@ class CostBasisBook:
     """Open lots: in buy order for fifo/lifo; a heap keyed by -(cost per BTC) for hifo."""
     _first: int = 0
     """Index of the first open lot for fifo (lots before it are used up), so removal is amortized O(1)."""
+    buy_times_missing: bool = False
+    """Read from a checkpoint whose lots had no buy time: refold the ledger from its trades before trusting it."""
 
-    def add(self, sequence: int, amount_btc: Decimal, cost_usd: Decimal) -> None:
+    def add(self, sequence: int, amount_btc: Decimal, cost_usd: Decimal, acquired_at: datetime) -> None:
         self.holdings_btc += amount_btc
         self.cost_basis_usd += cost_usd
         if self.method is CostBasisMethod.AVERAGE:
             return
-        lot = Lot(sequence, amount_btc, cost_usd)
+        lot = Lot(sequence, amount_btc, cost_usd, acquired_at)
         if self.method is CostBasisMethod.HIFO:
             heapq.heappush(self.lots, lot)
         else:
             self.lots.append(lot)
 
-    def remove(self, amount_btc: Decimal) -> Decimal:
+    def remove(self, amount_btc: Decimal, consumed: list[LotPiece] | None = None) -> Decimal:
+        """Take `amount_btc` out and return its cost; under a lot method, the pieces of the lots it took are
+        appended to `consumed` when given (average cost has no lots, so nothing is appended)."""
         if amount_btc > self.holdings_btc:
             raise ValueError(f"selling {amount_btc} BTC with {self.holdings_btc} held")
         if self.method is CostBasisMethod.AVERAGE:
             removed = self.cost_basis_usd * amount_btc / self.holdings_btc
         else:
-            removed = self._remove_from_lots(amount_btc)
+            removed = self._remove_from_lots(amount_btc, consumed)
         self.holdings_btc -= amount_btc
         self.cost_basis_usd -= removed
         if self.holdings_btc == 0:
@@ -82,36 +101,41 @@ class CostBasisBook:
         else:
             heapq.heappop(self.lots)
 
-    def _remove_from_lots(self, amount_btc: Decimal) -> Decimal:
+    def _remove_from_lots(self, amount_btc: Decimal, consumed: list[LotPiece] | None) -> Decimal:
         remaining, removed = amount_btc, ZERO
         while remaining > 0:
             lot = self._next_lot()
             if lot.amount_btc <= remaining:
-                removed += lot.cost_usd
-                remaining -= lot.amount_btc
+                taken, share = lot.amount_btc, lot.cost_usd
                 self._drop_next_lot()
             else:
-                share = lot.cost_usd * remaining / lot.amount_btc
+                taken, share = remaining, lot.cost_usd * remaining / lot.amount_btc
                 lot.cost_usd -= share
                 lot.amount_btc -= remaining
-                removed += share
-                remaining = ZERO
+            if consumed is not None:
+                consumed.append(LotPiece(lot.sequence, lot.acquired_at, taken, share))
+            removed += share
+            remaining -= taken
         return removed
 
     def open_lots(self) -> list[Lot]:
         return self.lots[self._first:] if self.method is CostBasisMethod.FIFO else list(self.lots)
 
     def copy(self) -> "CostBasisBook":
-        lots = [Lot(lot.sequence, lot.amount_btc, lot.cost_usd) for lot in self.open_lots()]
-        return CostBasisBook(self.method, self.holdings_btc, self.cost_basis_usd, lots)
+        lots = [Lot(lot.sequence, lot.amount_btc, lot.cost_usd, lot.acquired_at) for lot in self.open_lots()]
+        return CostBasisBook(self.method, self.holdings_btc, self.cost_basis_usd, lots,
+                             buy_times_missing=self.buy_times_missing)
 
     def to_json(self) -> dict[str, Any]:
         return {"method": self.method.value, "holdings_btc": str(self.holdings_btc),
                 "cost_basis_usd": str(self.cost_basis_usd),
-                "lots": [[lot.sequence, str(lot.amount_btc), str(lot.cost_usd)] for lot in self.open_lots()]}
+                "lots": [[lot.sequence, str(lot.amount_btc), str(lot.cost_usd), lot.acquired_at.isoformat()]
+                         for lot in self.open_lots()]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CostBasisBook":
-        lots = [Lot(int(s), Decimal(a), Decimal(c)) for s, a, c in data["lots"]]
+        """A stored book; lots written before they carried a buy time get UNKNOWN_BUY_TIME and mark the book."""
+        lots = [Lot(int(lot[0]), Decimal(lot[1]), Decimal(lot[2]),
+                    datetime.fromisoformat(lot[3]) if len(lot) > 3 else UNKNOWN_BUY_TIME) for lot in data["lots"]]
         return cls(CostBasisMethod(data["method"]), Decimal(data["holdings_btc"]), Decimal(data["cost_basis_usd"]),
-                   lots)
+                   lots, buy_times_missing=any(lot.acquired_at == UNKNOWN_BUY_TIME for lot in lots))

@@ -95,6 +95,12 @@ class Ledger:
         return self.book.cost_basis_usd
 
     @property
+    def needs_refold(self) -> bool:
+        """Read from a checkpoint written before lots carried their buy time: only a refold from the trades
+        gives its lots their buy times back."""
+        return self.book.buy_times_missing
+
+    @property
     def last_at(self) -> datetime | None:
         return None if self.last_key is None else self.last_key[0]
 
@@ -130,7 +136,7 @@ class Ledger:
             outcome, flow = self._move(trade, trade.price_usd)
         elif trade.is_buy:
             cost = gross + trade.fee_usd
-            self.book.add(trade.sequence, trade.amount_btc, cost)
+            self.book.add(trade.sequence, trade.amount_btc, cost, trade.at)
             self.invested_usd += cost
             outcome = TradeOutcome(trade.transaction_id, cost_usd=cost)
             flow = cost
