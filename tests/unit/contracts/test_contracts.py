@@ -45,7 +45,7 @@ def test_every_message_round_trips_through_json(message: Message) -> None:
 
 
 def test_every_command_has_a_routing_key_and_round_trips() -> None:
-    assert len(portfolios.COMMANDS) == 15
+    assert len(portfolios.COMMANDS) == 18
     for key, model in portfolios.COMMANDS.items():
         assert model.routing_key == key
         assert key.split(".")[0] in {"portfolio", "transaction"}

@@ -8,7 +8,7 @@ from typing import Any
 
 from contracts.portfolios import CostBasisMethod
 
-from portfolio.domain.cost_basis import CostBasisBook
+from portfolio.domain.cost_basis import CostBasisBook, LotPiece
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.trades import Trade
 from portfolio.domain.transfers import MovedLot
@@ -161,14 +161,17 @@ class Ledger:
         value = (trade.amount_btc + trade.fee_btc) * price if trade.is_buy else trade.amount_btc * price
         if trade.is_buy:
             for lot in trade.lots:
-                self.book.receive(trade.sequence, lot)
+                self.book.add(trade.sequence, lot.amount_btc, lot.cost_usd, lot.acquired_at)
             moved = sum((lot.cost_usd for lot in trade.lots), ZERO)
             self.invested_usd += moved
             return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value, moved_in=True), value
-        moved, lots = self.book.send(trade.amount_btc)
+        pieces: list[LotPiece] = []
+        moved = self.book.remove(trade.amount_btc, pieces)
         self.invested_usd -= moved
-        return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value,
-                            moved_lots=tuple(lots)), -value
+        # average cost keeps no lots: its share of the average cost leaves as one lot dated at the transfer
+        lots = (tuple(MovedLot(p.acquired_at, p.amount_btc, p.cost_usd) for p in pieces) if pieces
+                else (MovedLot(trade.at, trade.amount_btc, moved),))
+        return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value, moved_lots=lots), -value
 
     def copy(self) -> "Ledger":
         return Ledger.from_json(self.to_json())
