@@ -17,6 +17,7 @@ from bitfolio_web.gateway_client import GatewayClient, GatewayError, UserAction
 from bitfolio_web.live import LiveUpdates
 from bitfolio_web.settings import Settings
 from bitfolio_web.trade_form import TradeForm, changed_fields
+from bitfolio_web.transfer_dialog import open_transfer_dialog
 
 METHODS = {"average": "Average cost", "fifo": "FIFO", "lifo": "LIFO", "hifo": "HIFO"}
 RANGES = ("1W", "1M", "YTD", "1Y", "All")
@@ -335,6 +336,8 @@ class PortfolioPage:
                                         on_change=self.change_method).props("outlined dense").classes("w-40")
                 ui.button("Add trade", icon="add", on_click=lambda: self.trade_dialog()).props(
                     "unelevated color=primary").mark("add-trade")
+                ui.button("Move BTC", icon="swap_horiz", on_click=lambda: open_transfer_dialog(
+                    self.gateway, self.portfolio_id, self.zone, self.refresh)).props("outline").mark("move-btc")
         self.cards = ui.element("div").classes("grid grid-cols-2 sm:grid-cols-3 lg:grid-cols-4 gap-3 w-full")
         with ui.row().classes("w-full gap-4 no-wrap max-md:flex-wrap"):
             with ui.card().classes("grow min-w-0"):
@@ -371,7 +374,8 @@ class PortfolioPage:
                   <q-btn flat round dense size="sm" icon="delete" color="negative"
                          @click="$parent.$emit('remove', props.row)"/>
                 </q-td>""")
-            self.table.on("edit", lambda e: self.trade_dialog(e.args))
+            self.table.on("edit", lambda e: self.trade_dialog(e.args) if not e.args.get("transfer_id") else
+                          open_transfer_dialog(self.gateway, self.portfolio_id, self.zone, self.refresh, e.args))
             self.table.on("remove", lambda e: self.remove(e.args))
         await self.reload()
         await self.load_chart()
@@ -442,9 +446,15 @@ class PortfolioPage:
             ui.label(f"BTC {fmt.usd(price)} · as of {fmt.local_time(m.get('priced_until'), self.zone)}"
                      if price else "No market price yet").classes("text-xs opacity-60 col-span-full")
 
+    async def refresh(self) -> None:
+        await self.reload()
+        await self.load_chart()
+
     def row(self, t: dict[str, Any]) -> dict[str, Any]:
         m = t.get("metrics") or {}
         buy = t["side"] == "buy"
+        if t.get("transfer"):
+            return self.transfer_row(t, m, buy)
         return {
             "transaction_id": t["transaction_id"], "status": t["status"],
             "failure": t.get("failure_detail") or t.get("failure_reason") or "",
@@ -456,6 +466,23 @@ class PortfolioPage:
             "value": fmt.usd(m.get("current_value_usd")) if buy else "—",
             "result": fmt.usd(m.get("net_result_usd") if buy else m.get("realized_pnl_usd"), True),
             "roi": fmt.pct(m.get("roi_pct")) if buy else "—",
+        }
+
+    def transfer_row(self, t: dict[str, Any], m: dict[str, Any], arrived: bool) -> dict[str, Any]:
+        """A side of a transfer: its moved cost in the cost column, no realized result."""
+        fee = t.get("fee_btc") or "0"
+        sent = format(Decimal(t["amount_btc"]) + Decimal(fee), "f") if arrived else t["amount_btc"]
+        return {
+            "transaction_id": t["transaction_id"], "transfer_id": t["transfer"]["transfer_id"],
+            "status": t["status"], "failure": t.get("failure_detail") or t.get("failure_reason") or "",
+            "at": fmt.local_time(t["at"], self.zone), "at_iso": t["at"],
+            "side": "moved in" if arrived else "moved out", "amount": fmt.btc(t["amount_btc"]),
+            "amount_raw": t["amount_btc"], "sent_raw": sent, "fee_btc_raw": fee, "fee_raw": "0",
+            "price": fmt.usd(t.get("price_usd")), "fee": f"{fee} BTC", "note": t.get("note") or "",
+            "flow": fmt.usd(m.get("moved_cost_usd")),
+            "value": fmt.usd(m.get("current_value_usd")) if arrived else "—",
+            "result": fmt.usd(m.get("net_result_usd"), True) if arrived else "—",
+            "roi": fmt.pct(m.get("roi_pct")) if arrived else "—",
         }
 
     @staticmethod
