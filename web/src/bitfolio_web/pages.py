@@ -13,6 +13,7 @@ from nicegui import app, ui
 from nicegui.client import Client
 
 from bitfolio_web import formatting as fmt
+from bitfolio_web.form_inputs import amount_input, field_errors, time_input
 from bitfolio_web.gateway_client import GatewayClient, GatewayError, UserAction
 from bitfolio_web.live import LiveUpdates
 from bitfolio_web.settings import Settings
@@ -108,18 +109,6 @@ def frame(dashboard: Dashboard, title: str) -> Iterator[None]:
     page_client.on_disconnect(stop)
     with ui.column().classes("w-full max-w-6xl mx-auto p-4 gap-4"):
         yield
-
-
-def field_errors(error: GatewayError, inputs: dict[str, ui.input]) -> None:
-    """Show the API's messages next to the inputs they concern, or as a notification."""
-    by_field = error.field_messages()
-    shown = False
-    for name, element in inputs.items():
-        message = by_field.get(name)
-        element.props(f'error error-message="{message}"' if message else "error=false")
-        shown = shown or bool(message)
-    if not shown:
-        ui.notify(error.message, type="negative", multi_line=True)
 
 
 def require_login(dashboard: Dashboard) -> GatewayClient | None:
@@ -574,14 +563,10 @@ class PortfolioPage:
             ui.label("Edit trade" if editing else "Add trade").classes("text-lg font-semibold")
             side = ui.toggle({"buy": "Buy", "sell": "Sell"}, value=row["side"] if row is not None else "buy")
             side.set_enabled(not editing)
-            amount = ui.input("Amount (BTC)", value=stored.amount).props(
-                "outlined inputmode=decimal").classes("w-full").mark("trade-amount")
-            when = ui.input(f"Date and time ({self.zone})", value=stored.when).props(
-                "outlined type=datetime-local").classes("w-full").mark("trade-at")
-            fee = ui.input("Fee (USD, optional)", value=stored.fee).props(
-                "outlined inputmode=decimal").classes("w-full")
-            price = ui.input("Price (USD, optional: leave empty for the market price)", value=stored.price).props(
-                "outlined inputmode=decimal").classes("w-full")
+            amount = amount_input("Amount (BTC)", stored.amount).mark("trade-amount")
+            when = time_input(self.zone, stored.when).mark("trade-at")
+            fee = amount_input("Fee (USD, optional)", stored.fee)
+            price = amount_input("Price (USD, optional: leave empty for the market price)", stored.price)
             note = ui.input("Note", value=stored.note).props("outlined").classes("w-full").mark("trade-note")
             inputs = {"amount_btc": amount, "at": when, "fee_usd": fee, "price_usd": price, "note": note}
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from nicegui import ui
 
+from bitfolio_web.form_inputs import amount_input, field_errors, time_input
 from bitfolio_web.gateway_client import GatewayClient, GatewayError, UserAction
 from bitfolio_web.trade_form import TradeForm, changed_fields
 
@@ -13,8 +14,6 @@ async def open_transfer_dialog(gateway: GatewayClient, portfolio_id: str, zone: 
                                done: Callable[[], Awaitable[None]], row: dict[str, Any] | None = None) -> None:
     """A new transfer out of `portfolio_id` (destination, amount, time, fee in BTC, note), or, given a table row of
     a transfer, that transfer's amount, time, fee and note (both portfolios change)."""
-    from bitfolio_web.pages import field_errors  # the page module registers this dialog; shared field errors
-
     editing = row is not None
     stored = TradeForm.of_transaction(row, zone) if row is not None else TradeForm()
     if row is not None:  # a transfer's fee is BTC, and its amount is what was sent
@@ -37,12 +36,9 @@ async def open_transfer_dialog(gateway: GatewayClient, portfolio_id: str, zone: 
         if not editing:
             destination = ui.select(others, value=next(iter(others)), label="To portfolio").props(
                 "outlined").classes("w-full").mark("transfer-to")
-        amount = ui.input("Amount sent (BTC)", value=stored.amount).props(
-            "outlined inputmode=decimal").classes("w-full").mark("transfer-amount")
-        when = ui.input(f"Date and time ({zone})", value=stored.when).props(
-            "outlined type=datetime-local").classes("w-full").mark("transfer-at")
-        fee = ui.input("Network fee (BTC, optional: lost on the way)", value=stored.fee).props(
-            "outlined inputmode=decimal").classes("w-full")
+        amount = amount_input("Amount sent (BTC)", stored.amount).mark("transfer-amount")
+        when = time_input(zone, stored.when).mark("transfer-at")
+        fee = amount_input("Network fee (BTC, optional: lost on the way)", stored.fee)
         note = ui.input("Note", value=stored.note).props("outlined").classes("w-full")
         inputs = {"amount_btc": amount, "at": when, "fee_btc": fee, "note": note}
         if destination is not None:

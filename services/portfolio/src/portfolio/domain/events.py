@@ -409,6 +409,12 @@ def apply_edit(tx: TransactionState, event: TransactionEdited, at: datetime) -> 
     tx.updated_at = at
 
 
+def add_transaction(state: PortfolioState, tx: TransactionState) -> None:
+    state.transactions[tx.transaction_id] = tx
+    state.next_sequence = max(state.next_sequence, tx.sequence + 1)
+    state.count(tx.status, 1)
+
+
 def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) -> PortfolioState:
     """Fold one event into a portfolio's state; the replay builds every projection from this."""
     if isinstance(event, PortfolioCreated):
@@ -428,10 +434,7 @@ def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) 
         case PortfolioDeleted():
             state.deleted = True
         case TransactionRecorded():
-            tx = recorded_transaction(event, at)
-            state.transactions[tx.transaction_id] = tx
-            state.next_sequence = max(state.next_sequence, tx.sequence + 1)
-            state.count(tx.status, 1)
+            add_transaction(state, recorded_transaction(event, at))
         case TransactionPriced():
             tx = state.transactions[event.transaction_id]
             state.count(tx.status, -1)
@@ -454,10 +457,7 @@ def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) 
             if gone is not None:
                 state.count(gone.status, -1)
         case TransferSent() | TransferReceived():
-            tx = transfer_side(event, at)
-            state.transactions[tx.transaction_id] = tx
-            state.next_sequence = max(state.next_sequence, tx.sequence + 1)
-            state.count(tx.status, 1)
+            add_transaction(state, transfer_side(event, at))
         case TransferLotsSet():
             tx = state.transactions[event.transaction_id]
             state.count(tx.status, -1)
