@@ -58,6 +58,8 @@ async def test_move_btc_between_two_portfolios_edit_and_delete(system, alice, bo
     listed = (await api.get(f"/v1/portfolios/{source['portfolio_id']}/transactions")).json()
     assert [t["kind"] for t in listed] == ["transfer_out", "trade", "trade"]
     assert len([t for t in listed if t["kind"] == "transfer_out"]) == 1  # the replayed POST moved nothing again
+    exported = await api.get(f"/v1/portfolios/{source['portfolio_id']}/transactions/export?format=csv")
+    assert len(exported.text.strip().splitlines()) == 3  # the header and the two buys: a transfer is no trade
 
     vault = (await api.get(f"/v1/portfolios/{destination['portfolio_id']}")).json()["metrics"]
     exchange = (await api.get(f"/v1/portfolios/{source['portfolio_id']}")).json()["metrics"]

@@ -9,6 +9,7 @@ from contracts.portfolios import (
     DeleteTransfer,
     EditTransaction,
     EditTransfer,
+    GetHistory,
     GetPortfolio,
     ListTransactions,
     RecordTransaction,
@@ -76,6 +77,11 @@ async def test_a_transfer_moves_lots_between_both_projections_and_replays(comman
     assert D(source_metrics["cost_basis_usd"]) + D(destination_metrics["cost_basis_usd"]) == invested
     assert D(destination_metrics["holdings_btc"]) == D("1.4")
     assert D(destination_metrics["invested_usd"]) == moved
+    for pid, figures in ((source, source_metrics), (destination, destination_metrics)):
+        history = await commands.ok(GetHistory(owner_id=OWNER, portfolio_id=pid, start="2024-03-02T00:00:00Z",
+                                               end="2024-03-03T00:00:00Z"))
+        assert D(history["points"][-1]["invested_usd"]) == D(figures["invested_usd"])  # the chart moves cost too
+        assert D(history["points"][-1]["holdings_btc"]) == D(figures["holdings_btc"])
 
     # a buy back-dated before the transfer changes the lots fifo sends: the destination follows
     earliest = await buy(commands, source, "2", "2024-01-15T12:00:00Z", "30000")
