@@ -8,6 +8,15 @@ from contracts.portfolios import CostBasisMethod, Side, TransactionKind
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from portfolio.domain import InvalidTransaction, Ledger, Trade, cash_flows, replay_ledger
+from portfolio.domain.events import (
+    PortfolioCreated,
+    TransactionPriced,
+    TransactionRecorded,
+    TransferLotsSet,
+    TransferReceived,
+    TransferSent,
+    apply_event,
+)
 from portfolio.domain.transfers import MovedLot, arriving_lots, counted_arrival, validate_transfer_fee
 
 D = Decimal
@@ -150,3 +159,41 @@ def test_a_transfer_moves_cost_without_creating_or_realizing_any(history, method
     # the source's ledger rebuilt from a checkpoint-free replay equals itself: no hidden state in a transfer
     again, _ = replay_ledger(method, [*trades, out])
     assert again.to_json() == source.to_json()
+
+
+def folded_trades(events: list) -> list[Trade]:
+    """A stream's priced trades as the replay gets them: every event folded by apply_event."""
+    state = None
+    for event in events:
+        state = apply_event(state, event, T0)
+    return [tx.trade() for tx in state.transactions.values()]
+
+
+@settings(max_examples=100, deadline=None)
+@given(histories(), st.sampled_from(list(CostBasisMethod)), st.sampled_from(list(CostBasisMethod)),
+       st.integers(0, 19), st.integers(1, 10**8))
+def test_a_back_dated_buy_moves_the_same_cost_out_and_in_and_the_streams_replay_to_it(
+        history, method, destination_method, hour, satoshis) -> None:
+    trades, out = history
+    late = Trade("late", Side.BUY, D(satoshis) / 10**8, at(hour) + timedelta(minutes=30), D(1), D(33333), 99)
+    source, target, sent = move(method, [*trades, late], out, destination_method)
+    without, _ = replay_ledger(method, [*trades, late])
+    assert abs(source.cost_basis_usd + target.cost_basis_usd - without.cost_basis_usd) <= \
+        D("1e-18") * max(D(1), without.cost_basis_usd)
+    # the streams as the service writes them: the destination's log holds the lots the source's ledger sent
+    first_arrival = move(method, trades, out, destination_method)[2]
+    source_log = [PortfolioCreated("s", "o", "S", method, None),
+                  *[TransactionRecorded(t.transaction_id, t.sequence, t.side, t.amount_btc, t.at, t.fee_usd,
+                                        t.price_usd, None, None) for t in [*trades, late]],
+                  TransferSent("out", "x", out.sequence, out.amount_btc, out.fee_btc, out.at, None, "d", "in", "r"),
+                  TransactionPriced("out", out.price_usd, None, "market")]
+    destination_log = [
+        PortfolioCreated("d", "o", "D", destination_method, None),
+        TransferReceived("in", "x", 1, out.amount_btc - out.fee_btc, out.fee_btc, out.at, None, "s", "out"),
+        TransferLotsSet("in", counted_arrival(out.price_usd, None, first_arrival.moved_lots, out.fee_btc)),
+        TransferLotsSet("in", counted_arrival(out.price_usd, None, sent.moved_lots, out.fee_btc))]
+    replayed_source, _ = replay_ledger(method, folded_trades(source_log))
+    replayed_target, _ = replay_ledger(destination_method, folded_trades(destination_log))
+    assert replayed_source.to_json() == source.to_json()
+    assert replayed_target.cost_basis_usd == target.cost_basis_usd
+    assert replayed_target.holdings_btc == target.holdings_btc and replayed_target.realized_pnl_usd == 0
