@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from contracts.portfolios import (
     CreatePortfolio,
+    DeletePortfolio,
     DeleteTransaction,
     DeleteTransfer,
     EditTransaction,
@@ -148,3 +149,45 @@ async def test_a_transfer_is_refused_for_another_owner_the_same_portfolio_or_mor
     assert refused.error.code == "insufficient_holdings"
     sold = await metrics(commands, mine)
     assert D(sold["realized_pnl_usd"]) == D("0.4") * D("60000") - D("40010") * D("0.4")
+
+
+async def test_a_transfer_the_priced_buys_stop_covering_is_held_in_both_and_every_read_stays_ok(commands) -> None:
+    source = await create(commands, "Held", "lifo")
+    destination = await create(commands, "Waiting", "fifo")
+    # a buy before the bundled 2024 candles: pending when the transfer is recorded, then failed (no price)
+    early = await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=source, side="buy",
+                                                amount_btc=D("1"), at="2023-06-01T12:00:00Z"))
+    out = await commands.ok(RecordTransfer(owner_id=OWNER, portfolio_id=source, to_portfolio_id=destination,
+                                           amount_btc=D("0.5"), at="2024-03-01T12:00:00Z"))
+    arrived_id = out["transfer"]["counterpart_transaction_id"]
+
+    async def shown(portfolio_id: str, transaction_id: str, status: str) -> dict:
+        for _ in range(100):
+            item = (await transactions(commands, portfolio_id))[transaction_id]
+            if item["status"] == status:
+                return item
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{transaction_id} is {item['status']}, not {status}: {item}")
+
+    await shown(source, early["transaction_id"], "failed")
+    sent = await shown(source, out["transaction_id"], "failed")
+    assert sent["failure_reason"] == "insufficient_holdings" and sent["metrics"] is None
+    received = await shown(destination, arrived_id, "failed")
+    assert received["failure_detail"].startswith("In the source portfolio: You hold 0 BTC")
+    figures = await metrics(commands, destination)
+    assert D(figures["holdings_btc"]) == 0 and figures["failed_count"] == 1
+
+    # a typed price on the buy counts it: the transfer is counted and its lots arrive
+    await commands.ok(EditTransaction(owner_id=OWNER, portfolio_id=source, transaction_id=early["transaction_id"],
+                                      price_usd=D("27000")))
+    received = await settled(commands, destination, arrived_id, D("13500"))
+    assert received["failure_detail"] is None
+    assert D((await metrics(commands, destination))["cost_basis_usd"]) == D("13500")
+
+    # the source portfolio deleted: the destination keeps what arrived and can still delete its side
+    await commands.ok(DeletePortfolio(owner_id=OWNER, portfolio_id=source))
+    refused = await commands.send(EditTransfer(owner_id=OWNER, portfolio_id=destination,
+                                               transfer_id=out["transfer"]["transfer_id"], amount_btc=D("0.1")))
+    assert refused.error.code == "not_found"
+    await commands.ok(DeleteTransaction(owner_id=OWNER, portfolio_id=destination, transaction_id=arrived_id))
+    assert await transactions(commands, destination) == {}

@@ -1,5 +1,6 @@
 """Transfer commands: both portfolios locked, each side's events appended to its own stream, both projections updated."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import uuid4
 
@@ -60,26 +61,37 @@ async def record_transfer(service: PortfolioService, uow: UnitOfWork, command: R
     return Outcome(await transaction_result(uow, source, out_id), outgoing)
 
 
-async def load_transfer(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str, transfer_id: str
-                        ) -> tuple[PortfolioState, TransactionState, PortfolioState | None, TransactionState | None]:
-    """(source, its transfer-out, destination, its transfer-in), locked; the destination is None when that
-    portfolio was deleted. NotFound when this portfolio is not the owner's or has no such transfer."""
+@dataclass
+class TransferSides:
+    """A transfer's two sides, locked; a side whose portfolio was deleted is None."""
+
+    source: PortfolioState | None
+    sent: TransactionState | None
+    destination: PortfolioState | None
+    received: TransactionState | None
+
+    def present(self) -> list[tuple[PortfolioState, TransactionState]]:
+        """The sides that still exist, the destination first (it is checked before the source changes)."""
+        return [(state, tx) for state, tx in ((self.destination, self.received), (self.source, self.sent))
+                if state is not None and tx is not None]
+
+
+async def load_transfer(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str, transfer_id: str) -> TransferSides:
+    """Both sides of a transfer of `portfolio_id`, locked in id order. NotFound when this portfolio is not the
+    owner's or has no such transfer."""
     here = await repo.transfer_side(uow.connection, portfolio_id, transfer_id)
     if here is None:
         raise NotFound(f"No transfer {transfer_id} was found in this portfolio.", {"transfer_id": transfer_id})
-    sending = here["kind"] == TransactionKind.TRANSFER_OUT
     ids = {portfolio_id: here["transaction_id"], here["counterpart_portfolio_id"]: here["counterpart_transaction_id"]}
     states = await lock_both(uow, command.owner_id, {pid: [tx] for pid, tx in ids.items()})
     if portfolio_id not in states:
         raise not_found(portfolio_id)
+    sending = here["kind"] == TransactionKind.TRANSFER_OUT
     source_id, destination_id = ((portfolio_id, here["counterpart_portfolio_id"]) if sending
                                  else (here["counterpart_portfolio_id"], portfolio_id))
     source, destination = states.get(source_id), states.get(destination_id)
-    if source is None:
-        raise NotFound("The portfolio this transfer came from was deleted; the transfer can't change now.",
-                       {"portfolio_id": source_id})
-    return (source, source.transactions[ids[source_id]], destination,
-            destination.transactions.get(ids[destination_id]) if destination else None)
+    return TransferSides(source, source.transactions.get(ids[source_id]) if source else None,
+                         destination, destination.transactions.get(ids[destination_id]) if destination else None)
 
 
 def key_of(tx: TransactionState) -> tuple[datetime, int]:
@@ -87,10 +99,11 @@ def key_of(tx: TransactionState) -> tuple[datetime, int]:
 
 
 async def edit_transfer(service: PortfolioService, uow: UnitOfWork, command: EditTransfer) -> Outcome:
-    source, out_tx, destination, in_tx = await load_transfer(uow, command, command.portfolio_id, command.transfer_id)
-    if destination is None or in_tx is None:
-        raise NotFound("The portfolio this transfer went to was deleted; delete the transfer instead.",
-                       {"portfolio_id": out_tx.counterpart_portfolio_id})
+    sides = await load_transfer(uow, command, command.portfolio_id, command.transfer_id)
+    source, out_tx, destination, in_tx = sides.source, sides.sent, sides.destination, sides.received
+    if source is None or out_tx is None or destination is None or in_tx is None:
+        raise NotFound("The other portfolio of this transfer was deleted, so the transfer can't change; delete it "
+                       "instead.", {"transfer_id": command.transfer_id})
     amount = validate_amount(command.amount_btc) if command.amount_btc is not None else out_tx.amount_btc
     fee = command.fee_btc if command.fee_btc is not None else (out_tx.fee_btc or 0)
     validate_transfer_fee(fee, amount)  # type: ignore[arg-type]
@@ -131,12 +144,13 @@ async def delete_transfer(service: PortfolioService, uow: UnitOfWork, command: D
 
 async def remove_transfer(service: PortfolioService, uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,
                           transfer_id: str) -> Outcome:
-    """Delete both sides (a deleted destination has none left); refused when a sell of the destination needs it."""
-    source, out_tx, destination, in_tx = await load_transfer(uow, command, portfolio_id, transfer_id)
-    sides = [(source, out_tx)]
-    if destination is not None and in_tx is not None:
-        check_holdings(await timeline_without(uow, destination.portfolio_id, in_tx.transaction_id))
-        sides.insert(0, (destination, in_tx))
+    """Delete both sides (a side whose portfolio was deleted has none left); refused when a sell of the
+    destination needs what it received."""
+    transfer = await load_transfer(uow, command, portfolio_id, transfer_id)
+    if transfer.destination is not None and transfer.received is not None:
+        check_holdings(await timeline_without(uow, transfer.destination.portfolio_id,
+                                              transfer.received.transaction_id))
+    sides = transfer.present()
     for state, tx in sides:
         await commit_events(uow, state, [ev.TransactionDeleted(tx.transaction_id)], command, [tx.transaction_id])
     outgoing: list[Message] = []
