@@ -144,7 +144,7 @@ async def test_errors_always_use_the_envelope(system, alice) -> None:
 
 
 async def test_demo_is_read_only(system) -> None:
-    from gateway.cli import seed_demo_account
+    from gateway.cli import DEMO_EARLIER_BUYS, DEMO_TRADES, seed_demo_account
     from gateway.settings import Settings
 
     await seed_demo_account(Settings(env="test", database_url=system.database_urls["gateway"],
@@ -153,8 +153,9 @@ async def test_demo_is_read_only(system) -> None:
         tokens = (await api.post("/v1/auth/demo")).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         portfolios = (await api.get("/v1/portfolios", headers=headers)).json()
-        # the 2024 stack (ten trades and a transfer out) and the cold storage the transfer went to
-        assert [p["metrics"]["transaction_count"] for p in portfolios] == [11, 1]
+        # the stack (its trades and a transfer out) and the cold storage the transfer went to
+        assert [p["metrics"]["transaction_count"] for p in portfolios] == [
+            len(DEMO_EARLIER_BUYS) + len(DEMO_TRADES) + 1, 1]
         vault = portfolios[1]["portfolio_id"]
 
         async def arrived():

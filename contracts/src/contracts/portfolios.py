@@ -169,6 +169,46 @@ class History(View):
     points: list[HistoryPoint]
 
 
+class TaxTerm(StrEnum):
+    """Long when the sell's UTC date is later than the lot's UTC buy date plus one calendar year."""
+
+    SHORT = "short"
+    LONG = "long"
+
+
+class TaxReportLine(View):
+    """The part of one sell that one lot covered."""
+
+    sell_transaction_id: str
+    acquired_at: UtcDatetime
+    sold_at: UtcDatetime
+    amount_btc: Money
+    proceeds_usd: Money
+    cost_basis_usd: Money
+    gain_usd: Money
+    term: TaxTerm
+
+
+class TaxTotals(View):
+    proceeds_usd: Money
+    cost_basis_usd: Money
+    gain_usd: Money
+    short_term_gain_usd: Money
+    long_term_gain_usd: Money
+
+
+class TaxReport(View):
+    """Every counted sell of a UTC year, one line per lot it consumed under `method`, and the totals."""
+
+    portfolio_id: str
+    year: int
+    method: CostBasisMethod
+    lines: list[TaxReportLine]
+    totals: TaxTotals
+    pending_sells: int = 0
+    """Sells of the year not counted yet: waiting for their own price or for the prices of earlier buys."""
+
+
 class ImportRowResult(View):
     """One data row of an import: ok, an error (blocks the file unless skip_invalid), or skipped (not a BTC trade)."""
 
@@ -261,6 +301,17 @@ class GetHistory(PortfolioCommand):
     start: UtcDatetime | None = None
     end: UtcDatetime | None = None
     interval: Interval = Interval.DAY
+
+
+class GetTaxReport(PortfolioCommand):
+    """The tax report of a UTC year; `method` defaults to the portfolio's when it is a lot method, else fifo.
+    The reply is a TaxReport, or for `csv` an ExportFile in the column order of IRS Form 8949."""
+
+    routing_key: ClassVar[str] = names.PORTFOLIO_TAX_REPORT
+
+    year: int = Field(ge=1970, le=9999)
+    method: CostBasisMethod | None = None
+    format: Literal["csv", "json"] = "json"
 
 
 # Commands carry any value of the decimal grammar; its range (contracts.types.check_*) is the domain's typed
@@ -394,6 +445,7 @@ COMMANDS: dict[str, type[OwnedCommand]] = {
         GetPortfolio,
         ListPortfolios,
         GetHistory,
+        GetTaxReport,
         RecordTransaction,
         EditTransaction,
         DeleteTransaction,

@@ -11,6 +11,7 @@ from contracts.portfolios import (
     EditTransaction,
     EditTransfer,
     GetHistory,
+    GetTaxReport,
     GetPortfolio,
     ListTransactions,
     RecordTransaction,
@@ -191,3 +192,21 @@ async def test_a_transfer_the_priced_buys_stop_covering_is_held_in_both_and_ever
     assert refused.error.code == "not_found"
     await commands.ok(DeleteTransaction(owner_id=OWNER, portfolio_id=destination, transaction_id=arrived_id))
     assert await transactions(commands, destination) == {}
+
+
+async def test_the_tax_reports_of_both_portfolios_follow_the_moved_lots(commands) -> None:
+    source = await create(commands, "Bought early", "fifo")
+    destination = await create(commands, "Sold later", "fifo")
+    await buy(commands, source, "1", "2023-01-10T12:00:00Z", "20000")
+    out = await commands.ok(RecordTransfer(owner_id=OWNER, portfolio_id=source, to_portfolio_id=destination,
+                                           amount_btc=D("0.5"), at="2024-03-01T12:00:00Z"))
+    await settled(commands, destination, out["transfer"]["counterpart_transaction_id"], D("10005"))
+    await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=destination, side="sell", amount_btc=D("0.5"),
+                                        at="2024-04-01T12:00:00Z", price_usd=D("70000")))
+    moved_from = await commands.ok(GetTaxReport(owner_id=OWNER, portfolio_id=source, year=2024))
+    assert moved_from["lines"] == []  # a transfer is not a sale
+    report = await commands.ok(GetTaxReport(owner_id=OWNER, portfolio_id=destination, year=2024))
+    [line] = report["lines"]
+    assert line["acquired_at"] == "2023-01-10T12:00:00Z" and line["term"] == "long"
+    assert D(line["cost_basis_usd"]) == D("10005") and D(line["gain_usd"]) == D("35000") - D("10005")
+    assert D(report["totals"]["gain_usd"]) == D((await metrics(commands, destination))["realized_pnl_usd"])

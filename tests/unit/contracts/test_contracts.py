@@ -32,6 +32,7 @@ EXAMPLES: list[Message] = [
     portfolios.RecordTransaction(owner_id="u", portfolio_id="p", side="buy", amount_btc=Decimal("0.00000001"), at=AT),
     portfolios.EditTransaction(owner_id="u", portfolio_id="p", transaction_id="t", fee_usd=Decimal("1.5")),
     portfolios.ImportTransactions(owner_id="u", portfolio_id="p", csv_text="side,amount_btc,at\n", dry_run=True),
+    portfolios.GetTaxReport(owner_id="u", portfolio_id="p", year=2024, method="hifo", format="csv"),
     portfolios.PortfolioUpdated(owner_id="u", portfolio_id="p", version=3, reason="transaction_priced", metrics=METRICS),
     Reply(ok=True, result={"x": "1"}),
     Reply.failure(None, ErrorCode.NOT_FOUND, "No portfolio p."),
@@ -45,7 +46,7 @@ def test_every_message_round_trips_through_json(message: Message) -> None:
 
 
 def test_every_command_has_a_routing_key_and_round_trips() -> None:
-    assert len(portfolios.COMMANDS) == 18
+    assert len(portfolios.COMMANDS) == 19
     for key, model in portfolios.COMMANDS.items():
         assert model.routing_key == key
         assert key.split(".")[0] in {"portfolio", "transaction"}

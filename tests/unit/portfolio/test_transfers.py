@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from contracts.portfolios import CostBasisMethod, Side, TransactionKind
+from contracts.portfolios import CostBasisMethod, Side, TaxTerm, TransactionKind
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from portfolio.domain import InvalidTransaction, Ledger, Trade, cash_flows, replay_ledger
@@ -17,6 +17,7 @@ from portfolio.domain.events import (
     TransferSent,
     apply_event,
 )
+from portfolio.domain.tax_report import tax_year
 from portfolio.domain.transfers import MovedLot, arriving_lots, counted_arrival, validate_transfer_fee
 
 D = Decimal
@@ -197,3 +198,20 @@ def test_a_back_dated_buy_moves_the_same_cost_out_and_in_and_the_streams_replay_
     assert replayed_source.to_json() == source.to_json()
     assert replayed_target.cost_basis_usd == target.cost_basis_usd
     assert replayed_target.holdings_btc == target.holdings_btc and replayed_target.realized_pnl_usd == 0
+
+
+def test_the_tax_report_follows_the_lots_a_transfer_moved() -> None:
+    """The source's transfer sells nothing; a sell in the destination is matched to the moved lots, whose buy time
+    keeps the term (a lot bought in January 2023 is long-term when sold in 2024)."""
+    old = Trade("old", Side.BUY, D("1"), datetime(2023, 1, 10, tzinfo=UTC), D(0), D("20000"), 1)
+    out = Trade("out", Side.SELL, D("0.5"), datetime(2024, 3, 1, tzinfo=UTC), D(0), D("60000"), 2,
+                TransactionKind.TRANSFER_OUT)
+    _, outcomes = replay_ledger(CostBasisMethod.FIFO, [old, out])
+    arrival = counted_arrival(D("60000"), None, outcomes[-1].moved_lots, D(0))
+    arrived = Trade("in", Side.BUY, D("0.5"), out.at, D(0), D("60000"), 1, TransactionKind.TRANSFER_IN, D(0),
+                    arrival.lots)
+    sold = Trade("sold", Side.SELL, D("0.5"), datetime(2024, 4, 1, tzinfo=UTC), D(0), D("70000"), 2)
+    assert tax_year([old, out], CostBasisMethod.FIFO, 2024).lines == []
+    lines = tax_year([arrived, sold], CostBasisMethod.FIFO, 2024).lines
+    assert [(line.acquired_at, line.cost_basis_usd, line.gain_usd, line.term) for line in lines] == [
+        (old.at, D("10000"), D("25000"), TaxTerm.LONG)]

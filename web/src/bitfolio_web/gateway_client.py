@@ -225,9 +225,22 @@ class GatewayClient:
                                params={"dry_run": str(dry_run).lower(), "skip_invalid": str(skip_invalid).lower()},
                                files={"file": (name, content, "text/csv")}, action=action)
 
-    async def export_csv(self, portfolio_id: str) -> tuple[str, bytes]:
-        response = await self.request("GET", f"/v1/portfolios/{portfolio_id}/transactions/export",
-                                      params={"format": "csv"})
+    async def download(self, path: str, params: dict[str, Any], fallback_name: str) -> tuple[str, bytes]:
+        """A file the gateway serves as an attachment: its name and its bytes."""
+        response = await self.request("GET", path, params=params)
         disposition = response.headers.get("content-disposition", "")
-        filename = disposition.split("filename=")[-1].strip('"') or "transactions.csv"
+        filename = disposition.split("filename=")[-1].strip('"') or fallback_name
         return filename, response.content
+
+    async def export_csv(self, portfolio_id: str) -> tuple[str, bytes]:
+        return await self.download(f"/v1/portfolios/{portfolio_id}/transactions/export", {"format": "csv"},
+                                   "transactions.csv")
+
+    async def tax_report(self, portfolio_id: str, year: int, method: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"year": year, **({"method": method} if method else {})}
+        return await self.json("GET", f"/v1/portfolios/{portfolio_id}/tax-report",  # type: ignore[no-any-return]
+                               params=params)
+
+    async def tax_report_csv(self, portfolio_id: str, year: int, method: str) -> tuple[str, bytes]:
+        return await self.download(f"/v1/portfolios/{portfolio_id}/tax-report",
+                                   {"year": year, "method": method, "format": "csv"}, f"tax-{year}.csv")

@@ -287,6 +287,9 @@ def register_pages(dashboard: Dashboard) -> None:
         with frame(dashboard, "Portfolio"):
             await PortfolioPage(dashboard, gateway, portfolio_id, zone, ui.context.client).build()
 
+    from bitfolio_web.tax_page import register_tax_page  # here: the tax page is built from this module's frame
+    register_tax_page(dashboard)
+
 
 async def confirm(question: str) -> bool:
     with ui.dialog() as dialog, ui.card():
@@ -323,6 +326,8 @@ class PortfolioPage:
             with ui.row().classes("items-center gap-2"):
                 self.method = ui.select(METHODS, value=self.view["cost_basis_method"], label="Cost basis",
                                         on_change=self.change_method).props("outlined dense").classes("w-40")
+                ui.button("Tax report", icon="receipt_long", on_click=lambda: ui.navigate.to(
+                    f"/portfolio/{self.portfolio_id}/tax")).props("outline").mark("tax-report")
                 ui.button("Add trade", icon="add", on_click=lambda: self.trade_dialog()).props(
                     "unelevated color=primary").mark("add-trade")
                 ui.button("Move BTC", icon="swap_horiz", on_click=lambda: open_transfer_dialog(

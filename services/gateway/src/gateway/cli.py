@@ -33,6 +33,10 @@ DEMO_TRADES = [  # real 2024 times; prices come from the price service (the open
     ("buy", "0.10", "2024-08-05T03:30:00Z", "2.00", "August crash"),
     ("sell", "0.06", "2024-08-23T15:00:00Z", "2.20", None),
 ]
+DEMO_EARLIER_BUYS = [  # before the bundled candles, so at typed (real) prices: the tax report gets long-term lots
+    ("0.05", "2023-01-16T15:00:00Z", "1.00", "21000", "Bought near the 2023 low"),
+    ("0.04", "2023-10-10T10:00:00Z", "1.00", "27500", None),
+]
 DEMO_TRANSFER = ("0.2", "2024-09-02T10:00:00Z", "0.0001", "Moved to the hardware wallet")
 """Amount sent, time, network fee in BTC and note of the demo's move into its cold-storage portfolio."""
 
@@ -81,10 +85,12 @@ async def seed_demo_account(settings: Settings) -> str:
         created = await client.call(CreatePortfolio(owner_id=user.id, name="Demo: 2024 stack",
                                                     goal_usd=Decimal("100000")))
         portfolio_id = created.result["portfolio_id"]
-        for side, amount, at, fee, note in DEMO_TRADES:
+        trades = [("buy", amount, at, fee, note, price) for amount, at, fee, price, note in DEMO_EARLIER_BUYS]
+        for side, amount, at, fee, note, price in [*trades, *((*trade, None) for trade in DEMO_TRADES)]:
             reply = await client.call(RecordTransaction(
                 owner_id=user.id, portfolio_id=portfolio_id, side=side, amount_btc=Decimal(amount),
-                at=datetime.fromisoformat(at), fee_usd=Decimal(fee), note=note))
+                at=datetime.fromisoformat(at), fee_usd=Decimal(fee), note=note,
+                price_usd=Decimal(price) if price else None))
             if not reply.ok:
                 raise RuntimeError(f"demo trade {at} was refused: {reply.error.message}")  # type: ignore[union-attr]
         vault = await client.call(CreatePortfolio(owner_id=user.id, name="Demo: cold storage",
@@ -95,7 +101,8 @@ async def seed_demo_account(settings: Settings) -> str:
             amount_btc=Decimal(amount), at=datetime.fromisoformat(at), fee_btc=Decimal(fee), note=note))
         if not moved.ok:
             raise RuntimeError(f"the demo transfer was refused: {moved.error.message}")  # type: ignore[union-attr]
-        return f"seeded the demo account with {len(DEMO_TRADES)} trades and a transfer to cold storage"
+        return (f"seeded the demo account with {len(DEMO_EARLIER_BUYS) + len(DEMO_TRADES)} trades and a transfer "
+                "to cold storage")
     finally:
         await client.close()
         await pool.close()

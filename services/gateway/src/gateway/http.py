@@ -9,6 +9,7 @@ from contracts.portfolios import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_FIELD_CHARS,
     MAX_IMPORT_ROWS,
+    CostBasisMethod,
     CreatePortfolio,
     DeletePortfolio,
     DeleteTransaction,
@@ -19,6 +20,7 @@ from contracts.portfolios import (
     ExportTransactions,
     GetHistory,
     GetPortfolio,
+    GetTaxReport,
     GetTransaction,
     History,
     ImportReport,
@@ -33,6 +35,7 @@ from contracts.portfolios import (
     RenamePortfolio,
     SetCostBasisMethod,
     SetPortfolioGoal,
+    TaxReport,
     TransactionPage,
     TransactionView,
 )
@@ -230,6 +233,22 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
                       end: UtcDatetime | None = None, interval: Interval = Interval.DAY) -> Any:
         return await backend.ask(GetHistory(owner_id=claims.user_id, portfolio_id=portfolio_id[:100], start=start,
                                             end=end, interval=interval))
+
+    @portfolios.get("/{portfolio_id}/tax-report", response_model=TaxReport, responses={
+        200: {"content": {"application/json": {}, "text/csv": {}}, "description": "the report"},
+        **responses(401, 404, 422, 503)},
+        description="Every counted sell of the UTC year, one line per lot it consumed under `method` (default: the "
+                    "portfolio's lot method, else fifo; average has no lots and is a 422), with the totals. "
+                    "`format=csv` gives the lines in the column order of IRS Form 8949.")
+    async def tax_report(portfolio_id: str, claims: User, year: Annotated[int, Query(ge=1970, le=9999)],
+                         method: CostBasisMethod | None = None, format: Literal["json", "csv"] = "json") -> Any:
+        query = GetTaxReport(owner_id=claims.user_id, portfolio_id=portfolio_id[:100], year=year, method=method,
+                             format=format)
+        if format == "json":
+            return await backend.ask(query)
+        report = await backend.ask_as(query, ExportFile)
+        return Response(report.content, media_type=report.content_type,
+                        headers={"Content-Disposition": f'attachment; filename="{report.filename}"'})
 
     # ------------------------------------------------------------------ transactions
     @portfolios.post("/{portfolio_id}/transactions", status_code=202, response_model=TransactionView,

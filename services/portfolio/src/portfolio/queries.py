@@ -5,10 +5,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from contracts.portfolios import (
+    CostBasisMethod,
     ExportFile,
     ExportTransactions,
     GetHistory,
     GetPortfolio,
+    GetTaxReport,
     GetTransaction,
     History,
     HistoryPoint,
@@ -26,7 +28,15 @@ from pydantic import BaseModel
 
 from portfolio import repository as repo
 from portfolio import views
-from portfolio.domain import DomainError, Trade, export_transactions_csv, value_history
+from portfolio.domain import (
+    DomainError,
+    Trade,
+    export_transactions_csv,
+    report_method,
+    tax_report_csv,
+    tax_year,
+    value_history,
+)
 from portfolio.service import PortfolioService, not_found, transaction_not_found
 
 
@@ -116,7 +126,24 @@ async def export_transactions(service: PortfolioService, command: ExportTransact
     return ExportFile(format="csv", filename=f"{stem}.csv", content_type="text/csv", content=content)
 
 
+async def get_tax_report(service: PortfolioService, command: GetTaxReport) -> BaseModel:
+    """One read of the trades up to the year's end, folded by the pure domain; nothing is stored."""
+    row = await repo.portfolio_row(service.pool, command.portfolio_id, command.owner_id)
+    if row is None:
+        raise not_found(command.portfolio_id)
+    method = report_method(command.method, CostBasisMethod(row["method"]))
+    year_end = datetime(command.year + 1, 1, 1, tzinfo=UTC) if command.year < 9999 else None
+    priced, pending_sells_at = await repo.tax_inputs(service.pool, command.portfolio_id, year_end)
+    report = tax_year(priced, method, command.year, pending_sells_at)
+    if command.format == "csv":
+        return ExportFile(format="csv", filename=f"bitfolio-{command.portfolio_id[:8]}-tax-{command.year}-"
+                                                 f"{method.value}.csv", content_type="text/csv",
+                          content=tax_report_csv(report))
+    return views.tax_report_view(command.portfolio_id, report)
+
+
 READS: dict[type[OwnedCommand], Callable[..., Awaitable[BaseModel]]] = {
     GetPortfolio: get_portfolio, ListPortfolios: list_portfolios, GetTransaction: get_transaction,
     ListTransactions: list_transactions, GetHistory: get_history, ExportTransactions: export_transactions,
+    GetTaxReport: get_tax_report,
 }

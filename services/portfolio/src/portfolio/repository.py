@@ -15,7 +15,7 @@ from portfolio.domain import Ledger, Trade, TradeOutcome
 from portfolio.domain.cost_basis import CostBasisBook
 from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.returns import ReturnIndex
-from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, SellHold
+from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, SellHold
 from portfolio.domain.transfers import lots_from_json, lots_to_json
 
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
@@ -212,11 +212,20 @@ async def priced_trades(connection: asyncpg.Connection, portfolio_id: str,
     """The priced trades in timeline order (only those later than `after`, when given)."""
     later = "" if after is None else " AND (at, sequence) > ($2, $3)"
     rows = await connection.fetch(
-        "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, kind, fee_btc, "
-        f"transfer_lots::text FROM transactions WHERE portfolio_id = $1 AND status = 'priced'{later} "
+        f"SELECT {TRADE_COLUMNS} FROM transactions WHERE portfolio_id = $1 AND status = 'priced'{later} "
         "ORDER BY at, sequence", portfolio_id, *(after or ()))
-    return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6], TransactionKind(r[7]), r[8] or Decimal(0),
-                  lots_from_json(json.loads(r[9]) if r[9] else None)) for r in rows]
+    return [trade_of(r) for r in rows]
+
+
+TRADE_COLUMNS = "transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, kind, fee_btc, transfer_lots::text"
+
+
+def trade_of(row: asyncpg.Record) -> Trade:
+    """A trade from the TRADE_COLUMNS of its row (a transfer with its kind, fee and the lots that arrived)."""
+    lots = row["transfer_lots"]
+    return Trade(row["transaction_id"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
+                 row["price_usd"], row["sequence"], TransactionKind(row["kind"]), row["fee_btc"] or Decimal(0),
+                 lots_from_json(json.loads(lots) if lots else None))
 
 
 async def moved_costs(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str) -> dict[str, Decimal]:
@@ -377,6 +386,20 @@ async def transaction_record(pool: asyncpg.Pool | asyncpg.Connection, portfolio_
 async def all_transactions(pool: asyncpg.Pool, portfolio_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         "SELECT * FROM transactions WHERE portfolio_id = $1 ORDER BY at, sequence", portfolio_id)
+
+
+async def tax_inputs(pool: asyncpg.Pool, portfolio_id: str, until: datetime | None
+                     ) -> tuple[list[Trade], list[datetime]]:
+    """In one read, the priced trades before `until` in timeline order, and the times of the sells still pending
+    (waiting for their price, or for the prices of earlier buys)."""
+    rows = await pool.fetch(
+        f"SELECT {TRADE_COLUMNS}, status, hold_reason "
+        "FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' "
+        "AND at < coalesce($2::timestamptz, 'infinity') ORDER BY at, sequence", portfolio_id, until)
+    priced = [trade_of(r) for r in rows if r["status"] == "priced"]
+    pending = [r["at"] for r in rows if r["side"] == "sell" and r["kind"] == TransactionKind.TRADE
+               and (r["status"] == "pending" or r["hold_reason"] == WAITING_FOR_BUYS)]
+    return priced, pending
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,9 @@ from contracts.portfolios import (
     PortfolioView,
     PriceSource,
     Side,
+    TaxReport,
+    TaxReportLine,
+    TaxTotals,
     TransactionKind,
     TransactionMetrics,
     TransactionStatus,
@@ -22,7 +25,7 @@ from contracts.portfolios import (
 )
 from contracts.types import decimal_text
 
-from portfolio.domain import PortfolioFigures, Trade, TradeOutcome, transaction_figures
+from portfolio.domain import PortfolioFigures, TaxYear, Trade, TradeOutcome, transaction_figures
 from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.sell_holds import SellHold
 
@@ -99,3 +102,16 @@ def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> Tr
         price_hour=row["price_hour"], status=status, failure_reason=failure_reason,
         failure_detail=failure_detail, note=row["note"], recorded_at=row["recorded_at"],
         updated_at=row["updated_at"], metrics=metrics, kind=kind, fee_btc=row["fee_btc"], transfer=transfer)
+
+
+def tax_report_view(portfolio_id: str, report: TaxYear) -> TaxReport:
+    totals = report.totals
+    return TaxReport(
+        portfolio_id=portfolio_id, year=report.year, method=report.method, pending_sells=report.pending_sells,
+        lines=[TaxReportLine(sell_transaction_id=line.sell_transaction_id, acquired_at=line.acquired_at,
+                             sold_at=line.sold_at, amount_btc=line.amount_btc, proceeds_usd=line.proceeds_usd,
+                             cost_basis_usd=line.cost_basis_usd, gain_usd=line.gain_usd, term=line.term)
+               for line in report.lines],
+        totals=TaxTotals(proceeds_usd=totals.proceeds_usd, cost_basis_usd=totals.cost_basis_usd,
+                         gain_usd=totals.gain_usd, short_term_gain_usd=totals.short_term_gain_usd,
+                         long_term_gain_usd=totals.long_term_gain_usd))

@@ -34,13 +34,14 @@ from portfolio.domain.rules import (
     validate_price,
     validate_time,
 )
+from portfolio.domain.tax_report import TaxLine, TaxYear, report_method, tax_report_csv, tax_year
 from portfolio.domain.trades import Trade
 
 __all__ = [
     "CHECKPOINT_EVERY",
     "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
-    "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "Trade", "TradeOutcome",
+    "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "TaxLine", "TaxYear", "Trade", "TradeOutcome",
     "TransactionFigures", "cash_flows", "check_holdings", "count_midnights", "export_transactions_csv", "irr_at", "irr_pct", "midnights_between",
-    "parse_transactions_csv", "portfolio_figures", "refuse_oversized_sells", "replay_ledger", "transaction_figures", "validate_amount",
+    "parse_transactions_csv", "portfolio_figures", "refuse_oversized_sells", "replay_ledger", "report_method", "tax_report_csv", "tax_year", "transaction_figures", "validate_amount",
     "validate_fee", "validate_price", "validate_time", "value_history",
 ]

@@ -72,10 +72,14 @@ class CostBasisBook:
         else:
             self.lots.append(lot)
 
+    def covers(self, amount_btc: Decimal) -> bool:
+        """Whether the holdings cover a sell of `amount_btc` (a sell they don't is left out of every figure)."""
+        return amount_btc <= self.holdings_btc
+
     def remove(self, amount_btc: Decimal, consumed: list[LotPiece] | None = None) -> Decimal:
         """Take `amount_btc` out and return its cost; under a lot method, the pieces of the lots it took are
         appended to `consumed` when given (average cost has no lots, so nothing is appended)."""
-        if amount_btc > self.holdings_btc:
+        if not self.covers(amount_btc):
             raise ValueError(f"selling {amount_btc} BTC with {self.holdings_btc} held")
         if self.method is CostBasisMethod.AVERAGE:
             removed = self.cost_basis_usd * amount_btc / self.holdings_btc

@@ -34,7 +34,7 @@ def value_history(trades: Iterable[Trade], prices: Sequence[tuple[datetime, Deci
             if trade.is_buy:
                 holdings += trade.amount_btc
                 invested += (moved_costs.get(trade.transaction_id, Decimal(0)) if trade.is_transfer
-                             else trade.amount_btc * trade.price_usd + trade.fee_usd)  # type: ignore[operator]
+                             else trade.cost_usd)
             elif trade.amount_btc <= holdings:
                 holdings -= trade.amount_btc
                 invested -= moved_costs.get(trade.transaction_id, Decimal(0)) if trade.is_transfer else 0

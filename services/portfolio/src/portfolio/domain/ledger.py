@@ -113,7 +113,7 @@ class Ledger:
 
     def covers(self, trade: Trade) -> bool:
         """Whether the priced holdings cover the trade (a buy always is)."""
-        return trade.is_buy or trade.amount_btc <= self.book.holdings_btc
+        return trade.is_buy or self.book.covers(trade.amount_btc)
 
     def leave_out(self, trade: Trade) -> TradeOutcome:
         """Fold in a sell that the holdings do not cover: it has no figures."""
@@ -131,17 +131,16 @@ class Ledger:
             raise ValueError(f"trade {trade.transaction_id} is not priced")
         if self.last_key is not None and trade.timeline_key < self.last_key:
             raise ValueError(f"trade {trade.transaction_id} is earlier than the last applied trade")
-        gross = trade.amount_btc * trade.price_usd
         if trade.is_transfer:
             outcome, flow = self._move(trade, trade.price_usd)
         elif trade.is_buy:
-            cost = gross + trade.fee_usd
+            cost = trade.cost_usd
             self.book.add(trade.sequence, trade.amount_btc, cost, trade.at)
             self.invested_usd += cost
             outcome = TradeOutcome(trade.transaction_id, cost_usd=cost)
             flow = cost
         else:
-            proceeds = gross - trade.fee_usd
+            proceeds = trade.proceeds_usd
             sold_cost = self.book.remove(trade.amount_btc)
             realized = proceeds - sold_cost
             self.realized_pnl_usd += realized

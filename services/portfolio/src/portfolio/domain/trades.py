@@ -39,6 +39,16 @@ class Trade:
     def is_transfer(self) -> bool:
         return self.kind != TransactionKind.TRADE
 
+    @property
+    def cost_usd(self) -> Decimal:
+        """A priced buy's cost: amount × price + fee."""
+        return self.amount_btc * self.price_usd + self.fee_usd  # type: ignore[operator]
+
+    @property
+    def proceeds_usd(self) -> Decimal:
+        """A priced sell's proceeds: amount × price − fee."""
+        return self.amount_btc * self.price_usd - self.fee_usd  # type: ignore[operator]
+
 
 def in_timeline_order(trades: "list[Trade]") -> "list[Trade]":
     return sorted(trades, key=lambda t: t.timeline_key)
