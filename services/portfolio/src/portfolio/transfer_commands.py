@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from uuid import uuid4
 
 from contracts.envelope import Message
@@ -105,8 +106,8 @@ async def edit_transfer(service: PortfolioService, uow: UnitOfWork, command: Edi
         raise NotFound("The other portfolio of this transfer was deleted, so the transfer can't change; delete it "
                        "instead.", {"transfer_id": command.transfer_id})
     amount = validate_amount(command.amount_btc) if command.amount_btc is not None else out_tx.amount_btc
-    fee = command.fee_btc if command.fee_btc is not None else (out_tx.fee_btc or 0)
-    validate_transfer_fee(fee, amount)  # type: ignore[arg-type]
+    fee = validate_transfer_fee(command.fee_btc if command.fee_btc is not None else out_tx.fee_btc or Decimal(0),
+                                amount)
     at = validate_time(command.at, service.clock()) if command.at is not None else out_tx.at
     leaving = Trade(out_tx.transaction_id, Side.SELL, amount, at, out_tx.fee_usd, None, out_tx.sequence,
                     TransactionKind.TRANSFER_OUT)
@@ -122,11 +123,11 @@ async def edit_transfer(service: PortfolioService, uow: UnitOfWork, command: Edi
     # the destination waits until the source's ledger counts the changed transfer (sync_arrivals)
     await commit_events(uow, destination, [
         ev.TransactionEdited(in_tx.transaction_id, amount - fee, new_at, note=note, note_changed=note_changed,
-                             fee_btc=fee),  # type: ignore[arg-type]
+                             fee_btc=fee),
         ev.TransferLotsSet(in_tx.transaction_id, waiting_arrival())], command, [in_tx.transaction_id])
     await commit_events(uow, source, [
         ev.TransactionEdited(out_tx.transaction_id, amount, new_at, note=note, note_changed=note_changed,
-                             price_request_id=request_id, fee_btc=fee)], command, [out_tx.transaction_id])  # type: ignore[arg-type]
+                             price_request_id=request_id, fee_btc=fee)], command, [out_tx.transaction_id])
     outgoing: list[Message] = []
     if request_id is not None:
         outgoing.append(price_request(source, out_tx.transaction_id, at, request_id, command))
