@@ -138,3 +138,48 @@ async def test_random_histories_with_transfers_balance_and_replay_to_live(holds_
             assert await differences(service.pool, await rebuild(service, portfolio_id), portfolio_id) == []
     finally:
         await service.pool.close()
+
+
+async def test_a_back_dated_buy_cascades_along_a_chain_of_transfers_and_back(holds_database) -> None:  # noqa: F811
+    """A → B, then B → A: a buy back-dated in A changes what fifo sends to B, so what B sends back, in one write;
+    every version and count stays in step (replay agrees), and the cost that went round comes back whole."""
+    service = await service_on(holds_database)
+    try:
+        a, b = [(await ok(service, CreatePortfolio(owner_id=OWNER, name=name, cost_basis_method="fifo"))
+                 )["portfolio_id"] for name in ("A", "B")]
+        await ok(service, RecordTransaction(owner_id=OWNER, portfolio_id=a, side="buy", amount_btc=D("1"),
+                                            at=START + timedelta(days=5), price_usd=D("50000")))
+        for source, target, day in ((a, b, 10), (b, a, 20)):
+            reply, outgoing = await handlers.handle_command(service, RecordTransfer(
+                owner_id=OWNER, portfolio_id=source, to_portfolio_id=target, amount_btc=D("0.5"),
+                at=START + timedelta(days=day)))
+            assert reply.ok, reply.error
+            [request] = [m for m in outgoing if m.routing_key == "price.requested"]
+            await handlers.on_price_answer(service, PriceResolved(
+                transaction_id=request.transaction_id, portfolio_id=source, at=request.at,
+                hour=int(request.at.timestamp()) // 3600 * 3600, price_usd=D(45000), source="test",
+                **request.caused()))
+        back = [t for t in (await ok(service, ListTransactions(owner_id=OWNER, portfolio_id=a)))["items"]
+                if t["kind"] == "transfer_in"][0]
+        assert D(back["metrics"]["moved_cost_usd"]) == D("25000")
+
+        await ok(service, RecordTransaction(owner_id=OWNER, portfolio_id=a, side="buy", amount_btc=D("1"),
+                                            at=START, price_usd=D("20000")))
+        items = (await ok(service, ListTransactions(owner_id=OWNER, portfolio_id=a)))["items"]
+        back = next(t for t in items if t["kind"] == "transfer_in")
+        assert D(back["metrics"]["moved_cost_usd"]) == D("10000")  # fifo now sends half of the earlier buy
+        figures = (await ok(service, GetPortfolio(owner_id=OWNER, portfolio_id=a)))["metrics"]
+        assert D(figures["cost_basis_usd"]) == D("70000") and D(figures["holdings_btc"]) == D("2")
+        # an edit of A → B changes both streams, and on the way B → A, so A again, in the same write
+        a_to_b = next(t for t in items if t["kind"] == "transfer_out")["transfer"]["transfer_id"]
+        edited = await ok(service, EditTransfer(owner_id=OWNER, portfolio_id=a, transfer_id=a_to_b,
+                                                amount_btc=D("0.8")))
+        assert edited["status"] == "priced"
+        arrived = next(t for t in (await ok(service, ListTransactions(owner_id=OWNER, portfolio_id=b)))["items"]
+                       if t["kind"] == "transfer_in")
+        assert D(arrived["metrics"]["moved_cost_usd"]) == D("16000")
+        await check_transfers_balance(service, [a, b])
+        for portfolio_id in (a, b):
+            assert await differences(service.pool, await rebuild(service, portfolio_id), portfolio_id) == []
+    finally:
+        await service.pool.close()

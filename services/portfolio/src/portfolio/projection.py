@@ -154,9 +154,13 @@ async def sync_arrivals(service: PortfolioService, uow: UnitOfWork, state: Portf
     cause = uow.cause or Message()
     for portfolio_id in sorted(changed):
         events = [event for event, _ in changed[portfolio_id]]
-        destination = await repo.load_state(uow.connection, portfolio_id, None,
-                                            [e.transaction_id for e in events], stored=uow.stored)
-        if destination is None:
+        ids = [e.transaction_id for e in events]
+        destination = uow.changing.get(portfolio_id)  # already changed by this message: the same state goes on
+        if destination is not None:
+            await repo.load_transactions(uow.connection, destination, [i for i in ids if i not in destination.transactions])
+        else:
+            destination = await repo.load_state(uow.connection, portfolio_id, None, ids, stored=uow.stored)
+        if destination is None or destination.deleted:
             continue  # deleted: the other side of its transfers stays as it was
         await commit_events(uow, destination, events, cause, [e.transaction_id for e in events])
         metrics = await refresh_metrics(service, uow, destination,
@@ -252,6 +256,7 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence
     for event in events:
         if not isinstance(event, ev.PortfolioCreated):
             ev.apply_event(state, event, now)
+    uow.changing[state.portfolio_id] = state
     # the header is written with the metrics that follow, except at creation and deletion
     await repo.save_state(uow.connection, state, touched, header=created or state.deleted)
 

@@ -99,13 +99,19 @@ async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
     state = state_of(row, stored)
+    await load_transactions(connection, state, transaction_ids)
+    return state
+
+
+async def load_transactions(connection: asyncpg.Connection, state: PortfolioState, transaction_ids: Iterable[str]
+                            ) -> None:
+    """Add the named transactions of the portfolio to its state (others are ignored)."""
     ids = list(transaction_ids)
     if ids:
         # by primary key alone: with portfolio_id in the filter a generic plan may scan the portfolio's rows
         for tx_row in await connection.fetch("SELECT * FROM transactions WHERE transaction_id = ANY($1::text[])", ids):
-            if tx_row["portfolio_id"] == portfolio_id:
+            if tx_row["portfolio_id"] == state.portfolio_id:
                 state.transactions[tx_row["transaction_id"]] = transaction_state(tx_row)
-    return state
 
 
 async def load_state_of_transaction(connection: asyncpg.Connection, transaction_id: str,
