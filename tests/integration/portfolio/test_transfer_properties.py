@@ -159,8 +159,8 @@ async def test_a_back_dated_buy_cascades_along_a_chain_of_transfers_and_back(hol
                 transaction_id=request.transaction_id, portfolio_id=source, at=request.at,
                 hour=int(request.at.timestamp()) // 3600 * 3600, price_usd=D(45000), source="test",
                 **request.caused()))
-        back = [t for t in (await ok(service, ListTransactions(owner_id=OWNER, portfolio_id=a)))["items"]
-                if t["kind"] == "transfer_in"][0]
+        back = next(t for t in (await ok(service, ListTransactions(owner_id=OWNER, portfolio_id=a)))["items"]
+                if t["kind"] == "transfer_in")
         assert D(back["metrics"]["moved_cost_usd"]) == D("25000")
 
         await ok(service, RecordTransaction(owner_id=OWNER, portfolio_id=a, side="buy", amount_btc=D("1"),

@@ -139,6 +139,10 @@ def histories(draw):
         amount = D(draw(st.integers(1, 10**8))) / 10**7
         trades.append(Trade(f"b{sequence}", Side.BUY, amount, at(hour), D(draw(st.integers(0, 50))), price, sequence))
         held += amount
+    if held < D("0.00000001"):  # sold out: a last buy, so that there is something to move
+        sequence += 1
+        trades.append(Trade(f"b{sequence}", Side.BUY, D("0.5"), at(19), D(0), D(30000), sequence))
+        held += D("0.5")
     share = D(draw(st.integers(1, 100))) / 100
     amount = max((held * share).quantize(D("0.00000001")), D("0.00000001"))
     fee = (amount * D(draw(st.integers(0, 99))) / 100).quantize(D("0.00000001"))
