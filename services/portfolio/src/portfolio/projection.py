@@ -157,12 +157,13 @@ async def sync_arrivals(service: PortfolioService, uow: UnitOfWork, state: Portf
         ids = [e.transaction_id for e in events]
         destination = uow.changing.get(portfolio_id)  # already changed by this message: the same state goes on
         if destination is not None:
-            await repo.load_transactions(uow.connection, destination, [i for i in ids if i not in destination.transactions])
+            await repo.load_transactions(uow.connection, destination,
+                                         [i for i in ids if i not in destination.transactions])
         else:
             destination = await repo.load_state(uow.connection, portfolio_id, None, ids, stored=uow.stored)
         if destination is None or destination.deleted:
             continue  # deleted: the other side of its transfers stays as it was
-        await commit_events(uow, destination, events, cause, [e.transaction_id for e in events])
+        await commit_events(uow, destination, events, cause, ids)
         metrics = await refresh_metrics(service, uow, destination,
                                         changed_from=min(key for _, key in changed[portfolio_id]))
         uow.publish([updated_event(destination, metrics, cause, "transfer_arrived")])
