@@ -59,5 +59,15 @@ async def test_move_btc_to_another_portfolio_changes_both(browser, web_url, scre
     await expect(page.locator(".q-card", has=page.get_by_text("Realized", exact=True)).get_by_text(
         "$0.00")).to_be_visible()
     await page.screenshot(path=str(screenshot_dir / "11-transfer-in.png"), full_page=True)
+
+    # edited from the destination's table: both portfolios follow
+    await page.locator(".q-table tbody tr", has_text="moved in").locator("button").first.click()
+    await expect(page.get_by_text("Edit transfer")).to_be_visible()
+    await page.get_by_label("Amount sent (BTC)").fill("0.5")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.locator(".q-card", has=page.get_by_text("Holdings", exact=True)).get_by_text(
+        "0.49990000 BTC")).to_be_visible(timeout=20_000)
     await page.goto(exchange)
+    await expect(page.locator(".q-card", has=page.get_by_text("Holdings", exact=True)).get_by_text(
+        "0.50000000 BTC")).to_be_visible(timeout=20_000)
     await context.close()
