@@ -9,7 +9,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import PASSWORD, sign_up
+from tests.e2e.conftest import PASSWORD, sign_up, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -153,7 +153,19 @@ async def test_demo_is_read_only(system) -> None:
         tokens = (await api.post("/v1/auth/demo")).json()
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         portfolios = (await api.get("/v1/portfolios", headers=headers)).json()
-        assert len(portfolios) == 1 and portfolios[0]["metrics"]["transaction_count"] == len(
-            DEMO_EARLIER_BUYS) + len(DEMO_TRADES)
+        # the stack (its trades and a transfer out) and the cold storage the transfer went to
+        assert [p["metrics"]["transaction_count"] for p in portfolios] == [
+            len(DEMO_EARLIER_BUYS) + len(DEMO_TRADES) + 1, 1]
+        vault = portfolios[1]["portfolio_id"]
+
+        async def arrived():
+            items = (await api.get(f"/v1/portfolios/{vault}/transactions", headers=headers)).json()
+            return items if items[0]["status"] == "priced" else None
+        received = (await wait_for(arrived))[0]
+        assert received["kind"] == "transfer_in" and received["amount_btc"] == "0.1999"
+        move = await api.post(f"/v1/portfolios/{vault}/transfers", headers=headers,
+                              json={"to_portfolio_id": portfolios[0]["portfolio_id"], "amount_btc": "0.1",
+                                    "at": "2024-10-01T00:00:00Z"})
+        assert move.status_code == 403
         write = await api.post("/v1/portfolios", json={"name": "x"}, headers=headers)
         assert write.status_code == 403 and "read-only" in write.json()["error"]["message"]

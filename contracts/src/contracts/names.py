@@ -37,6 +37,10 @@ TRANSACTION_GET = "transaction.get"
 TRANSACTION_LIST = "transaction.list"
 TRANSACTION_IMPORT = "transaction.import"
 TRANSACTION_EXPORT = "transaction.export"
+# Transfers between two portfolios of one owner (under transaction.*, so the same queue and permissions serve them)
+TRANSFER_RECORD = "transaction.transfer"
+TRANSFER_EDIT = "transaction.transfer_edit"
+TRANSFER_DELETE = "transaction.transfer_delete"
 
 # Durable work queues
 PRICE_REQUESTS_QUEUE = "price.requests"

@@ -29,6 +29,14 @@ class TransactionStatus(StrEnum):
     FAILED = "failed"
 
 
+class TransactionKind(StrEnum):
+    """A trade, or one side of a transfer between two portfolios (side `sell` leaves, side `buy` arrives)."""
+
+    TRADE = "trade"
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+
+
 class PriceSource(StrEnum):
     USER = "user"
     MARKET = "market"
@@ -80,6 +88,18 @@ class TransactionMetrics(View):
     proceeds_usd: Money | None = None
     cost_basis_sold_usd: Money | None = None
     realized_pnl_usd: Money | None = None
+    moved_cost_usd: Money | None = None
+    """A transfer: the cost basis that left the source and arrived in the destination (never realized)."""
+    moved_value_usd: Money | None = None
+    """A transfer: amount sent × price_at(at), its flow for TWR and IRR."""
+
+
+class TransferLink(View):
+    """The transfer a transaction is one side of, and its other side."""
+
+    transfer_id: str
+    counterpart_portfolio_id: str
+    counterpart_transaction_id: str
 
 
 class TransactionView(View):
@@ -99,6 +119,10 @@ class TransactionView(View):
     recorded_at: UtcDatetime
     updated_at: UtcDatetime
     metrics: TransactionMetrics | None = None
+    kind: TransactionKind = TransactionKind.TRADE
+    fee_btc: Money | None = None
+    """A transfer's BTC lost on the way (the destination's `amount_btc` is what arrived)."""
+    transfer: TransferLink | None = None
 
 
 class PortfolioView(View):
@@ -336,6 +360,38 @@ class ListTransactions(PortfolioCommand):
     limit: int = Field(default=50, ge=1, le=1000)
 
 
+class RecordTransfer(PortfolioCommand):
+    """Move BTC from `portfolio_id` to another portfolio of the same owner; not a sale (SPEC "Transfers")."""
+
+    routing_key: ClassVar[str] = names.TRANSFER_RECORD
+
+    to_portfolio_id: str = Field(min_length=1, max_length=100)
+    amount_btc: Money
+    at: UtcDatetime
+    fee_btc: Money = Decimal("0")
+    note: Note | None = None
+
+
+class EditTransfer(PortfolioCommand):
+    """Changes only the fields given, on both sides; `portfolio_id` may be either portfolio of the transfer."""
+
+    routing_key: ClassVar[str] = names.TRANSFER_EDIT
+
+    transfer_id: str = Field(min_length=1, max_length=100)
+    amount_btc: Money | None = None
+    at: UtcDatetime | None = None
+    fee_btc: Money | None = None
+    note: Note | None = None
+
+
+class DeleteTransfer(PortfolioCommand):
+    """Removes the transfer from both portfolios; `portfolio_id` may be either one."""
+
+    routing_key: ClassVar[str] = names.TRANSFER_DELETE
+
+    transfer_id: str = Field(min_length=1, max_length=100)
+
+
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 """An import file's size limit (413 at the gateway); a UTF-8 file of this many bytes has at most as many characters."""
 MAX_IMPORT_ROWS = 50_000
@@ -402,6 +458,9 @@ COMMANDS: dict[str, type[OwnedCommand]] = {
         ListTransactions,
         ImportTransactions,
         ExportTransactions,
+        RecordTransfer,
+        EditTransfer,
+        DeleteTransfer,
     )
 }
 """Routing key → command model, for the portfolio service's dispatcher."""

@@ -77,6 +77,17 @@ def check_btc_amount(amount: Decimal) -> Decimal:
     return amount
 
 
+def check_btc_fee(fee: Decimal) -> Decimal:
+    """BTC lost on the way by a transfer: 0 or more, in whole satoshis (less than the amount: the domain's rule)."""
+    if fee < 0:
+        raise InvalidValue("The fee can't be negative.")
+    if fee > MAX_BTC:
+        raise InvalidValue("The fee can't exceed 21,000,000 BTC, the total supply.")
+    if fee != fee.quantize(SATOSHI):
+        raise InvalidValue("The fee can have at most 8 decimals (1 satoshi = 0.00000001 BTC).")
+    return fee
+
+
 def _usd_decimals(value: Decimal, what: str) -> Decimal:
     if -value.as_tuple().exponent > MAX_USD_DECIMALS:  # type: ignore[operator]
         raise InvalidValue(f"The {what} can have at most {MAX_USD_DECIMALS} decimals.")
@@ -144,6 +155,8 @@ Money = Annotated[
 
 BtcAmount = Annotated[Money, _ranged(check_btc_amount)]
 """An amount of BTC a person records: > 0, <= 21,000,000, at most 8 decimals."""
+BtcFee = Annotated[Money, _ranged(check_btc_fee)]
+"""BTC lost on the way by a transfer: >= 0, at most 8 decimals."""
 UsdFee = Annotated[Money, _ranged(check_fee)]
 UsdPrice = Annotated[Money, _ranged(check_price)]
 UsdGoal = Annotated[Money, _ranged(check_goal)]

@@ -46,7 +46,7 @@ def test_every_message_round_trips_through_json(message: Message) -> None:
 
 
 def test_every_command_has_a_routing_key_and_round_trips() -> None:
-    assert len(portfolios.COMMANDS) == 16
+    assert len(portfolios.COMMANDS) == 19
     for key, model in portfolios.COMMANDS.items():
         assert model.routing_key == key
         assert key.split(".")[0] in {"portfolio", "transaction"}

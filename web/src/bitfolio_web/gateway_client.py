@@ -204,6 +204,16 @@ class GatewayClient:
     async def delete_transaction(self, portfolio_id: str, transaction_id: str, action: UserAction | None = None) -> None:
         await self.request("DELETE", f"/v1/portfolios/{portfolio_id}/transactions/{transaction_id}", action=action)
 
+    async def transfer(self, portfolio_id: str, body: dict[str, Any], action: UserAction | None = None
+                       ) -> dict[str, Any]:
+        return await self.json("POST", f"/v1/portfolios/{portfolio_id}/transfers",  # type: ignore[no-any-return]
+                               json=body, action=action)
+
+    async def edit_transfer(self, portfolio_id: str, transfer_id: str, body: dict[str, Any],
+                            action: UserAction | None = None) -> dict[str, Any]:
+        return await self.json("PATCH", f"/v1/portfolios/{portfolio_id}/transfers/{transfer_id}",  # type: ignore[no-any-return]
+                               json=body, action=action)
+
     async def history(self, portfolio_id: str, start: str | None, interval: str) -> dict[str, Any]:
         params = {"interval": interval, **({"start": start} if start else {})}
         return await self.json("GET", f"/v1/portfolios/{portfolio_id}/history",  # type: ignore[no-any-return]

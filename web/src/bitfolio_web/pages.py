@@ -14,12 +14,14 @@ from nicegui import app, ui
 from nicegui.client import Client
 
 from bitfolio_web import formatting as fmt
+from bitfolio_web.form_inputs import amount_input, field_errors, time_input
 from bitfolio_web.formatting import tone
 from bitfolio_web.gateway_client import GatewayClient, GatewayError, UserAction
 from bitfolio_web.live import LiveUpdates
 from bitfolio_web.settings import Settings
 from bitfolio_web.totals import portfolio_totals, totals_card
 from bitfolio_web.trade_form import TradeForm, changed_fields
+from bitfolio_web.transfer_dialog import open_transfer_dialog
 from bitfolio_web.viewer import Viewer, read_only_badge, sats_toggle
 
 METHODS = {"average": "Average cost", "fifo": "FIFO", "lifo": "LIFO", "hifo": "HIFO"}
@@ -111,18 +113,6 @@ def frame(dashboard: Dashboard, title: str) -> Iterator[None]:
     page_client.on_disconnect(stop)
     with ui.column().classes("w-full max-w-6xl mx-auto p-4 gap-4"):
         yield
-
-
-def field_errors(error: GatewayError, inputs: dict[str, ui.input]) -> None:
-    """Show the API's messages next to the inputs they concern, or as a notification."""
-    by_field = error.field_messages()
-    shown = False
-    for name, element in inputs.items():
-        message = by_field.get(name)
-        element.props(f'error error-message="{message}"' if message else "error=false")
-        shown = shown or bool(message)
-    if not shown:
-        ui.notify(error.message, type="negative", multi_line=True)
 
 
 def require_login(dashboard: Dashboard) -> GatewayClient | None:
@@ -357,6 +347,8 @@ class PortfolioPage:
                                             on_change=self.change_method).props("outlined dense").classes("w-40")
                     ui.button("Add trade", icon="add", on_click=lambda: self.trade_dialog()).props(
                         "unelevated color=primary").mark("add-trade")
+                    ui.button("Move BTC", icon="swap_horiz", on_click=lambda: open_transfer_dialog(
+                        self.gateway, self.portfolio_id, self.zone, self.refresh)).props("outline").mark("move-btc")
         self.cards = ui.element("div").classes("grid grid-cols-2 sm:grid-cols-3 lg:grid-cols-4 gap-3 w-full")
         with ui.row().classes("w-full gap-4 no-wrap max-md:flex-wrap"):
             with ui.card().classes("grow min-w-0"):
@@ -396,7 +388,8 @@ class PortfolioPage:
                   <q-btn flat round dense size="sm" icon="delete" color="negative"
                          @click="$parent.$emit('remove', props.row)"/>
                 </q-td>""")
-            self.table.on("edit", lambda e: self.trade_dialog(e.args))
+            self.table.on("edit", lambda e: self.trade_dialog(e.args) if not e.args.get("transfer_id") else
+                          open_transfer_dialog(self.gateway, self.portfolio_id, self.zone, self.refresh, e.args))
             self.table.on("remove", lambda e: self.remove(e.args))
         await self.reload()
         await self.load_chart()
@@ -467,9 +460,15 @@ class PortfolioPage:
             ui.label(f"BTC {fmt.usd(price)} · as of {fmt.local_time(m.get('priced_until'), self.zone)}"
                      if price else "No market price yet").classes("text-xs opacity-60 col-span-full")
 
+    async def refresh(self) -> None:
+        await self.reload()
+        await self.load_chart()
+
     def row(self, t: dict[str, Any]) -> dict[str, Any]:
         m = t.get("metrics") or {}
         buy = t["side"] == "buy"
+        if t.get("transfer"):
+            return self.transfer_row(t, m, buy)
         return {
             "transaction_id": t["transaction_id"], "status": t["status"],
             "failure": t.get("failure_detail") or t.get("failure_reason") or "",
@@ -481,6 +480,23 @@ class PortfolioPage:
             "value": fmt.usd(m.get("current_value_usd")) if buy else "—",
             "result": fmt.usd(m.get("net_result_usd") if buy else m.get("realized_pnl_usd"), True),
             "roi": fmt.pct(m.get("roi_pct")) if buy else "—",
+        }
+
+    def transfer_row(self, t: dict[str, Any], m: dict[str, Any], arrived: bool) -> dict[str, Any]:
+        """A side of a transfer: its moved cost in the cost column, no realized result."""
+        fee = t.get("fee_btc") or "0"
+        sent = format(Decimal(t["amount_btc"]) + Decimal(fee), "f") if arrived else t["amount_btc"]
+        return {
+            "transaction_id": t["transaction_id"], "transfer_id": t["transfer"]["transfer_id"],
+            "status": t["status"], "failure": t.get("failure_detail") or t.get("failure_reason") or "",
+            "at": fmt.local_time(t["at"], self.zone), "at_iso": t["at"],
+            "side": "moved in" if arrived else "moved out", "amount": self.viewer.btc(t["amount_btc"]),
+            "amount_raw": t["amount_btc"], "sent_raw": sent, "fee_btc_raw": fee, "fee_raw": "0",
+            "price": fmt.usd(t.get("price_usd")), "fee": f"{fee} BTC", "note": t.get("note") or "",
+            "flow": fmt.usd(m.get("moved_cost_usd")),
+            "value": fmt.usd(m.get("current_value_usd")) if arrived else "—",
+            "result": fmt.usd(m.get("net_result_usd"), True) if arrived else "—",
+            "roi": fmt.pct(m.get("roi_pct")) if arrived else "—",
         }
 
     def columns(self) -> list[dict[str, Any]]:
@@ -571,14 +587,10 @@ class PortfolioPage:
             ui.label("Edit trade" if editing else "Add trade").classes("text-lg font-semibold")
             side = ui.toggle({"buy": "Buy", "sell": "Sell"}, value=row["side"] if row is not None else "buy")
             side.set_enabled(not editing)
-            amount = ui.input("Amount (BTC)", value=stored.amount).props(
-                "outlined inputmode=decimal").classes("w-full").mark("trade-amount")
-            when = ui.input(f"Date and time ({self.zone})", value=stored.when).props(
-                "outlined type=datetime-local").classes("w-full").mark("trade-at")
-            fee = ui.input("Fee (USD, optional)", value=stored.fee).props(
-                "outlined inputmode=decimal").classes("w-full")
-            price = ui.input("Price (USD, optional: leave empty for the market price)", value=stored.price).props(
-                "outlined inputmode=decimal").classes("w-full")
+            amount = amount_input("Amount (BTC)", stored.amount).mark("trade-amount")
+            when = time_input(self.zone, stored.when).mark("trade-at")
+            fee = amount_input("Fee (USD, optional)", stored.fee)
+            price = amount_input("Price (USD, optional: leave empty for the market price)", stored.price)
             note = ui.input("Note", value=stored.note).props("outlined").classes("w-full").mark("trade-note")
             inputs = {"amount_btc": amount, "at": when, "fee_usd": fee, "price_usd": price, "note": note}
 

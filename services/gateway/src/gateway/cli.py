@@ -37,6 +37,8 @@ DEMO_EARLIER_BUYS = [  # before the bundled candles, so at typed (real) prices: 
     ("0.05", "2023-01-16T15:00:00Z", "1.00", "21000", "Bought near the 2023 low"),
     ("0.04", "2023-10-10T10:00:00Z", "1.00", "27500", None),
 ]
+DEMO_TRANSFER = ("0.2", "2024-09-02T10:00:00Z", "0.0001", "Moved to the hardware wallet")
+"""Amount sent, time, network fee in BTC and note of the demo's move into its cold-storage portfolio."""
 
 
 def _settings() -> Settings:
@@ -64,7 +66,7 @@ def migrate() -> None:
 
 async def seed_demo_account(settings: Settings) -> str:
     """Create the read-only demo user and its portfolio of real 2024 trades, once."""
-    from contracts.portfolios import CreatePortfolio, ListPortfolios, RecordTransaction
+    from contracts.portfolios import CreatePortfolio, ListPortfolios, RecordTransaction, RecordTransfer
     from contracts.rpc import RpcClient
 
     from gateway import repository as repo
@@ -91,7 +93,16 @@ async def seed_demo_account(settings: Settings) -> str:
                 price_usd=Decimal(price) if price else None))
             if not reply.ok:
                 raise RuntimeError(f"demo trade {at} was refused: {reply.error.message}")  # type: ignore[union-attr]
-        return f"seeded the demo account with {len(DEMO_EARLIER_BUYS) + len(DEMO_TRADES)} trades"
+        vault = await client.call(CreatePortfolio(owner_id=user.id, name="Demo: cold storage",
+                                                  cost_basis_method="fifo"))
+        amount, at, fee, note = DEMO_TRANSFER
+        moved = await client.call(RecordTransfer(
+            owner_id=user.id, portfolio_id=portfolio_id, to_portfolio_id=vault.result["portfolio_id"],
+            amount_btc=Decimal(amount), at=datetime.fromisoformat(at), fee_btc=Decimal(fee), note=note))
+        if not moved.ok:
+            raise RuntimeError(f"the demo transfer was refused: {moved.error.message}")  # type: ignore[union-attr]
+        return (f"seeded the demo account with {len(DEMO_EARLIER_BUYS) + len(DEMO_TRADES)} trades and a transfer "
+                "to cold storage")
     finally:
         await client.close()
         await pool.close()

@@ -13,7 +13,9 @@ from contracts.portfolios import (
     CreatePortfolio,
     DeletePortfolio,
     DeleteTransaction,
+    DeleteTransfer,
     EditTransaction,
+    EditTransfer,
     ExportFile,
     ExportTransactions,
     GetHistory,
@@ -27,6 +29,7 @@ from contracts.portfolios import (
     ListTransactions,
     PortfolioView,
     RecordTransaction,
+    RecordTransfer,
     RenamePortfolio,
     SetCostBasisMethod,
     SetPortfolioGoal,
@@ -62,6 +65,8 @@ from gateway.schemas import (
     TokenPair,
     TransactionCreate,
     TransactionPatch,
+    TransferCreate,
+    TransferPatch,
     UserOut,
 )
 from gateway.settings import Settings
@@ -350,6 +355,36 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     async def delete_transaction(portfolio_id: str, transaction_id: str, claims: Writer) -> Response:
         await backend.ask(DeleteTransaction(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
                                             transaction_id=transaction_id[:100]))
+        return Response(status_code=204)
+
+    # ------------------------------------------------------------------ transfers
+    @portfolios.post("/{portfolio_id}/transfers", status_code=202, response_model=TransactionView,
+                     responses=responses(401, 403, 404, 409, 422, 503),
+                     description="Moves BTC to another of your portfolios; not a sale. The lots the source's "
+                                 "method would sell arrive in the destination with their cost and buy times; "
+                                 "`fee_btc` is lost on the way. Answers the source's side (`transfer_out`), "
+                                 "`pending` until priced at `at`; the destination lists its `transfer_in`. "
+                                 "422 `insufficient_holdings` when this portfolio does not hold `amount_btc` at `at`.")
+    async def record_transfer(portfolio_id: str, body: TransferCreate, claims: Writer) -> Any:
+        return await backend.ask(RecordTransfer(
+            owner_id=claims.user_id, portfolio_id=portfolio_id[:100], to_portfolio_id=body.to_portfolio_id,
+            amount_btc=body.amount_btc, at=body.at, fee_btc=body.fee_btc, note=body.note))
+
+    @portfolios.patch("/{portfolio_id}/transfers/{transfer_id}", response_model=TransactionView,
+                      responses=responses(401, 403, 404, 409, 422, 503),
+                      description="Change amount, time, fee or note of a transfer of this portfolio (either side); "
+                                  "both portfolios change. Answers this portfolio's side.")
+    async def edit_transfer(portfolio_id: str, transfer_id: str, body: TransferPatch, claims: Writer) -> Any:
+        return await backend.ask(EditTransfer(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                              transfer_id=transfer_id[:100],
+                                              **{k: getattr(body, k) for k in body.model_fields_set}))
+
+    @portfolios.delete("/{portfolio_id}/transfers/{transfer_id}", status_code=204,
+                       responses=responses(401, 403, 404, 409, 422, 503),
+                       description="Removes the transfer from both portfolios.")
+    async def delete_transfer(portfolio_id: str, transfer_id: str, claims: Writer) -> Response:
+        await backend.ask(DeleteTransfer(owner_id=claims.user_id, portfolio_id=portfolio_id[:100],
+                                         transfer_id=transfer_id[:100]))
         return Response(status_code=204)
 
     app.include_router(portfolios)

@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Literal
 
 from contracts.portfolios import CostBasisMethod, Side
-from contracts.types import BtcAmount, Note, PlainText, UsdFee, UsdGoal, UsdPrice, UtcDatetime
+from contracts.types import BtcAmount, BtcFee, Note, PlainText, UsdFee, UsdGoal, UsdPrice, UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field
 
 # Money, amounts, times and notes are the contract's own types: the API refuses exactly what a command would.
@@ -72,4 +72,21 @@ class TransactionPatch(Body):
     at: UtcDatetime | None = Field(default=None, description=AT_DESCRIPTION)
     fee_usd: UsdFee | None = None
     price_usd: UsdPrice | None = Field(default=None, description="null returns the trade to the market price")
+    note: Note | None = None
+
+
+class TransferCreate(Body):
+    to_portfolio_id: str = Field(min_length=1, max_length=100, description="another of your portfolios")
+    amount_btc: BtcAmount = Field(examples=["0.25"], description="BTC that leaves this portfolio: more than 0, at "
+                                                                 "most 8 decimals")
+    at: UtcDatetime = Field(description=AT_DESCRIPTION, examples=["2024-03-01T10:00:00Z"])
+    fee_btc: BtcFee = Field(default=Decimal(0), examples=["0.0001"],
+                            description="BTC lost on the way; the destination receives amount_btc − fee_btc")
+    note: Note | None = Field(default=None, description="at most 500 characters, no control characters")
+
+
+class TransferPatch(Body):
+    amount_btc: BtcAmount | None = None
+    at: UtcDatetime | None = Field(default=None, description=AT_DESCRIPTION)
+    fee_btc: BtcFee | None = None
     note: Note | None = None

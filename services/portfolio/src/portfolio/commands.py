@@ -9,23 +9,25 @@ from contracts.portfolios import (
     CreatePortfolio,
     DeletePortfolio,
     DeleteTransaction,
+    DeleteTransfer,
     EditTransaction,
+    EditTransfer,
     ImportReport,
     ImportRowResult,
     ImportTransactions,
     OwnedCommand,
     RecordTransaction,
+    RecordTransfer,
     RenamePortfolio,
     SetCostBasisMethod,
     SetPortfolioGoal,
 )
 from contracts.prices import MAX_PRICES_PER_REQUEST, PriceRequested, WantedPrice
-from pydantic import BaseModel
 
 from portfolio import repository as repo
-from portfolio import views
 from portfolio.domain import (
     DomainError,
+    InvalidTransaction,
     ParsedRow,
     RowError,
     RowSkipped,
@@ -40,8 +42,16 @@ from portfolio.domain import (
 )
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState, TransactionState
-from portfolio.projection import commit_events, load_owned, refresh_metrics, updated_event
+from portfolio.projection import (
+    commit_events,
+    load_owned,
+    price_request,
+    refresh_metrics,
+    transaction_result,
+    updated_event,
+)
 from portfolio.service import Outcome, PortfolioService, transaction_not_found
+from portfolio.transfer_commands import delete_transfer, edit_transfer, record_transfer, remove_transfer
 from portfolio.unit_of_work import UnitOfWork
 
 
@@ -101,12 +111,6 @@ async def delete_portfolio(service: PortfolioService, uow: UnitOfWork, command: 
 # ------------------------------------------------------------------ transaction commands
 
 
-def price_request(state: PortfolioState, transaction_id: str, at: datetime, request_id: str, cause: Message
-                  ) -> PriceRequested:
-    return PriceRequested(message_id=request_id, transaction_id=transaction_id, portfolio_id=state.portfolio_id,
-                          at=at, **cause.caused())
-
-
 def recorded(transaction_id: str, sequence: int, command: RecordTransaction | ParsedRow,
              request_id: str | None) -> ev.TransactionRecorded:
     return ev.TransactionRecorded(transaction_id, sequence, command.side, command.amount_btc, command.at,
@@ -138,16 +142,6 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     return Outcome(await transaction_result(uow, state, transaction_id), outgoing)
 
 
-async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction_id: str) -> BaseModel:
-    """The transaction as the caller sees it now; a pending one has no figures to read back."""
-    tx = state.transactions[transaction_id]
-    if tx.status.value == "pending":
-        return views.transaction_view(views.pending_transaction_row(state.portfolio_id, tx), None)
-    row = await repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
-    market = await uow.market()
-    return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
-
-
 async def load_transaction(uow: UnitOfWork, command: EditTransaction | DeleteTransaction
                            ) -> tuple[PortfolioState, TransactionState]:
     """The owner's portfolio, locked, with the transaction the command names (or NotFound)."""
@@ -161,6 +155,9 @@ async def load_transaction(uow: UnitOfWork, command: EditTransaction | DeleteTra
 async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: EditTransaction
                            ) -> Outcome:
     state, tx = await load_transaction(uow, command)
+    if tx.transfer_id is not None:
+        raise InvalidTransaction("transaction_id", "This is one side of a transfer: change it with PATCH "
+                                 f"/v1/portfolios/{state.portfolio_id}/transfers/{tx.transfer_id}.")
     if command.amount_btc is not None:
         validate_amount(command.amount_btc)
     new_at = validate_time(command.at, service.clock()) if command.at is not None else None
@@ -192,6 +189,8 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
 async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command: DeleteTransaction
                              ) -> Outcome:
     state, gone = await load_transaction(uow, command)
+    if gone.transfer_id is not None:  # one side of a transfer: both go
+        return await remove_transfer(service, uow, command, state.portfolio_id, gone.transfer_id)
     check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
                     if t.transaction_id != command.transaction_id])
     await commit_events(uow, state, [ev.TransactionDeleted(command.transaction_id)], command,
@@ -258,4 +257,5 @@ WRITES: dict[type[OwnedCommand], Callable[..., Awaitable[Outcome]]] = {
     CreatePortfolio: create_portfolio, RenamePortfolio: rename_portfolio, SetPortfolioGoal: set_goal,
     SetCostBasisMethod: set_method, DeletePortfolio: delete_portfolio, RecordTransaction: record_transaction,
     EditTransaction: edit_transaction, DeleteTransaction: delete_transaction, ImportTransactions: import_transactions,
+    RecordTransfer: record_transfer, EditTransfer: edit_transfer, DeleteTransfer: delete_transfer,
 }

@@ -109,7 +109,17 @@ transactions = sa.Table(
     sa.Column("realized_pnl_usd", N),
     sa.Column("hold_reason", sa.Text),
     sa.Column("hold_detail", sa.Text),
+    # Transfers between portfolios: each side is a transaction of its portfolio, linked to the other side.
+    sa.Column("kind", sa.Text, nullable=False, server_default="trade"),
+    sa.Column("fee_btc", N),
+    sa.Column("transfer_id", sa.Text),
+    sa.Column("counterpart_portfolio_id", sa.Text),
+    sa.Column("counterpart_transaction_id", sa.Text),
+    sa.Column("transfer_lots", JSONB),
+    sa.Column("moved_cost_usd", N),
+    sa.Column("moved_value_usd", N),
     sa.Index("transactions_timeline", "portfolio_id", "at", "sequence"),
+    sa.Index("transactions_transfer", "portfolio_id", "transfer_id", postgresql_where=sa.text("transfer_id IS NOT NULL")),
 )
 
 market = sa.Table(

@@ -73,6 +73,7 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
                 if message.message_id in groups:
                     group = groups[message.message_id]
                     absorbed.update(answer.message_id for answer in group[1:])
+                    uow.begin(group[0])
                     handled = Handled(outgoing=await apply_price_answers(service, uow, as_one_answer(group)))
                 else:
                     handled = await handle_write(service, uow, message)
@@ -146,6 +147,7 @@ async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Mess
     # Each message reads the latest price again, after it has locked its portfolio: a tick that another copy
     # committed since an earlier message of this batch must not be undone by metrics at the price before it.
     uow.forget_market()
+    uow.begin(message)
     if isinstance(message, PriceTicked):
         return Handled(moved=await apply_price_tick(service, uow, message))
     if isinstance(message, PriceResolved | PriceUnavailable):

@@ -8,14 +8,17 @@ from typing import Any
 
 import asyncpg
 from contracts.envelope import Message
-from contracts.portfolios import OwnedCommand, PortfolioUpdated, TransactionStatus
+from contracts.portfolios import OwnedCommand, PortfolioUpdated, TransactionKind, TransactionStatus
+from contracts.prices import PriceRequested
+from pydantic import BaseModel
 
 from portfolio import repository as repo
 from portfolio import views
-from portfolio.domain import CHECKPOINT_EVERY, Ledger, Trade, irr_at, portfolio_figures, replay_ledger
+from portfolio.domain import CHECKPOINT_EVERY, Ledger, Trade, TradeOutcome, irr_at, portfolio_figures, replay_ledger
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState
 from portfolio.domain.sell_holds import SellHold, public_counts, sell_holds
+from portfolio.domain.transfers import Arrival, counted_arrival, lots_from_json, waiting_arrival, withheld_arrival
 from portfolio.event_log import NewEvent
 from portfolio.market_data import DailyOpens
 from portfolio.service import PortfolioService, not_found
@@ -26,7 +29,18 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
                           appended: Trade | None = None, *, priced_changed: bool = True,
                           changed_from: tuple[datetime, int] | None = None, only_counts: bool = False
                           ) -> dict[str, Any]:
-    """Bring the portfolio's stored metrics up to date.
+    """Bring the portfolio's stored metrics up to date (see `recompute`), and the destinations of its transfers
+    with them (see `sync_arrivals`)."""
+    metrics, outcomes, holds = await recompute(service, uow, state, appended, priced_changed=priced_changed,
+                                               changed_from=changed_from, only_counts=only_counts)
+    await sync_arrivals(service, uow, state, outcomes, holds)
+    return metrics
+
+
+async def recompute(service: PortfolioService, uow: UnitOfWork, state: PortfolioState, appended: Trade | None,
+                    *, priced_changed: bool, changed_from: tuple[datetime, int] | None, only_counts: bool
+                    ) -> tuple[dict[str, Any], list[TradeOutcome], dict[str, SellHold]]:
+    """Bring the portfolio's stored metrics up to date; returns them, the outcomes recomputed and the holds.
 
     `only_counts`: a pending trade came or went, so only the transaction counts change and the stored document
     is reused (no figures are computed, the ledger is not rewritten), unless sells are held: whether they wait or
@@ -44,7 +58,7 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
             and state.repair_from is None):
         document = views.with_counts(json.loads(stored.metrics), state.counts)
         await repo.save_counts(connection, state, document)
-        return document
+        return document, [], {}
     ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
               else await repo.load_ledger(connection, state.portfolio_id))
     gaps: list[datetime] = []
@@ -83,7 +97,8 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
                                          checkpoints=checkpoints)
         await repo.replace_checkpoints(connection, state.portfolio_id, kept_count, checkpoints)
     await repo.save_outcomes(connection, outcomes)
-    return await store_figures(service, uow, state, ledger, market, gaps, had_holds)
+    metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds)
+    return metrics, outcomes, holds
 
 
 async def ensure_opens(service: PortfolioService, uow: UnitOfWork, after: datetime | None, until: datetime | None,
@@ -100,8 +115,9 @@ portfolio's IRR, which needs every cash flow, is left to the IRR pass after comm
 
 
 async def store_figures(service: PortfolioService, uow: UnitOfWork, state: PortfolioState, ledger: Ledger,
-                        market: repo.Market | None, gaps: list[datetime], had_holds: bool) -> dict[str, Any]:
-    """Store the ledger and every figure from it."""
+                        market: repo.Market | None, gaps: list[datetime], had_holds: bool
+                        ) -> tuple[dict[str, Any], list[TradeOutcome], dict[str, SellHold]]:
+    """Store the ledger and every figure from it; returns the metrics, no outcomes, and the holds."""
     connection = uow.connection
     if market is not None:
         await ensure_opens(service, uow, ledger.last_at, market.as_of, gaps)
@@ -116,7 +132,60 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
     stored_irr = await repo.save_metrics(connection, state, projection, irr_due=irr_due)
     if irr_due:
         projection.metrics["irr_pct"] = stored_irr
-    return projection.metrics
+    return projection.metrics, [], holds
+
+
+async def sync_arrivals(service: PortfolioService, uow: UnitOfWork, state: PortfolioState,
+                        outcomes: Sequence[TradeOutcome], holds: dict[str, SellHold]) -> None:
+    """Make the destination's side of each transfer-out just recomputed (counted, held, pending or failed) hold
+    what this portfolio's ledger says of it: TransferLotsSet in the destination's stream where they differ, then
+    the destination's metrics from that transfer on (which may cascade to its own transfers)."""
+    sent = {o.transaction_id: o for o in outcomes if o.moved_lots}
+    unpriced = [tx.transaction_id for tx in state.transactions.values()
+                if tx.kind == TransactionKind.TRANSFER_OUT and tx.status != TransactionStatus.PRICED]
+    if not sent and not holds and not unpriced:
+        return
+    changed: dict[str, list[tuple[ev.TransferLotsSet, tuple[datetime, int]]]] = {}
+    for row in await repo.arrivals_held(uow.connection, [*sent, *holds, *unpriced]):
+        arrival = source_says(row, sent.get(row["transaction_id"]), holds.get(row["transaction_id"]))
+        if arrival is not None and arrival != destination_holds(row):
+            changed.setdefault(row["portfolio_id"], []).append(
+                (ev.TransferLotsSet(row["arrival_id"], arrival), (row["at"], row["sequence"])))
+    cause = uow.cause or Message()
+    for portfolio_id in sorted(changed):
+        events = [event for event, _ in changed[portfolio_id]]
+        ids = [e.transaction_id for e in events]
+        destination = uow.changing.get(portfolio_id)  # already changed by this message: the same state goes on
+        if destination is not None:
+            await repo.load_transactions(uow.connection, destination,
+                                         [i for i in ids if i not in destination.transactions])
+        else:
+            destination = await repo.load_state(uow.connection, portfolio_id, None, ids, stored=uow.stored)
+        if destination is None or destination.deleted:
+            continue  # deleted: the other side of its transfers stays as it was
+        await commit_events(uow, destination, events, cause, ids)
+        metrics = await refresh_metrics(service, uow, destination,
+                                        changed_from=min(key for _, key in changed[portfolio_id]))
+        uow.publish([updated_event(destination, metrics, cause, "transfer_arrived")])
+
+
+def source_says(row: asyncpg.Record, counted: TradeOutcome | None, hold: SellHold | None) -> Arrival | None:
+    """The destination's side as the source's ledger has it now (None: nothing recomputed says so)."""
+    if hold is not None:
+        return withheld_arrival(hold.status, hold.reason, hold.detail)
+    if counted is not None:
+        return counted_arrival(row["source_price"], row["source_hour"], counted.moved_lots, row["fee_btc"])
+    if row["source_status"] == TransactionStatus.PENDING:
+        return waiting_arrival()
+    if row["source_status"] == TransactionStatus.FAILED:
+        return withheld_arrival(TransactionStatus.FAILED, row["source_reason"], row["source_detail"])
+    return None
+
+
+def destination_holds(row: asyncpg.Record) -> Arrival:
+    return Arrival(TransactionStatus(row["status"]), row["price_usd"], row["price_hour"],
+                   lots_from_json(json.loads(row["lots"]) if row["lots"] else None), row["failure_reason"],
+                   row["failure_detail"])
 
 
 def project(opens: DailyOpens, ledger: Ledger, state: PortfolioState, holds: dict[str, SellHold],
@@ -142,6 +211,22 @@ def figures_stored(state: PortfolioState, ledger: Ledger, shown_counts: dict[str
     folded = ledger.returns.folded(tail)
     return repo.Projection(state.portfolio_id, ledger, views.metrics_document(figures, shown_counts), folded.peak,
                            folded.max_drawdown, held_pending, held_failed)
+
+
+def price_request(state: PortfolioState, transaction_id: str, at: datetime, request_id: str, cause: Message
+                  ) -> PriceRequested:
+    return PriceRequested(message_id=request_id, transaction_id=transaction_id, portfolio_id=state.portfolio_id,
+                          at=at, **cause.caused())
+
+
+async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction_id: str) -> BaseModel:
+    """The transaction as the caller sees it now; a pending one has no figures to read back."""
+    tx = state.transactions[transaction_id]
+    if tx.status.value == "pending":
+        return views.transaction_view(views.pending_transaction_row(state.portfolio_id, tx), None)
+    row = await repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
+    market = await uow.market()
+    return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
 
 
 def updated_event(state: PortfolioState, metrics: dict[str, Any] | None, cause: Message | None, reason: str,
@@ -172,6 +257,7 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence
     for event in events:
         if not isinstance(event, ev.PortfolioCreated):
             ev.apply_event(state, event, now)
+    uow.changing[state.portfolio_id] = state
     # the header is written with the metrics that follow, except at creation and deletion
     await repo.save_state(uow.connection, state, touched, header=created or state.deleted)
 

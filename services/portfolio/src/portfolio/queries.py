@@ -83,6 +83,7 @@ async def get_history(service: PortfolioService, command: GetHistory) -> History
     await owned_or_missing(service, command, command.portfolio_id)
     async with service.pool.acquire() as connection:
         trades = await repo.priced_trades(connection, command.portfolio_id)
+        moved_costs = await repo.moved_costs(connection, command.portfolio_id)
         market = await repo.market(connection)
     step = 3600 if command.interval == Interval.HOUR else 86400
     end = command.end or (market.as_of if market else service.clock())
@@ -101,7 +102,7 @@ async def get_history(service: PortfolioService, command: GetHistory) -> History
         raise DomainError("Prices are unavailable right now; try again shortly.", {"retry": True})
     prices = {c.hour: c.open for c in answer.candles}
     moments = [(datetime.fromtimestamp(t, UTC), prices.get(t)) for t in range(first, last + 1, step)]
-    points = value_history(trades, moments)
+    points = value_history(trades, moments, moved_costs)
     return History(portfolio_id=command.portfolio_id, interval=command.interval, start=start, end=end,
                    points=[HistoryPoint(at=p.at, price_usd=p.price_usd, holdings_btc=p.holdings_btc,
                                         invested_usd=p.invested_usd, value_usd=p.value_usd) for p in points])
@@ -117,8 +118,10 @@ async def export_transactions(service: PortfolioService, command: ExportTransact
                  for r in rows]
         return ExportFile(format="json", filename=f"{stem}.json", content_type="application/json",
                           content=json.dumps(items, indent=2))
+    # a transfer is not a trade of the generic format (it would import back as a buy or a sell): JSON has them
     trades = [Trade(r["transaction_id"], Side(r["side"]), r["amount_btc"], r["at"], r["fee_usd"], r["price_usd"],
-                    r["sequence"]) for r in rows if r["status"] != "failed" or r["price_usd"] is not None]
+                    r["sequence"]) for r in rows
+              if (r["status"] != "failed" or r["price_usd"] is not None) and r["transfer_id"] is None]
     content = export_transactions_csv(trades, {r["transaction_id"]: r["note"] for r in rows})
     return ExportFile(format="csv", filename=f"{stem}.csv", content_type="text/csv", content=content)
 

@@ -94,8 +94,7 @@ def projection_rows(rebuilt: dict[str, RebuiltPortfolio]) -> dict[str, tuple[Seq
             continue
         for tx in item.state.transactions.values():
             outcome = item.outcomes.get(tx.transaction_id, TradeOutcome(tx.transaction_id))
-            transactions.append((*repo.transaction_row(item.state.portfolio_id, tx), outcome.cost_usd,
-                                 outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd))
+            transactions.append((*repo.transaction_row(item.state.portfolio_id, tx), *outcome_figures(outcome)))
     return {
         "portfolios": (repo.PORTFOLIO_COLUMNS,
                        [repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()]),
@@ -224,6 +223,12 @@ async def _replay_part_into_staging(dsn: str, part: Partition) -> int:
         await pool.close()
 
 
+def outcome_figures(outcome: TradeOutcome) -> tuple[Any, ...]:
+    """A trade's stored figures, in repo.OUTCOME_COLUMNS order."""
+    return (outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
+            outcome.moved_cost_usd, outcome.moved_value_usd)
+
+
 def _normal(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value.normalize()
@@ -271,8 +276,7 @@ async def differences(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], 
                 continue
             outcome = item.outcomes.get(tx_id, TradeOutcome(tx_id))
             want = dict(zip(repo.TX_COLUMNS, repo.transaction_row(key, state.transactions[tx_id]), strict=True))
-            want.update(cost_usd=outcome.cost_usd, proceeds_usd=outcome.proceeds_usd,
-                        cost_basis_sold_usd=outcome.cost_basis_sold_usd, realized_pnl_usd=outcome.realized_pnl_usd)
+            want.update(zip(repo.OUTCOME_COLUMNS, outcome_figures(outcome), strict=True))
             for field, value in want.items():
                 have = live_txs[tx_id][field]
                 if _normal(have) != _normal(value) and not (isinstance(have, datetime) and have == value):

@@ -9,18 +9,21 @@ from typing import Any
 
 import asyncpg
 from contracts.envelope import Message
-from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+from contracts.portfolios import CostBasisMethod, Side, TransactionKind, TransactionStatus
 
 from portfolio.domain import Ledger, Trade, TradeOutcome
 from portfolio.domain.cost_basis import CostBasisBook
 from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, SellHold
+from portfolio.domain.transfers import lots_from_json, lots_to_json
 
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
               "price_source", "price_hour", "status", "failure_reason", "failure_detail", "note", "price_request_id",
-              "recorded_at", "updated_at", "hold_reason", "hold_detail")
-OUTCOME_COLUMNS = ("cost_usd", "proceeds_usd", "cost_basis_sold_usd", "realized_pnl_usd")
+              "recorded_at", "updated_at", "hold_reason", "hold_detail", "kind", "fee_btc", "transfer_id",
+              "counterpart_portfolio_id", "counterpart_transaction_id", "transfer_lots")
+OUTCOME_COLUMNS = ("cost_usd", "proceeds_usd", "cost_basis_sold_usd", "realized_pnl_usd", "moved_cost_usd",
+                   "moved_value_usd")
 """A trade's figures, set by the ledger; a trade no longer priced (edited to be priced again) has none."""
 
 
@@ -29,13 +32,17 @@ def transaction_state(row: asyncpg.Record) -> TransactionState:
         row["transaction_id"], row["sequence"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
         row["price_usd"], row["price_source"], row["price_hour"], TransactionStatus(row["status"]),
         row["failure_reason"], row["failure_detail"], row["note"], row["price_request_id"], row["recorded_at"],
-        row["updated_at"], row["hold_reason"], row["hold_detail"])
+        row["updated_at"], row["hold_reason"], row["hold_detail"], TransactionKind(row["kind"]), row["fee_btc"],
+        row["transfer_id"], row["counterpart_portfolio_id"], row["counterpart_transaction_id"],
+        lots_from_json(json.loads(row["transfer_lots"]) if row["transfer_lots"] else None))
 
 
 def transaction_row(portfolio_id: str, tx: TransactionState) -> tuple[Any, ...]:
     return (tx.transaction_id, portfolio_id, tx.sequence, tx.side.value, tx.amount_btc, tx.at, tx.fee_usd,
             tx.price_usd, tx.price_source, tx.price_hour, tx.status.value, tx.failure_reason, tx.failure_detail,
-            tx.note, tx.price_request_id, tx.recorded_at, tx.updated_at, tx.hold_reason, tx.hold_detail)
+            tx.note, tx.price_request_id, tx.recorded_at, tx.updated_at, tx.hold_reason, tx.hold_detail,
+            tx.kind.value, tx.fee_btc, tx.transfer_id, tx.counterpart_portfolio_id, tx.counterpart_transaction_id,
+            json.dumps(lots_to_json(tx.lots)) if tx.lots else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +99,19 @@ async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
     state = state_of(row, stored)
+    await load_transactions(connection, state, transaction_ids)
+    return state
+
+
+async def load_transactions(connection: asyncpg.Connection, state: PortfolioState, transaction_ids: Iterable[str]
+                            ) -> None:
+    """Add the named transactions of the portfolio to its state (others are ignored)."""
     ids = list(transaction_ids)
     if ids:
         # by primary key alone: with portfolio_id in the filter a generic plan may scan the portfolio's rows
         for tx_row in await connection.fetch("SELECT * FROM transactions WHERE transaction_id = ANY($1::text[])", ids):
-            if tx_row["portfolio_id"] == portfolio_id:
+            if tx_row["portfolio_id"] == state.portfolio_id:
                 state.transactions[tx_row["transaction_id"]] = transaction_state(tx_row)
-    return state
 
 
 async def load_state_of_transaction(connection: asyncpg.Connection, transaction_id: str,
@@ -153,10 +166,31 @@ async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -
     """Every pending or priced transaction as amounts on the timeline; failed ones, and sells that no buy covers,
     hold nothing."""
     rows = await connection.fetch(
-        "SELECT transaction_id, side, amount_btc, at, fee_usd, sequence FROM transactions "
+        "SELECT transaction_id, side, amount_btc, at, fee_usd, sequence, kind FROM transactions "
         "WHERE portfolio_id = $1 AND status <> 'failed' AND hold_reason IS DISTINCT FROM $2",
         portfolio_id, INSUFFICIENT_HOLDINGS)
-    return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], None, r[5]) for r in rows]
+    return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], None, r[5], TransactionKind(r[6])) for r in rows]
+
+
+async def transfer_side(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, transfer_id: str
+                        ) -> asyncpg.Record | None:
+    """This portfolio's side of a transfer: its transaction id, kind and the other side's ids."""
+    return await connection.fetchrow(
+        "SELECT transaction_id, kind, counterpart_portfolio_id, counterpart_transaction_id FROM transactions "
+        "WHERE portfolio_id = $1 AND transfer_id = $2", portfolio_id, transfer_id)
+
+
+async def arrivals_held(connection: asyncpg.Connection, source_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """For the given transfer-outs (other ids are skipped): their fee and destination, and what the destination's
+    side holds now (its status, price, lots, reason and detail)."""
+    return await connection.fetch(
+        """SELECT s.transaction_id, s.fee_btc, s.price_usd AS source_price, s.price_hour AS source_hour,
+                  s.status AS source_status, s.failure_reason AS source_reason, s.failure_detail AS source_detail,
+                  s.counterpart_portfolio_id AS portfolio_id,
+                  s.counterpart_transaction_id AS arrival_id, d.status, d.price_usd, d.price_hour,
+                  d.transfer_lots::text AS lots, d.failure_reason, d.failure_detail, d.at, d.sequence
+           FROM transactions s JOIN transactions d ON d.transaction_id = s.counterpart_transaction_id
+           WHERE s.transaction_id = ANY($1::text[]) AND s.kind = 'transfer_out'""", list(source_ids))
 
 
 async def pending_buys(connection: asyncpg.Connection, portfolio_id: str) -> list[Trade]:
@@ -184,9 +218,27 @@ async def priced_trades(connection: asyncpg.Connection, portfolio_id: str,
     """The priced trades in timeline order (only those later than `after`, when given)."""
     later = "" if after is None else " AND (at, sequence) > ($2, $3)"
     rows = await connection.fetch(
-        "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence FROM transactions "
-        f"WHERE portfolio_id = $1 AND status = 'priced'{later} ORDER BY at, sequence", portfolio_id, *(after or ()))
-    return [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        f"SELECT {TRADE_COLUMNS} FROM transactions WHERE portfolio_id = $1 AND status = 'priced'{later} "
+        "ORDER BY at, sequence", portfolio_id, *(after or ()))
+    return [trade_of(r) for r in rows]
+
+
+TRADE_COLUMNS = "transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, kind, fee_btc, transfer_lots::text"
+
+
+def trade_of(row: asyncpg.Record) -> Trade:
+    """A trade from the TRADE_COLUMNS of its row (a transfer with its kind, fee and the lots that arrived)."""
+    lots = row["transfer_lots"]
+    return Trade(row["transaction_id"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
+                 row["price_usd"], row["sequence"], TransactionKind(row["kind"]), row["fee_btc"] or Decimal(0),
+                 lots_from_json(json.loads(lots) if lots else None))
+
+
+async def moved_costs(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str) -> dict[str, Decimal]:
+    """The cost each counted transfer of the portfolio moved."""
+    rows = await connection.fetch("SELECT transaction_id, moved_cost_usd FROM transactions WHERE portfolio_id = $1 "
+                                  "AND transfer_id IS NOT NULL AND moved_cost_usd IS NOT NULL", portfolio_id)
+    return {r[0]: r[1] for r in rows}
 
 
 async def checkpoint_before(connection: asyncpg.Connection, portfolio_id: str, key: tuple[datetime, int]
@@ -226,14 +278,16 @@ async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Trade
         return
     await connection.execute(
         """UPDATE transactions t SET cost_usd = o.cost, proceeds_usd = o.proceeds, cost_basis_sold_usd = o.sold,
-               realized_pnl_usd = o.realized
-           FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[])
-               AS o(transaction_id, cost, proceeds, sold, realized)
+               realized_pnl_usd = o.realized, moved_cost_usd = o.moved_cost, moved_value_usd = o.moved_value
+           FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
+                       $7::numeric[]) AS o(transaction_id, cost, proceeds, sold, realized, moved_cost, moved_value)
            WHERE t.transaction_id = o.transaction_id
-             AND (t.cost_usd, t.proceeds_usd, t.cost_basis_sold_usd, t.realized_pnl_usd)
-                 IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized)""",
+             AND (t.cost_usd, t.proceeds_usd, t.cost_basis_sold_usd, t.realized_pnl_usd, t.moved_cost_usd,
+                  t.moved_value_usd)
+                 IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized, o.moved_cost, o.moved_value)""",
         [o.transaction_id for o in outcomes], [o.cost_usd for o in outcomes], [o.proceeds_usd for o in outcomes],
-        [o.cost_basis_sold_usd for o in outcomes], [o.realized_pnl_usd for o in outcomes])
+        [o.cost_basis_sold_usd for o in outcomes], [o.realized_pnl_usd for o in outcomes],
+        [o.moved_cost_usd for o in outcomes], [o.moved_value_usd for o in outcomes])
 
 
 PORTFOLIO_COLUMNS = ("portfolio_id", "owner_id", "name", "method", "goal_usd", "version", "created_at", "updated_at",
@@ -345,11 +399,12 @@ async def tax_inputs(pool: asyncpg.Pool, portfolio_id: str, until: datetime | No
     """In one read, the priced trades before `until` in timeline order, and the times of the sells still pending
     (waiting for their price, or for the prices of earlier buys)."""
     rows = await pool.fetch(
-        "SELECT transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, status, hold_reason "
+        f"SELECT {TRADE_COLUMNS}, status, hold_reason "
         "FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' "
         "AND at < coalesce($2::timestamptz, 'infinity') ORDER BY at, sequence", portfolio_id, until)
-    priced = [Trade(r[0], Side(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows if r[7] == "priced"]
-    pending = [r[3] for r in rows if r[1] == "sell" and (r[7] == "pending" or r[8] == WAITING_FOR_BUYS)]
+    priced = [trade_of(r) for r in rows if r["status"] == "priced"]
+    pending = [r["at"] for r in rows if r["side"] == "sell" and r["kind"] == TransactionKind.TRADE
+               and (r["status"] == "pending" or r["hold_reason"] == WAITING_FOR_BUYS)]
     return priced, pending
 
 
@@ -379,10 +434,13 @@ async def counted_cash_flows(connection: asyncpg.Connection, portfolio_ids: Sequ
     """The IRR cash flows of the trades the ledger counted, per portfolio, in timeline order."""
     flows: dict[str, list[tuple[datetime, Decimal]]] = {portfolio_id: [] for portfolio_id in portfolio_ids}
     # a counted trade has its figures; a held sell, or a trade being priced again, has none that count
+    # (the flows of TradeOutcome.cash_flow: a transfer moves its value out of one portfolio and into the other)
     for portfolio_id, at, flow in await connection.fetch(
-            """SELECT portfolio_id, at, coalesce(-cost_usd, proceeds_usd) FROM transactions
+            """SELECT portfolio_id, at, coalesce(-cost_usd, proceeds_usd,
+                      CASE WHEN kind = 'transfer_in' THEN -moved_value_usd ELSE moved_value_usd END)
+               FROM transactions
                WHERE portfolio_id = ANY($1::text[]) AND status = 'priced' AND hold_reason IS NULL
-                 AND (cost_usd IS NOT NULL OR proceeds_usd IS NOT NULL)
+                 AND (cost_usd IS NOT NULL OR proceeds_usd IS NOT NULL OR moved_value_usd IS NOT NULL)
                ORDER BY portfolio_id, at, sequence""", list(flows)):
         flows[portfolio_id].append((at, flow))
     return flows

@@ -30,6 +30,15 @@ class UnitOfWork:
         self.stored: dict[str, repo.StoredFigures] = {}
         """Ledgers and metrics read with the portfolios' headers, taken by the metrics that follow."""
         self._market: Any = UNREAD
+        self.cause: Message | None = None
+        """The message being handled: what a change it causes in another portfolio (a transfer's lots) cites."""
+        self.changing: dict[str, Any] = {}
+        """The portfolios (id → PortfolioState) the message being handled has appended events to: a transfer's
+        other portfolio, changed on the way, must be changed through the same state (its version and counts)."""
+
+    def begin(self, message: Message) -> None:
+        """A new message of the batch: what it changes is its own."""
+        self.cause, self.changing = message, {}
 
     async def market(self) -> repo.Market | None:
         """The latest price, read once per unit (a tick in the same unit forgets it)."""

@@ -17,9 +17,11 @@ from contracts.portfolios import (
     TaxReport,
     TaxReportLine,
     TaxTotals,
+    TransactionKind,
     TransactionMetrics,
     TransactionStatus,
     TransactionView,
+    TransferLink,
 )
 from contracts.types import decimal_text
 
@@ -70,7 +72,7 @@ def portfolio_view_of(state: PortfolioState, metrics: dict[str, Any]) -> Portfol
 
 def pending_transaction_row(portfolio_id: str, tx: TransactionState) -> dict[str, Any]:
     """A transaction not yet priced, shaped like its row (it has no figures yet)."""
-    return {**asdict(tx), "portfolio_id": portfolio_id}
+    return {**asdict(tx), "portfolio_id": portfolio_id, "kind": tx.kind.value}
 
 
 def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> TransactionView:
@@ -82,19 +84,24 @@ def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> Tr
         failure_reason = hold.reason if status == TransactionStatus.FAILED else None
         failure_detail = hold.detail
     metrics = None
+    kind = TransactionKind(row["kind"])
     if status == TransactionStatus.PRICED:
         trade = Trade(row["transaction_id"], Side(row["side"]), row["amount_btc"], row["at"], row["fee_usd"],
-                      row["price_usd"], row["sequence"])
+                      row["price_usd"], row["sequence"], kind)
         outcome = TradeOutcome(row["transaction_id"], row["cost_usd"], row["proceeds_usd"],
-                               row["cost_basis_sold_usd"], row["realized_pnl_usd"])
+                               row["cost_basis_sold_usd"], row["realized_pnl_usd"], row["moved_cost_usd"],
+                               row["moved_value_usd"])
         metrics = TransactionMetrics(**asdict(transaction_figures(trade, outcome, latest_price)))
+    transfer = None if row["transfer_id"] is None else TransferLink(
+        transfer_id=row["transfer_id"], counterpart_portfolio_id=row["counterpart_portfolio_id"],
+        counterpart_transaction_id=row["counterpart_transaction_id"])
     return TransactionView(
         transaction_id=row["transaction_id"], portfolio_id=row["portfolio_id"], side=Side(row["side"]),
         amount_btc=row["amount_btc"], at=row["at"], fee_usd=row["fee_usd"], price_usd=row["price_usd"],
         price_source=PriceSource(row["price_source"]) if row["price_source"] else None,
         price_hour=row["price_hour"], status=status, failure_reason=failure_reason,
         failure_detail=failure_detail, note=row["note"], recorded_at=row["recorded_at"],
-        updated_at=row["updated_at"], metrics=metrics)
+        updated_at=row["updated_at"], metrics=metrics, kind=kind, fee_btc=row["fee_btc"], transfer=transfer)
 
 
 def tax_report_view(portfolio_id: str, report: TaxYear) -> TaxReport:

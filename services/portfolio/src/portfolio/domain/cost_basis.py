@@ -1,5 +1,6 @@
 """Cost basis of the BTC still held: running average, or lots taken first-in, last-in or highest-cost first."""
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,6 +66,9 @@ class CostBasisBook:
         lot = Lot(sequence, amount_btc, cost_usd, acquired_at)
         if self.method is CostBasisMethod.HIFO:
             heapq.heappush(self.lots, lot)
+        elif self.lots and acquired_at < self.lots[-1].acquired_at:
+            # a lot moved in from another portfolio keeps its buy time: fifo/lifo take it in buy-time order
+            bisect.insort(self.lots, lot, lo=self._first, key=lambda open_lot: (open_lot.acquired_at, open_lot.sequence))
         else:
             self.lots.append(lot)
 

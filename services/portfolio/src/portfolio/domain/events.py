@@ -5,9 +5,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+from contracts.portfolios import CostBasisMethod, Side, TransactionKind, TransactionStatus
 
 from portfolio.domain.trades import Trade
+from portfolio.domain.transfers import WAITING_FOR_SOURCE, Arrival, MovedLot
 
 PORTFOLIO_CREATED = "PortfolioCreated"
 PORTFOLIO_RENAMED = "PortfolioRenamed"
@@ -19,6 +20,9 @@ TRANSACTION_PRICED = "TransactionPriced"
 TRANSACTION_PRICING_FAILED = "TransactionPricingFailed"
 TRANSACTION_EDITED = "TransactionEdited"
 TRANSACTION_DELETED = "TransactionDeleted"
+TRANSFER_SENT = "TransferSent"
+TRANSFER_RECEIVED = "TransferReceived"
+TRANSFER_LOTS_SET = "TransferLotsSet"
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -168,11 +172,15 @@ class TransactionEdited:
     note: str | None = None
     note_changed: bool = False
     price_request_id: str | None = None
+    fee_btc: Decimal | None = None
+    """A transfer's fee (BTC lost on the way)."""
 
     def payload(self) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         if self.amount_btc is not None:
             changes["amount_btc"] = str(self.amount_btc)
+        if self.fee_btc is not None:
+            changes["fee_btc"] = str(self.fee_btc)
         if self.at is not None:
             changes["at"] = self.at.isoformat()
         if self.fee_usd is not None:
@@ -189,7 +197,7 @@ class TransactionEdited:
         return cls(payload["transaction_id"], _decimal(changes.get("amount_btc")),
                    datetime.fromisoformat(changes["at"]) if "at" in changes else None,
                    _decimal(changes.get("fee_usd")), _decimal(changes.get("price_usd")), changes.get("note"),
-                   "note" in changes, payload.get("price_request_id"))
+                   "note" in changes, payload.get("price_request_id"), _decimal(changes.get("fee_btc")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +213,71 @@ class TransactionDeleted:
         return cls(payload["transaction_id"])
 
 
+@dataclass(frozen=True, slots=True)
+class TransferSide:
+    """One portfolio's side of a transfer: `TransferSent` in the source, `TransferReceived` in the destination.
+    `amount_btc` is this portfolio's change in holdings (sent, or sent − fee arrived)."""
+
+    transaction_id: str
+    transfer_id: str
+    sequence: int
+    amount_btc: Decimal
+    fee_btc: Decimal
+    at: datetime
+    note: str | None
+    counterpart_portfolio_id: str
+    counterpart_transaction_id: str
+    price_request_id: str | None = None
+    """The source asks for price_at(at); the destination receives the price with the lots."""
+
+    def payload(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, "transfer_id": self.transfer_id, "sequence": self.sequence,
+                "amount_btc": str(self.amount_btc), "fee_btc": str(self.fee_btc), "at": self.at.isoformat(),
+                "note": self.note, "counterpart_portfolio_id": self.counterpart_portfolio_id,
+                "counterpart_transaction_id": self.counterpart_transaction_id,
+                "price_request_id": self.price_request_id}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> Any:
+        return cls(payload["transaction_id"], payload["transfer_id"], int(payload["sequence"]),
+                   Decimal(payload["amount_btc"]), Decimal(payload["fee_btc"]), datetime.fromisoformat(payload["at"]),
+                   payload.get("note"), payload["counterpart_portfolio_id"], payload["counterpart_transaction_id"],
+                   payload.get("price_request_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSent(TransferSide):
+    kind: ClassVar[str] = TRANSFER_SENT
+
+
+@dataclass(frozen=True, slots=True)
+class TransferReceived(TransferSide):
+    kind: ClassVar[str] = TRANSFER_RECEIVED
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLotsSet:
+    """The destination's side as the source counts it now: priced with the arriving lots, or pending/failed."""
+
+    kind: ClassVar[str] = TRANSFER_LOTS_SET
+    transaction_id: str
+    arrival: Arrival
+
+    def payload(self) -> dict[str, Any]:
+        return {"transaction_id": self.transaction_id, **self.arrival.payload()}
+
+    @classmethod
+    def read(cls, payload: dict[str, Any]) -> "TransferLotsSet":
+        return cls(payload["transaction_id"], Arrival.read(payload))
+
+
 DomainEvent = (PortfolioCreated | PortfolioRenamed | PortfolioGoalSet | CostBasisMethodChanged | PortfolioDeleted
                | TransactionRecorded | TransactionPriced | TransactionPricingFailed | TransactionEdited
-               | TransactionDeleted)
+               | TransactionDeleted | TransferSent | TransferReceived | TransferLotsSet)
 EVENT_TYPES: dict[str, Any] = {cls.kind: cls for cls in (
     PortfolioCreated, PortfolioRenamed, PortfolioGoalSet, CostBasisMethodChanged, PortfolioDeleted,
-    TransactionRecorded, TransactionPriced, TransactionPricingFailed, TransactionEdited, TransactionDeleted)}
+    TransactionRecorded, TransactionPriced, TransactionPricingFailed, TransactionEdited, TransactionDeleted,
+    TransferSent, TransferReceived, TransferLotsSet)}
 """Each event's stored name → its class; `read` turns a stored payload back into the event (one definition)."""
 
 
@@ -250,10 +317,18 @@ class TransactionState:
     hold_reason: str | None = None
     """Set by the ledger, not by an event: why a priced sell is left out of the figures (see sell_holds)."""
     hold_detail: str | None = None
+    kind: TransactionKind = TransactionKind.TRADE
+    fee_btc: Decimal | None = None
+    transfer_id: str | None = None
+    counterpart_portfolio_id: str | None = None
+    counterpart_transaction_id: str | None = None
+    lots: tuple[MovedLot, ...] = ()
+    """A transfer-in's lots as they arrived (set by TransferLotsSet)."""
 
     def trade(self) -> Trade:
         return Trade(self.transaction_id, self.side, self.amount_btc, self.at, self.fee_usd,
-                     self.price_usd if self.status == TransactionStatus.PRICED else None, self.sequence)
+                     self.price_usd if self.status == TransactionStatus.PRICED else None, self.sequence, self.kind,
+                     self.fee_btc or Decimal(0), self.lots)
 
 
 @dataclass(slots=True)
@@ -290,10 +365,34 @@ def recorded_transaction(event: TransactionRecorded, recorded_at: datetime) -> T
     )
 
 
+def transfer_side(event: TransferSent | TransferReceived, recorded_at: datetime) -> TransactionState:
+    """A transfer's side as recorded: pending until the source's price (and, in the destination, its lots)."""
+    sent = isinstance(event, TransferSent)
+    return TransactionState(
+        transaction_id=event.transaction_id, sequence=event.sequence, side=Side.SELL if sent else Side.BUY,
+        amount_btc=event.amount_btc, at=event.at, fee_usd=Decimal(0), price_usd=None, price_source=None,
+        price_hour=None, status=TransactionStatus.PENDING, failure_reason=None,
+        failure_detail=None if sent else WAITING_FOR_SOURCE, note=event.note,
+        price_request_id=event.price_request_id, recorded_at=recorded_at, updated_at=recorded_at,
+        kind=TransactionKind.TRANSFER_OUT if sent else TransactionKind.TRANSFER_IN, fee_btc=event.fee_btc,
+        transfer_id=event.transfer_id, counterpart_portfolio_id=event.counterpart_portfolio_id,
+        counterpart_transaction_id=event.counterpart_transaction_id)
+
+
+def apply_arrival(tx: TransactionState, arrival: Arrival, at: datetime) -> None:
+    priced = arrival.status == TransactionStatus.PRICED
+    tx.status, tx.price_usd, tx.price_hour, tx.lots = arrival.status, arrival.price_usd, arrival.price_hour, arrival.lots
+    tx.price_source = "market" if priced else None
+    tx.failure_reason, tx.failure_detail = arrival.reason, arrival.detail
+    tx.updated_at = at
+
+
 def apply_edit(tx: TransactionState, event: TransactionEdited, at: datetime) -> None:
     """The changed fields, and either a typed price or a new market price request."""
     if event.amount_btc is not None:
         tx.amount_btc = event.amount_btc
+    if event.fee_btc is not None:
+        tx.fee_btc = event.fee_btc
     if event.at is not None:
         tx.at = event.at
     if event.fee_usd is not None:
@@ -308,6 +407,12 @@ def apply_edit(tx: TransactionState, event: TransactionEdited, at: datetime) -> 
         tx.status, tx.failure_reason, tx.failure_detail = TransactionStatus.PENDING, None, None
         tx.price_request_id = event.price_request_id
     tx.updated_at = at
+
+
+def add_transaction(state: PortfolioState, tx: TransactionState) -> None:
+    state.transactions[tx.transaction_id] = tx
+    state.next_sequence = max(state.next_sequence, tx.sequence + 1)
+    state.count(tx.status, 1)
 
 
 def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) -> PortfolioState:
@@ -329,10 +434,7 @@ def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) 
         case PortfolioDeleted():
             state.deleted = True
         case TransactionRecorded():
-            tx = recorded_transaction(event, at)
-            state.transactions[tx.transaction_id] = tx
-            state.next_sequence = max(state.next_sequence, tx.sequence + 1)
-            state.count(tx.status, 1)
+            add_transaction(state, recorded_transaction(event, at))
         case TransactionPriced():
             tx = state.transactions[event.transaction_id]
             state.count(tx.status, -1)
@@ -354,4 +456,11 @@ def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) 
             gone = state.transactions.pop(event.transaction_id, None)
             if gone is not None:
                 state.count(gone.status, -1)
+        case TransferSent() | TransferReceived():
+            add_transaction(state, transfer_side(event, at))
+        case TransferLotsSet():
+            tx = state.transactions[event.transaction_id]
+            state.count(tx.status, -1)
+            apply_arrival(tx, event.arrival, at)
+            state.count(tx.status, 1)
     return state

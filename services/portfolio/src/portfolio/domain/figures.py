@@ -41,13 +41,14 @@ class TransactionFigures:
     proceeds_usd: Decimal | None = None
     cost_basis_sold_usd: Decimal | None = None
     realized_pnl_usd: Decimal | None = None
+    moved_cost_usd: Decimal | None = None
+    moved_value_usd: Decimal | None = None
 
 
 def cash_flows(outcomes: Sequence[tuple[datetime, TradeOutcome]]) -> list[tuple[datetime, Decimal]]:
     """IRR cash flows of the counted trades: −cost for each buy, +proceeds for each sell (a left-out sell has
     neither and no flow)."""
-    return [(at, -o.cost_usd if o.cost_usd is not None else o.proceeds_usd) for at, o in outcomes  # type: ignore[misc]
-            if o.cost_usd is not None or o.proceeds_usd is not None]
+    return [(at, flow) for at, o in outcomes if (flow := o.cash_flow) is not None]
 
 
 def irr_at(flows: Sequence[tuple[datetime, Decimal]], current_value: Decimal | None, as_of: datetime | None
@@ -92,9 +93,19 @@ def portfolio_figures(
 
 def transaction_figures(trade: Trade, outcome: TradeOutcome | None, latest_price: Decimal | None
                         ) -> TransactionFigures:
-    """A buy: cost, current value, net result, ROI. A sell: proceeds, cost basis sold, realized."""
+    """A buy: cost, current value, net result, ROI. A sell: proceeds, cost basis sold, realized. A transfer: the
+    cost and value moved, and for the side that received it, its current value and result on that cost."""
     if outcome is None:
         return TransactionFigures()
+    if trade.is_transfer and outcome.moved_cost_usd is not None:
+        moved = {"moved_cost_usd": outcome.moved_cost_usd, "moved_value_usd": outcome.moved_value_usd}
+        if not trade.is_buy or latest_price is None:
+            return TransactionFigures(**moved)
+        value = trade.amount_btc * latest_price
+        net = value - outcome.moved_cost_usd
+        return TransactionFigures(current_value_usd=value, net_result_usd=net, **moved,
+                                  roi_pct=percent(net / outcome.moved_cost_usd * HUNDRED)
+                                  if outcome.moved_cost_usd else None)
     if trade.is_buy and outcome.cost_usd is not None:
         if latest_price is None:
             return TransactionFigures(cost_usd=outcome.cost_usd)

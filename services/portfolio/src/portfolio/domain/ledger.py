@@ -8,9 +8,10 @@ from typing import Any
 
 from contracts.portfolios import CostBasisMethod
 
-from portfolio.domain.cost_basis import CostBasisBook
+from portfolio.domain.cost_basis import CostBasisBook, LotPiece
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.trades import Trade
+from portfolio.domain.transfers import MovedLot
 
 ZERO = Decimal(0)
 MidnightOpens = Callable[[datetime, datetime], Sequence[tuple[datetime, Decimal]]]
@@ -24,6 +25,24 @@ class TradeOutcome:
     proceeds_usd: Decimal | None = None
     cost_basis_sold_usd: Decimal | None = None
     realized_pnl_usd: Decimal | None = None
+    moved_cost_usd: Decimal | None = None
+    """A transfer: the cost basis that left (or arrived); never realized."""
+    moved_value_usd: Decimal | None = None
+    """A transfer: amount sent × its price, the flow of TWR and IRR."""
+    moved_lots: tuple[MovedLot, ...] = ()
+    """A transfer-out: the lots that left, as the source's method took them (before the fee)."""
+    moved_in: bool = False
+
+    @property
+    def cash_flow(self) -> Decimal | None:
+        """The IRR cash flow: −cost of a buy, +proceeds of a sell, ∓ the value moved by a transfer in or out."""
+        if self.cost_usd is not None:
+            return -self.cost_usd
+        if self.proceeds_usd is not None:
+            return self.proceeds_usd
+        if self.moved_value_usd is not None:
+            return -self.moved_value_usd if self.moved_in else self.moved_value_usd
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +131,9 @@ class Ledger:
             raise ValueError(f"trade {trade.transaction_id} is not priced")
         if self.last_key is not None and trade.timeline_key < self.last_key:
             raise ValueError(f"trade {trade.transaction_id} is earlier than the last applied trade")
-        if trade.is_buy:
+        if trade.is_transfer:
+            outcome, flow = self._move(trade, trade.price_usd)
+        elif trade.is_buy:
             cost = trade.cost_usd
             self.book.add(trade.sequence, trade.amount_btc, cost, trade.at)
             self.invested_usd += cost
@@ -132,6 +153,24 @@ class Ledger:
         self.last_key = trade.timeline_key
         self.trade_count += 1
         return outcome
+
+    def _move(self, trade: Trade, price: Decimal) -> tuple[TradeOutcome, Decimal]:
+        """A transfer: lots leave by the method, or arrive as they are; the cost basis and the invested amount
+        move with them, nothing is realized. Its flow is the value sent (the fee is the destination's loss)."""
+        value = (trade.amount_btc + trade.fee_btc) * price if trade.is_buy else trade.amount_btc * price
+        if trade.is_buy:
+            for lot in trade.lots:
+                self.book.add(trade.sequence, lot.amount_btc, lot.cost_usd, lot.acquired_at)
+            moved = sum((lot.cost_usd for lot in trade.lots), ZERO)
+            self.invested_usd += moved
+            return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value, moved_in=True), value
+        pieces: list[LotPiece] = []
+        moved = self.book.remove(trade.amount_btc, pieces)
+        self.invested_usd -= moved
+        # average cost keeps no lots: its share of the average cost leaves as one lot dated at the transfer
+        lots = (tuple(MovedLot(p.acquired_at, p.amount_btc, p.cost_usd) for p in pieces) if pieces
+                else (MovedLot(trade.at, trade.amount_btc, moved),))
+        return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value, moved_lots=lots), -value
 
     def copy(self) -> "Ledger":
         return Ledger.from_json(self.to_json())

@@ -68,8 +68,9 @@ def validate_note(note: str | None) -> str | None:
 
 def _refusal(trade: Trade, held: Decimal) -> InsufficientHoldings:
     when = trade.at.strftime("%Y-%m-%d %H:%M UTC")
+    verb = "move" if trade.is_transfer else "sell"
     return InsufficientHoldings(
-        f"You hold {btc_text(held)} BTC on {when}; you can't sell {btc_text(trade.amount_btc)} BTC.",
+        f"You hold {btc_text(held)} BTC on {when}; you can't {verb} {btc_text(trade.amount_btc)} BTC.",
         {"at": trade.at.isoformat(), "held_btc": str(held), "wanted_btc": str(trade.amount_btc),
          "transaction_id": trade.transaction_id},
     )

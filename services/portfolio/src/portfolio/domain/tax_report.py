@@ -104,11 +104,14 @@ def tax_year(trades: Iterable[Trade], method: CostBasisMethod, year: int,
         traded_in = trade.at.astimezone(UTC).year
         if traded_in > year:
             break
-        if trade.is_buy:
+        if trade.is_buy and trade.is_transfer:  # lots moved in keep their cost and buy time
+            for lot in trade.lots:
+                book.add(trade.sequence, lot.amount_btc, lot.cost_usd, lot.acquired_at)
+        elif trade.is_buy:
             book.add(trade.sequence, trade.amount_btc, trade.cost_usd, trade.at)
         elif book.covers(trade.amount_btc):
-            pieces: list[LotPiece] | None = [] if traded_in == year else None
-            book.remove(trade.amount_btc, pieces)
+            pieces: list[LotPiece] | None = [] if traded_in == year and not trade.is_transfer else None
+            book.remove(trade.amount_btc, pieces)  # a transfer out takes its lots away but sells nothing
             if pieces:
                 lines.extend(sell_lines(trade, pieces))
     pending = sum(1 for at in pending_sells_at if at.astimezone(UTC).year == year)

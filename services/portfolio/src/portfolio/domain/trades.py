@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from contracts.portfolios import Side
+from contracts.portfolios import Side, TransactionKind
+
+from portfolio.domain.transfers import MovedLot
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +20,11 @@ class Trade:
     """None while pending or failed."""
     sequence: int
     """Recording order; breaks ties between trades at the same instant."""
+    kind: TransactionKind = TransactionKind.TRADE
+    fee_btc: Decimal = Decimal(0)
+    """A transfer's BTC lost on the way (a transfer-in's `amount_btc` is what arrived)."""
+    lots: tuple[MovedLot, ...] = ()
+    """A transfer-in's lots as they arrived (their cost and original buy times)."""
 
     @property
     def timeline_key(self) -> tuple[datetime, int]:
@@ -25,7 +32,12 @@ class Trade:
 
     @property
     def is_buy(self) -> bool:
+        """BTC arrives (a buy or a transfer-in); otherwise it leaves (a sell or a transfer-out)."""
         return self.side == Side.BUY
+
+    @property
+    def is_transfer(self) -> bool:
+        return self.kind != TransactionKind.TRADE
 
     @property
     def cost_usd(self) -> Decimal:
