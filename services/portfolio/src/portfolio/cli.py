@@ -65,7 +65,8 @@ def replay(
                                                                lambda n: progress.advance(task, n))
                     console.print(f"rebuilt {count} portfolios from {total} events with {processes} processes")
                     return []
-                rebuilt = await replaying.rebuild(service, portfolio, lambda n: progress.advance(task, n))
+                with replaying.without_cycle_collection():
+                    rebuilt = await replaying.rebuild(service, portfolio, lambda n: progress.advance(task, n))
             if check:
                 return await replaying.differences(pool, rebuilt, portfolio)
             await replaying.write(pool, rebuilt, portfolio)
