@@ -81,6 +81,7 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
             remember_reply(uow, message, handled)
             results.append(handled)
         await uow.flush()
+    await service.notify(uow.notifications)
     return results
 
 

@@ -140,7 +140,6 @@ class WriteBatcher:
                 lane.has_work.clear()
             BATCH_SIZE.observe(len(batch))
             await self.run_batch(batch)
-            self.relay.wake.set()
 
     async def run_batch(self, batch: list[tuple[Message, "asyncio.Future[handlers.Handled]"]]) -> None:
         try:
@@ -154,6 +153,9 @@ class WriteBatcher:
                 for item in batch:
                     await self.run_batch([item])
                 return
+        if any(not message.notification for result in results if isinstance(result, handlers.Handled)
+               for message in result.outgoing):
+            self.relay.wake.set()  # the batch left outbox rows
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
@@ -196,11 +198,10 @@ class OutboxRelay:
                 if await self.publish_batch() == self.batch:
                     continue
                 self.wake.clear()
-                OUTBOX_LAG.set(await self.service.pool.fetchval("SELECT count(*) FROM outbox"))
                 try:
                     await asyncio.wait_for(self.wake.wait(), 0.5)
-                except TimeoutError:
-                    pass
+                except TimeoutError:  # idle: a moment to measure the lag (a count per batch would cost a query)
+                    OUTBOX_LAG.set(await self.service.pool.fetchval("SELECT count(*) FROM outbox"))
             except asyncio.CancelledError:
                 raise
             except Exception:

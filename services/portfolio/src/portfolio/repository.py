@@ -426,7 +426,7 @@ async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Seque
     if messages:
         await connection.executemany(
             "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) VALUES ($1, $2, $3, $4, $5)",
-            [(exchange, m.routing_key, m.message_id, m.correlation_id, m.to_json()) for m in messages])
+            [(exchange, m.publish_key, m.message_id, m.correlation_id, m.to_json()) for m in messages])
 
 
 async def take_outbox(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:

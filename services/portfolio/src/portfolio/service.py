@@ -1,6 +1,6 @@
 """What every handler is given (the pool and the price source) and returns (an outcome to publish after commit)."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,12 +16,18 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def no_notifications(_: Iterable[Message]) -> None:
+    """Where nothing listens (tools, the replay): notifications are dropped."""
+
+
 @dataclass
 class PortfolioService:
     pool: asyncpg.Pool
     prices: PriceSource
     opens: DailyOpens = field(init=False)
     clock: Callable[[], datetime] = utc_now
+    notify: Callable[[Iterable[Message]], Awaitable[None]] = no_notifications
+    """Publishes notifications (portfolio.updated) after their commit: transient, unconfirmed, no outbox."""
 
     def __post_init__(self) -> None:
         self.opens = DailyOpens(self.prices)

@@ -63,9 +63,15 @@ class UnitOfWork:
             del self.outgoing[outgoing:]
             raise
 
+    @property
+    def notifications(self) -> list[Message]:
+        """What the caller publishes once the batch has committed (not through the outbox)."""
+        return [message for message in self.outgoing if message.notification]
+
     async def flush(self) -> None:
-        """Write what the batch added; the caller commits right after."""
-        await repo.enqueue(self.connection, names.EVENTS_EXCHANGE, self.outgoing)
+        """Write what the batch added; the caller commits right after. Only persistent messages take the outbox."""
+        await repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
+                           [message for message in self.outgoing if not message.notification])
         await repo.store_replies(self.connection, self.replies)
         await repo.forget(self.connection, self.released)
         await append_all(self.connection, self.appends)
