@@ -55,6 +55,8 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
         uow = UnitOfWork(connection)
         # Claim every id first: a concurrent copy waits on these rows, then finds them taken.
         fresh = await repo.claim(connection, [message.message_id for message in messages])
+        await uow.lock_portfolios([message.portfolio_id for message in messages  # type: ignore[attr-defined]
+                                   if message.message_id in fresh and getattr(message, "portfolio_id", None)])
         groups = {} if careful else answers_by_portfolio(messages, fresh)
         absorbed: set[str] = set()
         for message in messages:
@@ -144,11 +146,10 @@ async def handled_before(uow: UnitOfWork, message: Message) -> Handled:
 
 
 async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled:
-    # Each message reads the latest price again, after it has locked its portfolio: a tick that another copy
-    # committed since an earlier message of this batch must not be undone by metrics at the price before it.
-    uow.forget_market()
     if isinstance(message, PriceTicked):
+        uow.before_tick()
         return Handled(moved=await apply_price_tick(service, uow, message))
+    uow.before_message()
     if isinstance(message, PriceResolved | PriceUnavailable):
         return Handled(outgoing=await apply_price_answer(service, uow, message))
     outcome = await WRITES[type(message)](service, uow, message)  # type: ignore[index]

@@ -175,7 +175,7 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence
 async def load_owned(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,
                      transaction_ids: list[str] = ()) -> PortfolioState:  # type: ignore[assignment]
     state = await repo.load_state(uow.connection, portfolio_id, command.owner_id, transaction_ids,
-                                  stored=uow.stored)
+                                  stored=uow.stored, locked=uow.locked)
     if state is None:
         raise not_found(portfolio_id)
     return state

@@ -82,13 +82,23 @@ def state_of(row: asyncpg.Record, stored: dict[str, StoredFigures] | None) -> Po
                           repair_from=row["repair_from"])
 
 
+async def lock_portfolios(connection: asyncpg.Connection, portfolio_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """The headers of a batch's portfolios, locked in one statement in id order (the order a tick locks them in,
+    so the two never deadlock), by id."""
+    rows = await connection.fetch(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = ANY($1::text[]) "
+                                  "AND NOT p.deleted ORDER BY p.portfolio_id FOR UPDATE", sorted(set(portfolio_ids)))
+    return {row["portfolio_id"]: row for row in rows}
+
+
 async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id: str | None,
-                     transaction_ids: Iterable[str] = (), *, stored: dict[str, StoredFigures] | None = None
-                     ) -> PortfolioState | None:
+                     transaction_ids: Iterable[str] = (), *, stored: dict[str, StoredFigures] | None = None,
+                     locked: dict[str, asyncpg.Record] | None = None) -> PortfolioState | None:
     """The portfolio's header, locked, with only the named transactions loaded (None if missing, deleted or not
-    the owner's)."""
-    row = await connection.fetchrow(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = $1 AND NOT p.deleted "
-                                    "FOR UPDATE", portfolio_id)
+    the owner's). A header in `locked` (read by lock_portfolios, unchanged since) is taken from there, once."""
+    row = locked.pop(portfolio_id, None) if locked else None
+    if row is None:
+        row = await connection.fetchrow(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = $1 AND NOT p.deleted "
+                                        "FOR UPDATE", portfolio_id)
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
     state = state_of(row, stored)
@@ -102,8 +112,17 @@ async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id
 
 
 async def load_state_of_transaction(connection: asyncpg.Connection, transaction_id: str,
-                                    stored: dict[str, StoredFigures] | None = None) -> PortfolioState | None:
-    """The locked portfolio that holds the transaction, with that transaction loaded, in one query."""
+                                    stored: dict[str, StoredFigures] | None = None, *, portfolio_id: str | None = None,
+                                    locked: dict[str, asyncpg.Record] | None = None) -> PortfolioState | None:
+    """The locked portfolio that holds the transaction, with that transaction loaded, in one query (its header
+    from `locked` when the batch locked it: `portfolio_id` says which one the caller expects)."""
+    header = locked.pop(portfolio_id, None) if locked and portfolio_id else None
+    if header is not None:
+        tx_row = await connection.fetchrow("SELECT * FROM transactions WHERE transaction_id = $1", transaction_id)
+        if tx_row is not None and tx_row["portfolio_id"] == portfolio_id:
+            state = state_of(header, stored)
+            state.transactions[transaction_id] = transaction_state(tx_row)
+            return state
     row = await connection.fetchrow(
         f"{HEADER}, t.* FROM transactions t JOIN portfolios p ON p.portfolio_id = t.portfolio_id "
         "WHERE t.transaction_id = $1 AND NOT p.deleted FOR UPDATE OF p", transaction_id)
