@@ -35,11 +35,12 @@ async def run_batch(service: PortfolioService, messages: Sequence[Message]) -> l
 
     Returns, per message, what it produced or the exception it raised; a failed message's inbox claim is given
     back so that its redelivery runs it again. Raises only when the batch as a whole cannot commit. A batch first
-    runs without savepoints (two round trips less per message); if any message fails, it is rolled back and run
-    again with a savepoint around each message, so that the failure undoes only its own work."""
+    runs without savepoints (two round trips less per message), a batch of one too (refusals are rare); if any
+    message fails, it is rolled back and run again with a savepoint around each message, so that the failure undoes
+    only its own work."""
     try:
         try:
-            return await run_in_transaction(service, messages, careful=len(messages) == 1)
+            return await run_in_transaction(service, messages, careful=False)
         except CarefulRetry:
             return await run_in_transaction(service, messages, careful=True)
     except Conflict as conflict:
@@ -83,6 +84,7 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
             remember_reply(uow, message, handled)
             results.append(handled)
         await uow.flush()
+    service.committed_outbox(uow.enqueued)
     await service.notify(uow.notifications)
     return results
 

@@ -78,6 +78,7 @@ async def build(settings: Settings) -> PortfolioApp:
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
+    service.committed_outbox = relay.committed
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes,
                          settings.write_linger_seconds)
     broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))

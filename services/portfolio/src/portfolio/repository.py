@@ -441,20 +441,45 @@ async def forget(connection: asyncpg.Connection, message_ids: Sequence[str]) -> 
         await connection.execute("DELETE FROM inbox WHERE message_id = ANY($1::text[])", list(message_ids))
 
 
-async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> None:
-    if messages:
-        await connection.executemany(
-            "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) VALUES ($1, $2, $3, $4, $5)",
-            [(exchange, m.publish_key, m.message_id, m.correlation_id, m.to_json()) for m in messages])
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    exchange: str
+    routing_key: str
+    message_id: str
+    correlation_id: str | None
+    body: bytes
 
 
-async def take_outbox(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    return await connection.fetch(
-        "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox ORDER BY id LIMIT $1 "
-        "FOR UPDATE SKIP LOCKED", limit)
+async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> list[OutboxRow]:
+    """Write the messages to the outbox in one statement; returns the rows, for their writer to publish them."""
+    if not messages:
+        return []
+    bodies = [m.to_json() for m in messages]
+    ids = await connection.fetch(
+        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) "
+        "SELECT $1, m.routing_key, m.message_id, m.correlation_id, m.body "
+        "FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY "
+        "AS m(routing_key, message_id, correlation_id, body, n) ORDER BY m.n RETURNING id",
+        exchange, [m.publish_key for m in messages], [m.message_id for m in messages],
+        [m.correlation_id for m in messages], bodies)
+    # identities are drawn in the order the rows are inserted, which is the messages' order
+    return [OutboxRow(row[0], exchange, m.publish_key, m.message_id, m.correlation_id, body)
+            for row, m, body in zip(sorted(ids), messages, bodies, strict=True)]
 
 
-async def delete_outbox(connection: asyncpg.Connection, ids: list[int]) -> None:
+async def take_outbox(connection: asyncpg.Connection, limit: int, older_than_seconds: float = 0
+                      ) -> list[OutboxRow]:
+    """Rows left for the relay, locked, oldest first: those written at least `older_than_seconds` ago (a younger
+    one is being published by the writer that wrote it)."""
+    rows = await connection.fetch(
+        "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox "
+        "WHERE created_at <= now() - make_interval(secs => $2) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit, older_than_seconds)
+    return [OutboxRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+
+async def delete_outbox(connection: asyncpg.Connection | asyncpg.Pool, ids: list[int]) -> None:
     await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
 
 

@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 from contracts.envelope import Message
@@ -10,6 +11,9 @@ from pydantic import BaseModel
 
 from portfolio.domain import NotFound
 from portfolio.market_data import DailyOpens, PriceSource
+
+if TYPE_CHECKING:
+    from portfolio.repository import OutboxRow
 
 
 def utc_now() -> datetime:
@@ -28,6 +32,9 @@ class PortfolioService:
     clock: Callable[[], datetime] = utc_now
     notify: Callable[[Iterable[Message]], Awaitable[None]] = no_notifications
     """Publishes notifications (portfolio.updated) after their commit: transient, unconfirmed, no outbox."""
+    committed_outbox: Callable[[list["OutboxRow"]], None] = lambda rows: None
+    """Told of the outbox rows a batch committed, so that they are published at once (the relay, which polls,
+    otherwise takes them)."""
 
     def __post_init__(self) -> None:
         self.opens = DailyOpens(self.prices)

@@ -27,6 +27,8 @@ class UnitOfWork:
         self.outgoing: list[Message] = []
         self.replies: dict[str, bytes] = {}
         self.released: list[str] = []
+        self.enqueued: list[repo.OutboxRow] = []
+        """The outbox rows the batch wrote; once it has committed, its writer publishes them."""
         self.stored: dict[str, repo.StoredFigures] = {}
         """Ledgers and metrics read with the portfolios' headers, taken by the metrics that follow."""
         self._market: Any = UNREAD
@@ -94,8 +96,8 @@ class UnitOfWork:
 
     async def flush(self) -> None:
         """Write what the batch added; the caller commits right after. Only persistent messages take the outbox."""
-        await repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
-                           [message for message in self.outgoing if not message.notification])
+        self.enqueued = await repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
+                                           [message for message in self.outgoing if not message.notification])
         await repo.store_replies(self.connection, self.replies)
         await repo.forget(self.connection, self.released)
         await append_all(self.connection, self.appends)
