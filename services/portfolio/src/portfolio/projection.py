@@ -37,7 +37,6 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
     touches) replays from the last checkpoint before it; a new cost-basis method replays everything. A ledger
     that missed midnight prices (`repair_from`) replays from there."""
     connection = uow.connection
-    market = await uow.market()
     stored = uow.stored.pop(state.portfolio_id, None)
     had_holds = stored is None or stored.held_sells > 0
     if (only_counts and stored is not None and stored.metrics != "{}" and not stored.held_sells
@@ -45,6 +44,7 @@ async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: Por
         document = views.with_counts(json.loads(stored.metrics), state.counts)
         await repo.save_counts(connection, state, document)
         return document
+    market = await uow.market()  # not before: a pending trade's counts need no price
     ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
               else await repo.load_ledger(connection, state.portfolio_id))
     gaps: list[datetime] = []
