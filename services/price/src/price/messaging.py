@@ -85,6 +85,8 @@ class AnswerBatcher:
         stored = await store.answers_to(list(unique))
         MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc(len(stored))
         new = [request for message_id, request in unique.items() if message_id not in stored]
+        # every hour the batch needs in one query (finished candles stay cached, so each answer then reads none)
+        await store.candles(sorted({int(r.at.timestamp()) // 3600 * 3600 for r in new if r.at is not None}))
         # side by side; a batch waits for its slowest answer (an hour fetched from the provider, which is rare)
         answered = await asyncio.gather(*(handlers.answer_price_request(self.service, r) for r in new))
         fresh: dict[str, Message] = {request.message_id: answer for request, answer in zip(new, answered, strict=True)}
