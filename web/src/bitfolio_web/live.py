@@ -19,6 +19,8 @@ log = structlog.get_logger()
 PortfolioListener = Callable[[PortfolioUpdated], Awaitable[None]]
 TickListener = Callable[[PriceTicked], Awaitable[None]]
 StatusListener = Callable[[bool], Awaitable[None]]
+BINDING_SECONDS = 5.0
+"""The longest a page waits for its owner's binding (the broker is slow or reconnecting)."""
 
 
 class LiveUpdates:
@@ -59,18 +61,25 @@ class LiveUpdates:
         async with self._binding:
             queue, exchange = self._queue, self._exchange
             wanted = bool(self.by_owner.get(owner_id))
-            if queue is None or exchange is None or wanted == (owner_id in self._bound):
-                return  # not connected yet (the connection binds every watched owner), or already as wanted
+            linked = self._connection is not None and not self._connection.is_closed
+            if queue is None or exchange is None or not linked or wanted == (owner_id in self._bound):
+                return  # cut off (the reconnection binds every watched owner), or already as wanted
             key = names.portfolio_updated_key(owner_id)
-            try:
+            try:  # a page never waits long on the broker: its figures come from the gateway, live or not
                 if wanted:
-                    await queue.bind(exchange, key)
+                    await asyncio.wait_for(queue.bind(exchange, key), BINDING_SECONDS)
                     self._bound.add(owner_id)
                 else:
-                    await queue.unbind(exchange, key)
+                    await asyncio.wait_for(queue.unbind(exchange, key), BINDING_SECONDS)
                     self._bound.discard(owner_id)
-            except aio_pika.exceptions.AMQPError as error:  # the robust connection will re-bind what it knew
-                log.warning("live_binding_failed", owner_id=owner_id, reason=str(error))
+            except (TimeoutError, aio_pika.exceptions.AMQPError) as error:
+                log.warning("live_binding_failed", owner_id=owner_id, reason=repr(error))
+
+    async def _sync_all_bindings(self) -> None:
+        """After a reconnection: bind the owners whose pages opened meanwhile, unbind those that all closed (the
+        robust connection restores the bindings it had)."""
+        for owner_id in {*self.by_owner, *self._bound}:
+            await self._sync_binding(owner_id)
 
     def watch_ticks(self, listener: TickListener) -> Callable[[], None]:
         self.tick_listeners.add(listener)
@@ -109,7 +118,7 @@ class LiveUpdates:
                 await asyncio.sleep(2)
         connection = self._connection
         connection.close_callbacks.add(lambda *_: asyncio.ensure_future(self._set_status(False)))
-        connection.reconnect_callbacks.add(lambda *_: asyncio.ensure_future(self._set_status(True)))
+        connection.reconnect_callbacks.add(lambda *_: asyncio.ensure_future(self._reconnected()))
         channel = await connection.channel()
         # Deliveries are acked, so that at most `prefetch` of a burst sit in this process; the rest wait in RabbitMQ.
         await channel.set_qos(prefetch_count=self.prefetch)
@@ -119,8 +128,10 @@ class LiveUpdates:
         self.queue_name = queue.name
         await queue.consume(self._on_message_acked)
         self._queue, self._exchange = queue, exchange
-        for owner_id in list(self.by_owner):  # pages opened before the connection
-            await self._sync_binding(owner_id)
+        await self._reconnected()  # pages opened before the connection are bound
+
+    async def _reconnected(self) -> None:
+        await self._sync_all_bindings()  # bindings first, then the pages reload: a reload then misses no update
         await self._set_status(True)
 
     async def _on_message_acked(self, message: AbstractIncomingMessage) -> None:
