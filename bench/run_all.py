@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from bench.common import RESULTS, ROOT
 
 BENCHMARKS = ["price_import", "price_burst", "portfolio_read", "portfolio_replay", "portfolio_write", "rpc_concurrency",
-              "gateway_read", "gateway_write", "import_pricing", "shuffled_blocks", "shuffled_posts", "tick_fanout"]
+              "gateway_read", "gateway_write", "record_cpu", "import_pricing", "shuffled_blocks", "shuffled_posts", "tick_fanout"]
 
 
 def main() -> int:

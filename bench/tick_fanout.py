@@ -115,7 +115,7 @@ async def measure_tick(rabbit_url: str, database_url: str, portfolios: int, tick
         channel = await broker.channel()
         exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, names.PORTFOLIO_UPDATED)
+        await queue.bind(exchange, names.PORTFOLIO_UPDATED_ANY_OWNER)
         moved: set[str] = set()
         first: float | None = None
         done = asyncio.get_running_loop().create_future()

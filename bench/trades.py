@@ -39,6 +39,6 @@ async def watch_priced(rabbit_url: str, priced: dict[str, "asyncio.Future[float]
     channel = await connection.channel()
     exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-    await queue.bind(exchange, names.PORTFOLIO_UPDATED)
+    await queue.bind(exchange, names.PORTFOLIO_UPDATED_ANY_OWNER)
     await queue.consume(on_update, no_ack=True)
     return connection

@@ -33,6 +33,13 @@ def _consumers(routing_key: str) -> list[str]:
     return [spec.name for spec in QUEUES if any(matches(key) for key in spec.routing_keys)]
 
 
+def _delivery(model: type[BaseModel]) -> dict[str, bool]:
+    """How a message is published: a notification is transient and unconfirmed, anything else persistent and
+    confirmed (see docs/architecture.md, Delivery)."""
+    notification = bool(getattr(model, "notification", False))
+    return {"persistent": not notification, "publisher_confirmed": not notification, "outbox": not notification}
+
+
 def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
     """Channels are routing keys; every message links to its JSON schema under components."""
     models: list[type[BaseModel]] = [*EVENTS.values(), *QUERIES.values(), Reply]
@@ -45,7 +52,11 @@ def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
             "bindings": {"amqp": {"is": "routingKey", "exchange": {"name": names.EVENTS_EXCHANGE, "type": "topic",
                                                                    "durable": True}}},
             "x-consumer-queues": _consumers(key),
+            "x-delivery": _delivery(model),
         }
+        if key == names.PORTFOLIO_UPDATED:
+            channels[key]["x-routing-key"] = names.portfolio_updated_key("{owner_id}")
+            channels[key]["x-binding-key-all-owners"] = names.PORTFOLIO_UPDATED_ANY_OWNER
     for key, model in QUERIES.items():
         channels[key] = {
             "description": (model.__doc__ or "request/reply; the reply is a Reply").strip(),
@@ -54,6 +65,7 @@ def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
                                                                    "durable": True}}},
             "x-reply": {"$ref": "#/components/messages/Reply"},
             "x-consumer-queues": _consumers(key),
+            "x-delivery": {"persistent": True, "publisher_confirmed": True, "outbox": False},
         }
     return {
         "asyncapi": "2.6.0",

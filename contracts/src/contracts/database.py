@@ -9,6 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
+async def keep_session(connection: Any) -> None:
+    """asyncpg pool `reset=`: a released connection is not reset with a query (advisory locks, cursors, LISTEN,
+    SET), which cost a round trip at every release; our services keep no session state across a release (an open
+    transaction is still rolled back by the pool)."""
+
+
 def asyncpg_dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 

@@ -23,6 +23,9 @@ class Message(BaseModel):
 
     routing_key: ClassVar[str] = ""
     supported_versions: ClassVar[frozenset[int]] = frozenset({1})
+    notification: ClassVar[bool] = False
+    """A notification is published after commit, transient and without waiting for a confirm: one that is lost
+    leaves a live page stale until its next read. Every other message is persistent and confirmed."""
 
     message_id: str = Field(default_factory=new_id, min_length=1, max_length=100)
     correlation_id: str = Field(default_factory=new_id, min_length=1, max_length=100)
@@ -39,6 +42,11 @@ class Message(BaseModel):
                 f"schema_version {version} of {cls.__name__} is not supported by this reader (supports {supported})"
             )
         return version
+
+    @property
+    def publish_key(self) -> str:
+        """The routing key it is published under (a message routed by owner adds the owner)."""
+        return self.routing_key
 
     def caused(self) -> dict[str, str]:
         """Envelope fields for a message this one causes: same correlation, this one as cause."""

@@ -14,6 +14,9 @@ PRICE_UNAVAILABLE = "price.unavailable"
 PRICE_TICKED = "price.ticked"
 PORTFOLIO_UPDATED = "portfolio.updated"
 ACCESS_REVOKED = "access.revoked"
+"""Published as `portfolio.updated.<owner_id>` (portfolio_updated_key), so a reader binds only the owners it serves."""
+PORTFOLIO_UPDATED_ANY_OWNER = "portfolio.updated.#"
+"""Binding key for every owner's updates (a read model of all portfolios)."""
 
 # Routing keys of queries answered by the price service
 PRICE_RANGE = "price.range"
@@ -58,3 +61,8 @@ DEAD_LETTER_REASON_HEADER = "x-bitfolio-dead-letter-reason"
 
 def dead_letter_queue(queue: str) -> str:
     return queue + DEAD_LETTER_SUFFIX
+
+
+def portfolio_updated_key(owner_id: str) -> str:
+    """The routing key (and a reader's binding key) of one owner's portfolio.updated."""
+    return f"{PORTFOLIO_UPDATED}.{owner_id}"

@@ -425,9 +425,11 @@ class ExportTransactions(PortfolioCommand):
 
 
 class PortfolioUpdated(Message):
-    """A portfolio's metrics changed; carries the full metrics so readers need no query."""
+    """A portfolio's metrics changed; carries the full metrics so readers need no query. Routed by owner
+    (`portfolio.updated.<owner_id>`); a notification: transient, unconfirmed, healed by the next read."""
 
     routing_key: ClassVar[str] = names.PORTFOLIO_UPDATED
+    notification: ClassVar[bool] = True
 
     owner_id: str
     portfolio_id: str
@@ -437,6 +439,10 @@ class PortfolioUpdated(Message):
     deleted: bool = False
     portfolio: PortfolioView | None = None
     metrics: PortfolioMetrics | None = None
+
+    @property
+    def publish_key(self) -> str:
+        return names.portfolio_updated_key(self.owner_id)
 
 
 COMMANDS: dict[str, type[OwnedCommand]] = {

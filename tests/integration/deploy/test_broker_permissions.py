@@ -75,7 +75,7 @@ async def test_the_dashboard_can_subscribe_to_updates_and_ticks(service_urls: di
         channel = await connection.channel()
         exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, names.PORTFOLIO_UPDATED)
+        await queue.bind(exchange, names.portfolio_updated_key("0123abcd"))  # one owner with a page open
         await queue.bind(exchange, names.PRICE_TICKED)
 
 
@@ -90,11 +90,11 @@ async def test_only_the_gateway_may_send_a_transaction_command(service_urls: dic
 async def test_each_service_publishes_its_own_events_only(service_urls: dict[str, str]) -> None:
     await ensure_topology(service_urls["price"])
     await publish(service_urls["price"], names.EVENTS_EXCHANGE, names.PRICE_TICKED)
-    await publish(service_urls["portfolio"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)
+    await publish(service_urls["portfolio"], names.EVENTS_EXCHANGE, names.portfolio_updated_key("0123abcd"))
     await publish(service_urls["portfolio"], names.COMMANDS_EXCHANGE, names.PRICE_RANGE)
     await publish(service_urls["price"], "", "rpc.reply.0123abcd")  # replies go through the default exchange
     with pytest.raises(ChannelAccessRefused):
-        await publish(service_urls["price"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)
+        await publish(service_urls["price"], names.EVENTS_EXCHANGE, names.portfolio_updated_key("0123abcd"))
     with pytest.raises(ChannelAccessRefused):
         await publish(service_urls["web"], names.EVENTS_EXCHANGE, names.PRICE_TICKED)
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
-from contracts.portfolios import CreatePortfolio, GetPortfolio, ImportTransactions
+from contracts.portfolios import CreatePortfolio, GetPortfolio, ImportTransactions, PortfolioUpdated
 from portfolio import handlers
 from portfolio import repository as repo
 from portfolio.domain import irr_at
@@ -39,13 +39,15 @@ async def test_the_irr_pass_gives_a_large_portfolio_the_domains_irr_and_announce
     assert reply.ok and reply.result["imported"] == len(trades)
     pool = service.pool
     assert await pool.fetchval("SELECT irr_due FROM portfolios WHERE portfolio_id = $1", portfolio_id)
-    await pool.execute("DELETE FROM outbox")
-    published: list[bool] = []
-    assert await Upkeep(service, lambda: published.append(True)).refresh_irrs() == 1
+    published: list[PortfolioUpdated] = []
+
+    async def notify(updates) -> None:
+        published.extend(updates)
+    service.notify = notify
+    assert await Upkeep(service).refresh_irrs() == 1
     view, _ = await handlers.handle_command(service, GetPortfolio(owner_id=OWNER, portfolio_id=portfolio_id))
     metrics = view.result["metrics"]
     flows = [(at, -(Decimal("0.01") * price + 1)) for at, price in trades]
     assert Decimal(metrics["irr_pct"]) == irr_at(flows, Decimal(metrics["current_value_usd"]), AS_OF)
     assert not await pool.fetchval("SELECT irr_due FROM portfolios WHERE portfolio_id = $1", portfolio_id)
-    assert published and await pool.fetchval(
-        "SELECT count(*) FROM outbox WHERE routing_key = 'portfolio.updated' AND convert_from(body, 'UTF8') LIKE '%irr_updated%'") == 1
+    assert [(u.reason, u.metrics.irr_pct) for u in published] == [("irr_updated", Decimal(metrics["irr_pct"]))]

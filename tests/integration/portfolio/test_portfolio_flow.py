@@ -70,7 +70,7 @@ async def test_trades_at_real_2024_times_are_priced_at_the_candle_opens(commands
     prices = opens()
     portfolio_id = await create(commands)
     buy_at, buy2_at, sell_at = "2024-01-01T00:30:00+00:00", "2024-03-01T10:15:00+00:00", "2024-06-03T17:59:59+00:00"
-    async with listening(rabbit_url, names.PORTFOLIO_UPDATED) as updates:
+    async with listening(rabbit_url, names.PORTFOLIO_UPDATED_ANY_OWNER) as updates:
         first = await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="buy",
                                                     amount_btc=Decimal("0.5"), at=buy_at, fee_usd=Decimal("10")))
         assert first["status"] == "pending" and first["price_usd"] is None
@@ -228,7 +228,7 @@ async def test_price_tick_moves_every_portfolio_with_one_update_each(commands, r
                                             price_usd=Decimal("40000")))
     tick = PriceTicked(hour=1900000800, price_usd=Decimal("80000"), open_usd=Decimal("79000"),
                        as_of=datetime.fromtimestamp(1900000800 + 3600, UTC))
-    async with listening(rabbit_url, names.PORTFOLIO_UPDATED) as updates:
+    async with listening(rabbit_url, names.PORTFOLIO_UPDATED_ANY_OWNER) as updates:
         await publish_raw(rabbit_url, names.EVENTS_EXCHANGE, names.PRICE_TICKED, tick.to_json())
         await publish_raw(rabbit_url, names.EVENTS_EXCHANGE, names.PRICE_TICKED, tick.to_json())  # redelivered
         got = [PortfolioUpdated.from_json(m.body) for m in await updates.collect(3)]

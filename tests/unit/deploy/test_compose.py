@@ -174,7 +174,7 @@ def _may_publish(user: str, exchange: str, routing_key: str) -> bool:
     ("bitfolio.commands", "transaction.record", {"gateway"}),
     ("bitfolio.commands", "portfolio.delete", {"gateway"}),
     ("bitfolio.commands", "price.range", {"gateway", "portfolio"}),
-    ("bitfolio.events", "portfolio.updated", {"portfolio"}),
+    ("bitfolio.events", "portfolio.updated.0123abcd", {"portfolio"}),
     ("bitfolio.events", "price.requested", {"portfolio"}),
     ("bitfolio.events", "price.ticked", {"price"}),
     ("bitfolio.events", "price.resolved", {"price"}),

@@ -288,7 +288,7 @@ def register_pages(dashboard: Dashboard) -> None:
                 with page_client:
                     await load()
             if owner:
-                page_client.on_disconnect(dashboard.live.watch_owner(owner, on_update))
+                page_client.on_disconnect(await dashboard.live.watch_owner(owner, on_update))
                 page_client.on_disconnect(dashboard.live.watch_ticks(on_update))
 
     @ui.page("/portfolio/{portfolio_id}")
@@ -395,7 +395,7 @@ class PortfolioPage:
         await self.load_chart()
         owner = (app.storage.user.get("user") or {}).get("id")
         if owner:
-            self.client.on_disconnect(self.dashboard.live.watch_owner(owner, self.on_update))
+            self.client.on_disconnect(await self.dashboard.live.watch_owner(owner, self.on_update))
         self.client.on_disconnect(self.dashboard.live.watch_ticks(self.on_tick))
         self.client.on_disconnect(self.dashboard.live.watch_status(self.on_status))
 

@@ -2,6 +2,7 @@
 
 import asyncpg
 import sqlalchemy as sa
+from contracts.database import keep_session
 from sqlalchemy.dialects import postgresql
 
 metadata = sa.MetaData()
@@ -60,4 +61,4 @@ service's inbox applies each at most once."""
 
 
 async def create_pool(dsn: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=10, reset=keep_session)

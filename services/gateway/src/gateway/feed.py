@@ -41,8 +41,8 @@ class EventFeed:
         self._exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC,
                                                         durable=True)
         queue = await channel.declare_queue(self.queue_name, exclusive=True, auto_delete=True)
-        # every portfolio.updated, also under a longer key should updates ever be routed by owner
-        await queue.bind(self._exchange, f"{names.PORTFOLIO_UPDATED}.#")
+        # every owner's portfolio.updated (routed as portfolio.updated.<owner_id>)
+        await queue.bind(self._exchange, names.PORTFOLIO_UPDATED_ANY_OWNER)
         await queue.bind(self._exchange, names.ACCESS_REVOKED)
         await queue.consume(self._on_message_acked)
         self.reads.go_live()

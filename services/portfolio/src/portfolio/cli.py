@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import uvloop
 from contracts.database import migrate as migrate_database
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,7 +31,7 @@ def serve() -> None:
     """Run the command and event consumers, the outbox relay and the ops HTTP app."""
     from portfolio.main import serve as serve_forever
 
-    asyncio.run(serve_forever(Settings()))
+    uvloop.run(serve_forever(Settings()))  # its event loop costs about half the CPU of asyncio's under load
 
 
 @app.command()

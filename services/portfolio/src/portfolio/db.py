@@ -2,6 +2,7 @@
 
 import asyncpg
 import sqlalchemy as sa
+from contracts.database import keep_session
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
@@ -152,4 +153,4 @@ daily_opens = sa.Table(
 
 
 async def create_pool(dsn: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=10)
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=10, reset=keep_session)

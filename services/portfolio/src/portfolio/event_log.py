@@ -48,28 +48,29 @@ async def append_all(connection: asyncpg.Connection, appends: Sequence[PendingAp
     Positions are taken from one locked row, so they are gap-free and in commit order. The caller appends last,
     just before it commits, so the lock is held only for these statements and the commit (as pyeventsourcing
     locks its table only to insert). A writer that raced on the same stream version gets Conflict."""
-    total = sum(len(a.events) for a in appends)
-    if not total:
+    rows = [(pending.stream_id, pending.expected_version + offset + 1, event.type, json.dumps(event.payload),
+             json.dumps(pending.metadata), pending.recorded_at)
+            for pending in appends for offset, event in enumerate(pending.events)]
+    if not rows:
         return 0
-    last = await connection.fetchval(
-        "UPDATE event_position SET last_position = last_position + $1 RETURNING last_position", total)
-    position = last - total
-    rows = []
-    for pending in appends:
-        metadata = json.dumps(pending.metadata)
-        for offset, event in enumerate(pending.events):
-            position += 1
-            rows.append((pending.stream_id, pending.expected_version + offset + 1, position, event.type,
-                         json.dumps(event.payload), metadata, pending.recorded_at))
     try:
-        await connection.executemany(
-            "INSERT INTO events (stream_id, version, position, type, payload, metadata, recorded_at) "
-            "VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)", rows)
+        # one statement, one round trip: take the positions, insert the events in order, record the position
+        last = await connection.fetchval(
+            """WITH counter AS (
+                   UPDATE event_position SET last_position = last_position + $1 RETURNING last_position),
+               appended AS (
+                   INSERT INTO events (stream_id, version, position, type, payload, metadata, recorded_at)
+                   SELECT e.stream_id, e.version, (SELECT last_position FROM counter) - $1 + e.n, e.type,
+                          e.payload::jsonb, e.metadata::jsonb, e.recorded_at
+                   FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+                        WITH ORDINALITY AS e(stream_id, version, type, payload, metadata, recorded_at, n)),
+               projected AS (
+                   INSERT INTO projection_positions (name, position) SELECT 'portfolios', last_position FROM counter
+                   ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position)
+               SELECT last_position FROM counter""",
+            len(rows), *(list(column) for column in zip(*rows, strict=True)))
     except asyncpg.UniqueViolationError as error:
         raise Conflict("Someone else changed this portfolio at the same moment; try again.") from error
-    await connection.execute(
-        "INSERT INTO projection_positions (name, position) VALUES ('portfolios', $1) "
-        "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position", last)
     return int(last)
 
 

@@ -35,11 +35,12 @@ async def run_batch(service: PortfolioService, messages: Sequence[Message]) -> l
 
     Returns, per message, what it produced or the exception it raised; a failed message's inbox claim is given
     back so that its redelivery runs it again. Raises only when the batch as a whole cannot commit. A batch first
-    runs without savepoints (two round trips less per message); if any message fails, it is rolled back and run
-    again with a savepoint around each message, so that the failure undoes only its own work."""
+    runs without savepoints (two round trips less per message), a batch of one too (refusals are rare); if any
+    message fails, it is rolled back and run again with a savepoint around each message, so that the failure undoes
+    only its own work."""
     try:
         try:
-            return await run_in_transaction(service, messages, careful=len(messages) == 1)
+            return await run_in_transaction(service, messages, careful=False)
         except CarefulRetry:
             return await run_in_transaction(service, messages, careful=True)
     except Conflict as conflict:
@@ -55,6 +56,8 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
         uow = UnitOfWork(connection)
         # Claim every id first: a concurrent copy waits on these rows, then finds them taken.
         fresh = await repo.claim(connection, [message.message_id for message in messages])
+        await uow.lock_portfolios([message.portfolio_id for message in messages  # type: ignore[attr-defined]
+                                   if message.message_id in fresh and getattr(message, "portfolio_id", None)])
         groups = {} if careful else answers_by_portfolio(messages, fresh)
         absorbed: set[str] = set()
         for message in messages:
@@ -82,6 +85,8 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
             remember_reply(uow, message, handled)
             results.append(handled)
         await uow.flush()
+    service.committed_outbox(uow.enqueued)
+    await service.notify(uow.notifications)
     return results
 
 
@@ -144,12 +149,11 @@ async def handled_before(uow: UnitOfWork, message: Message) -> Handled:
 
 
 async def handle_write(service: PortfolioService, uow: UnitOfWork, message: Message) -> Handled:
-    # Each message reads the latest price again, after it has locked its portfolio: a tick that another copy
-    # committed since an earlier message of this batch must not be undone by metrics at the price before it.
-    uow.forget_market()
     uow.begin(message)
     if isinstance(message, PriceTicked):
+        uow.before_tick()
         return Handled(moved=await apply_price_tick(service, uow, message))
+    uow.before_message()
     if isinstance(message, PriceResolved | PriceUnavailable):
         return Handled(outgoing=await apply_price_answer(service, uow, message))
     outcome = await WRITES[type(message)](service, uow, message)  # type: ignore[index]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import structlog
 import uvicorn
+from contracts.notifications import Notifier
 from contracts.observability import configure_logging
 from contracts.rpc import RpcClient
 from contracts.topology import QUEUES, ensure_topology
@@ -37,6 +38,7 @@ class PortfolioApp:
     relay: OutboxRelay
     writer: WriteBatcher
     prices: RpcClient
+    notifier: Notifier
 
     async def readiness(self) -> dict[str, bool]:
         try:
@@ -71,26 +73,29 @@ async def build(settings: Settings) -> PortfolioApp:
     pool = await create_pool(settings.asyncpg_dsn)
     prices = RpcClient(settings.rabbit_url, timeout=settings.price_timeout_seconds,
                        prefetch=settings.consumer_prefetch)
-    service = PortfolioService(pool, PriceSource(prices))
+    notifier = Notifier(settings.rabbit_url)
+    service = PortfolioService(pool, PriceSource(prices), notify=notifier.publish)
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker)
+    service.committed_outbox = relay.committed
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes,
                          settings.write_linger_seconds)
     broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))
-    return PortfolioApp(settings, service, broker, relay, writer, prices)
+    return PortfolioApp(settings, service, broker, relay, writer, prices, notifier)
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     app = await build(settings)
     await app.prices.connect()
+    await app.notifier.connect()
     await app.service.opens.load(app.service.pool)
     writer = asyncio.create_task(app.writer.run())
     await app.broker.start()
     relay = asyncio.create_task(app.relay.run())
     watcher = asyncio.create_task(app.watch_dead_letters())
-    upkeep = asyncio.create_task(Upkeep(app.service, app.relay.wake.set).run())
+    upkeep = asyncio.create_task(Upkeep(app.service).run())
     await app.learn_latest_price()
     try:
         yield app
@@ -104,6 +109,7 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         await app.prices.close()
+        await app.notifier.close()
         await app.service.pool.close()
 
 

@@ -140,7 +140,6 @@ class WriteBatcher:
                 lane.has_work.clear()
             BATCH_SIZE.observe(len(batch))
             await self.run_batch(batch)
-            self.relay.wake.set()
 
     async def run_batch(self, batch: list[tuple[Message, "asyncio.Future[handlers.Handled]"]]) -> None:
         try:
@@ -164,30 +163,54 @@ class WriteBatcher:
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows with confirms, many in flight; copies share rows via SKIP LOCKED."""
+    """Publishes committed outbox rows with confirms, many in flight.
 
-    def __init__(self, service: PortfolioService, broker: RabbitBroker, batch: int = 500) -> None:
-        self.service, self.broker, self.batch = service, broker, batch
+    A batch hands over the rows it committed (`committed`), which leave at once and are deleted after their
+    confirms, with no query to find them. The relay also polls for rows that nobody published (the broker was
+    down, or the process died between commit and publish): only rows older than `orphan_seconds`, so it does not
+    race a writer still publishing; copies share them through SKIP LOCKED. A row published twice (a writer slower
+    than that) is a duplicate that its consumer's inbox ignores."""
+
+    def __init__(self, service: PortfolioService, broker: RabbitBroker, batch: int = 500,
+                 orphan_seconds: float = 2.0) -> None:
+        self.service, self.broker, self.batch, self.orphan_seconds = service, broker, batch, orphan_seconds
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.publishing: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         """Finish the batch in hand, then return: a publish cancelled mid-call closes the broker's channel."""
         self.stopping.set()
         self.wake.set()
 
+    def committed(self, rows: list[repo.OutboxRow]) -> None:
+        if rows and not self.stopping.is_set():
+            task = asyncio.create_task(self.publish_committed(rows))
+            self.publishing.add(task)
+            task.add_done_callback(self.publishing.discard)
+
+    async def publish_committed(self, rows: list[repo.OutboxRow]) -> None:
+        try:
+            await self.publish(rows)
+            await repo.delete_outbox(self.service.pool, [row.id for row in rows])
+        except Exception as error:  # the rows stay; the poll publishes them
+            log.warning("outbox_publish_deferred", rows=len(rows), reason=repr(error))
+
+    async def publish(self, rows: list[repo.OutboxRow]) -> None:
+        await asyncio.gather(*(
+            self.broker.publish(row.body, exchange=row.exchange, routing_key=row.routing_key,
+                                message_id=row.message_id, correlation_id=row.correlation_id,
+                                content_type="application/json", persist=True)
+            for row in rows))
+        OUTBOX_PUBLISHED.inc(len(rows))
+
     async def publish_batch(self) -> int:
         async with self.service.pool.acquire() as connection, connection.transaction():
-            rows = await repo.take_outbox(connection, self.batch)
+            rows = await repo.take_outbox(connection, self.batch, self.orphan_seconds)
             if not rows:
                 return 0
-            await asyncio.gather(*(
-                self.broker.publish(bytes(row["body"]), exchange=row["exchange"], routing_key=row["routing_key"],
-                                    message_id=row["message_id"], correlation_id=row["correlation_id"],
-                                    content_type="application/json", persist=True)
-                for row in rows))
-            await repo.delete_outbox(connection, [row["id"] for row in rows])
-        OUTBOX_PUBLISHED.inc(len(rows))
+            await self.publish(rows)
+            await repo.delete_outbox(connection, [row.id for row in rows])
         return len(rows)
 
     async def run(self) -> None:
@@ -195,10 +218,9 @@ class OutboxRelay:
             try:
                 if await self.publish_batch() == self.batch:
                     continue
-                self.wake.clear()
                 OUTBOX_LAG.set(await self.service.pool.fetchval("SELECT count(*) FROM outbox"))
                 try:
-                    await asyncio.wait_for(self.wake.wait(), 0.5)
+                    await asyncio.wait_for(self.wake.wait(), 1.0)
                 except TimeoutError:
                     pass
             except asyncio.CancelledError:
@@ -206,6 +228,8 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox_relay_failed")
                 await asyncio.sleep(1)
+        if self.publishing:
+            await asyncio.wait(self.publishing)
 
 
 async def decoded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage,

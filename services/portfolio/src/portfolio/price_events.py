@@ -39,7 +39,8 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
     if isinstance(answer, PriceResolved) and answer.schema_version == 2:
         return await apply_price_answers(service, uow, answer)
     transaction_id: str = answer.transaction_id  # type: ignore[assignment]
-    state = await repo.load_state_of_transaction(uow.connection, transaction_id, uow.stored)
+    state = await repo.load_state_of_transaction(uow.connection, transaction_id, uow.stored,
+                                                 portfolio_id=answer.portfolio_id, locked=uow.locked)
     tx = state.transactions[transaction_id] if state is not None else None
     if state is None or tx is None or not awaits_answer(tx, answer.causation_id):
         log.info("price_answer_ignored", transaction_id=transaction_id)
@@ -64,7 +65,8 @@ async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer
     """The answers to a batch price request: every trade priced or failed in one append, then one fold of the
     ledger from the earliest trade priced, whatever order the answers came in."""
     ids = [item.transaction_id for item in [*answer.resolved, *answer.unavailable]]
-    state = await repo.load_state(uow.connection, answer.portfolio_id, None, ids, stored=uow.stored) \
+    state = await repo.load_state(uow.connection, answer.portfolio_id, None, ids, stored=uow.stored,
+                                  locked=uow.locked) \
         if answer.portfolio_id else None
     if state is None:
         log.info("price_answers_ignored", portfolio_id=answer.portfolio_id)

@@ -51,7 +51,6 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
     touches) replays from the last checkpoint before it; a new cost-basis method replays everything. A ledger
     that missed midnight prices (`repair_from`) replays from there."""
     connection = uow.connection
-    market = await uow.market()
     stored = uow.stored.pop(state.portfolio_id, None)
     had_holds = stored is None or stored.held_sells > 0
     if (only_counts and stored is not None and stored.metrics != "{}" and not stored.held_sells
@@ -59,6 +58,7 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
         document = views.with_counts(json.loads(stored.metrics), state.counts)
         await repo.save_counts(connection, state, document)
         return document, [], {}
+    market = await uow.market()  # not before: a pending trade's counts need no price
     ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
               else await repo.load_ledger(connection, state.portfolio_id))
     gaps: list[datetime] = []
@@ -265,7 +265,7 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence
 async def load_owned(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,
                      transaction_ids: list[str] = ()) -> PortfolioState:  # type: ignore[assignment]
     state = await repo.load_state(uow.connection, portfolio_id, command.owner_id, transaction_ids,
-                                  stored=uow.stored)
+                                  stored=uow.stored, locked=uow.locked)
     if state is None:
         raise not_found(portfolio_id)
     return state

@@ -89,13 +89,23 @@ def state_of(row: asyncpg.Record, stored: dict[str, StoredFigures] | None) -> Po
                           repair_from=row["repair_from"])
 
 
+async def lock_portfolios(connection: asyncpg.Connection, portfolio_ids: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """The headers of a batch's portfolios, locked in one statement in id order (the order a tick locks them in,
+    so the two never deadlock), by id."""
+    rows = await connection.fetch(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = ANY($1::text[]) "
+                                  "AND NOT p.deleted ORDER BY p.portfolio_id FOR UPDATE", sorted(set(portfolio_ids)))
+    return {row["portfolio_id"]: row for row in rows}
+
+
 async def load_state(connection: asyncpg.Connection, portfolio_id: str, owner_id: str | None,
-                     transaction_ids: Iterable[str] = (), *, stored: dict[str, StoredFigures] | None = None
-                     ) -> PortfolioState | None:
+                     transaction_ids: Iterable[str] = (), *, stored: dict[str, StoredFigures] | None = None,
+                     locked: dict[str, asyncpg.Record] | None = None) -> PortfolioState | None:
     """The portfolio's header, locked, with only the named transactions loaded (None if missing, deleted or not
-    the owner's)."""
-    row = await connection.fetchrow(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = $1 AND NOT p.deleted "
-                                    "FOR UPDATE", portfolio_id)
+    the owner's). A header in `locked` (read by lock_portfolios, unchanged since) is taken from there, once."""
+    row = locked.pop(portfolio_id, None) if locked else None
+    if row is None:
+        row = await connection.fetchrow(f"{HEADER} FROM portfolios p WHERE p.portfolio_id = $1 AND NOT p.deleted "
+                                        "FOR UPDATE", portfolio_id)
     if row is None or (owner_id is not None and row["owner_id"] != owner_id):
         return None
     state = state_of(row, stored)
@@ -115,8 +125,17 @@ async def load_transactions(connection: asyncpg.Connection, state: PortfolioStat
 
 
 async def load_state_of_transaction(connection: asyncpg.Connection, transaction_id: str,
-                                    stored: dict[str, StoredFigures] | None = None) -> PortfolioState | None:
-    """The locked portfolio that holds the transaction, with that transaction loaded, in one query."""
+                                    stored: dict[str, StoredFigures] | None = None, *, portfolio_id: str | None = None,
+                                    locked: dict[str, asyncpg.Record] | None = None) -> PortfolioState | None:
+    """The locked portfolio that holds the transaction, with that transaction loaded, in one query (its header
+    from `locked` when the batch locked it: `portfolio_id` says which one the caller expects)."""
+    header = locked.pop(portfolio_id, None) if locked and portfolio_id else None
+    if header is not None:
+        tx_row = await connection.fetchrow("SELECT * FROM transactions WHERE transaction_id = $1", transaction_id)
+        if tx_row is not None and tx_row["portfolio_id"] == portfolio_id:
+            state = state_of(header, stored)
+            state.transactions[transaction_id] = transaction_state(tx_row)
+            return state
     row = await connection.fetchrow(
         f"{HEADER}, t.* FROM transactions t JOIN portfolios p ON p.portfolio_id = t.portfolio_id "
         "WHERE t.transaction_id = $1 AND NOT p.deleted FOR UPDATE OF p", transaction_id)
@@ -493,20 +512,45 @@ async def forget(connection: asyncpg.Connection, message_ids: Sequence[str]) -> 
         await connection.execute("DELETE FROM inbox WHERE message_id = ANY($1::text[])", list(message_ids))
 
 
-async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> None:
-    if messages:
-        await connection.executemany(
-            "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) VALUES ($1, $2, $3, $4, $5)",
-            [(exchange, m.routing_key, m.message_id, m.correlation_id, m.to_json()) for m in messages])
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    exchange: str
+    routing_key: str
+    message_id: str
+    correlation_id: str | None
+    body: bytes
 
 
-async def take_outbox(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    return await connection.fetch(
-        "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox ORDER BY id LIMIT $1 "
-        "FOR UPDATE SKIP LOCKED", limit)
+async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> list[OutboxRow]:
+    """Write the messages to the outbox in one statement; returns the rows, for their writer to publish them."""
+    if not messages:
+        return []
+    bodies = [m.to_json() for m in messages]
+    ids = await connection.fetch(
+        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) "
+        "SELECT $1, m.routing_key, m.message_id, m.correlation_id, m.body "
+        "FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY "
+        "AS m(routing_key, message_id, correlation_id, body, n) ORDER BY m.n RETURNING id",
+        exchange, [m.publish_key for m in messages], [m.message_id for m in messages],
+        [m.correlation_id for m in messages], bodies)
+    # identities are drawn in the order the rows are inserted, which is the messages' order
+    return [OutboxRow(row[0], exchange, m.publish_key, m.message_id, m.correlation_id, body)
+            for row, m, body in zip(sorted(ids), messages, bodies, strict=True)]
 
 
-async def delete_outbox(connection: asyncpg.Connection, ids: list[int]) -> None:
+async def take_outbox(connection: asyncpg.Connection, limit: int, older_than_seconds: float = 0
+                      ) -> list[OutboxRow]:
+    """Rows left for the relay, locked, oldest first: those written at least `older_than_seconds` ago (a younger
+    one is being published by the writer that wrote it)."""
+    rows = await connection.fetch(
+        "SELECT id, exchange, routing_key, message_id, correlation_id, body FROM outbox "
+        "WHERE created_at <= now() - make_interval(secs => $2) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit, older_than_seconds)
+    return [OutboxRow(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in rows]
+
+
+async def delete_outbox(connection: asyncpg.Connection | asyncpg.Pool, ids: list[int]) -> None:
     await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
 
 

@@ -1,8 +1,9 @@
 """What every handler is given (the pool and the price source) and returns (an outcome to publish after commit)."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 from contracts.envelope import Message
@@ -11,9 +12,16 @@ from pydantic import BaseModel
 from portfolio.domain import NotFound
 from portfolio.market_data import DailyOpens, PriceSource
 
+if TYPE_CHECKING:
+    from portfolio.repository import OutboxRow
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def no_notifications(_: Iterable[Message]) -> None:
+    """Where nothing listens (tools, the replay): notifications are dropped."""
 
 
 @dataclass
@@ -22,6 +30,11 @@ class PortfolioService:
     prices: PriceSource
     opens: DailyOpens = field(init=False)
     clock: Callable[[], datetime] = utc_now
+    notify: Callable[[Iterable[Message]], Awaitable[None]] = no_notifications
+    """Publishes notifications (portfolio.updated) after their commit: transient, unconfirmed, no outbox."""
+    committed_outbox: Callable[[list["OutboxRow"]], None] = lambda rows: None
+    """Told of the outbox rows a batch committed, so that they are published at once (the relay, which polls,
+    otherwise takes them)."""
 
     def __post_init__(self) -> None:
         self.opens = DailyOpens(self.prices)

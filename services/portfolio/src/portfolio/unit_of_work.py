@@ -27,6 +27,8 @@ class UnitOfWork:
         self.outgoing: list[Message] = []
         self.replies: dict[str, bytes] = {}
         self.released: list[str] = []
+        self.enqueued: list[repo.OutboxRow] = []
+        """The outbox rows the batch wrote; once it has committed, its writer publishes them."""
         self.stored: dict[str, repo.StoredFigures] = {}
         """Ledgers and metrics read with the portfolios' headers, taken by the metrics that follow."""
         self._market: Any = UNREAD
@@ -35,10 +37,21 @@ class UnitOfWork:
         self.changing: dict[str, Any] = {}
         """The portfolios (id → PortfolioState) the message being handled has appended events to: a transfer's
         other portfolio, changed on the way, must be changed through the same state (its version and counts)."""
+        self.locked: dict[str, asyncpg.Record] = {}
+        """Headers of the batch's portfolios, locked up front; each is taken by the first message that loads it."""
+        self.market_holds = False
+        """Whether the price read now holds until commit (see lock_portfolios)."""
 
     def begin(self, message: Message) -> None:
         """A new message of the batch: what it changes is its own."""
         self.cause, self.changing = message, {}
+
+    async def lock_portfolios(self, portfolio_ids: list[str]) -> None:
+        """Lock the batch's portfolios in one statement. A tick locks every portfolio before it writes the price,
+        so once this batch holds one, no tick can commit before it: the latest price is read once for the batch
+        instead of once a message."""
+        self.locked = await repo.lock_portfolios(self.connection, portfolio_ids) if portfolio_ids else {}
+        self.market_holds = bool(self.locked)
 
     async def market(self) -> repo.Market | None:
         """The latest price, read once per unit (a tick in the same unit forgets it)."""
@@ -48,6 +61,19 @@ class UnitOfWork:
 
     def forget_market(self) -> None:
         self._market = UNREAD
+
+    def before_message(self) -> None:
+        """Each message reads the latest price again after it has locked its portfolio (a tick that another copy
+        committed since an earlier message must not be undone by metrics at the price before it), unless the
+        batch's locks already keep every tick out."""
+        if not self.market_holds:
+            self.forget_market()
+
+    def before_tick(self) -> None:
+        """A tick rewrites every portfolio and the price: the headers read up front are stale after it."""
+        self.locked.clear()
+        self.market_holds = False
+        self.forget_market()
 
     def stage(self, stream_id: str, expected_version: int, events: list[NewEvent], metadata: dict[str, Any],
               recorded_at: datetime) -> None:
@@ -72,9 +98,15 @@ class UnitOfWork:
             del self.outgoing[outgoing:]
             raise
 
+    @property
+    def notifications(self) -> list[Message]:
+        """What the caller publishes once the batch has committed (not through the outbox)."""
+        return [message for message in self.outgoing if message.notification]
+
     async def flush(self) -> None:
-        """Write what the batch added; the caller commits right after."""
-        await repo.enqueue(self.connection, names.EVENTS_EXCHANGE, self.outgoing)
+        """Write what the batch added; the caller commits right after. Only persistent messages take the outbox."""
+        self.enqueued = await repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
+                                           [message for message in self.outgoing if not message.notification])
         await repo.store_replies(self.connection, self.replies)
         await repo.forget(self.connection, self.released)
         await append_all(self.connection, self.appends)

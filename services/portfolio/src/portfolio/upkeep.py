@@ -2,14 +2,10 @@
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import asyncpg
 import structlog
-from contracts.envelope import Message
 
-from contracts import names
 from portfolio import projection
 from portfolio import repository as repo
 from portfolio.service import PortfolioService
@@ -27,7 +23,6 @@ class Upkeep:
     second) the stored IRR is the previous one; each pass publishes portfolio.updated with the new figure."""
 
     service: PortfolioService
-    wake_relay: Callable[[], None]
     idle_seconds: float = 0.25
     repair_every_seconds: float = 5.0
     repair_retry_seconds: float = 30.0
@@ -54,7 +49,7 @@ class Upkeep:
         """One batch of due IRRs in one transaction; returns how many portfolios it updated."""
         async with self.service.pool.acquire() as connection, connection.transaction():
             updates = await projection.refresh_due_irrs(connection)
-            await self.publish(connection, updates)
+        await self.service.notify(updates)
         return len(updates)
 
     async def repair_ledgers(self) -> None:
@@ -73,10 +68,5 @@ class Upkeep:
                     self.retry_repair_at[portfolio_id] = now + self.repair_retry_seconds
                     continue
                 self.retry_repair_at.pop(portfolio_id, None)
-                await self.publish(connection, [projection.updated_event(state, metrics, None, "midnights_repaired")])
-                log.info("ledger_repaired", portfolio_id=portfolio_id)
-
-    async def publish(self, connection: asyncpg.Connection, updates: list[Message]) -> None:
-        if updates:
-            await repo.enqueue(connection, names.EVENTS_EXCHANGE, updates)
-            self.wake_relay()
+            await self.service.notify([projection.updated_event(state, metrics, None, "midnights_repaired")])
+            log.info("ledger_repaired", portfolio_id=portfolio_id)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import typer
+import uvloop
 from contracts.database import migrate as migrate_database
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -84,7 +85,7 @@ def serve() -> None:
     """Run the consumers, the operator HTTP API, the outbox relay and the hourly sync."""
     from price.main import serve as serve_forever
 
-    asyncio.run(serve_forever(Settings()))
+    uvloop.run(serve_forever(Settings()))  # its event loop costs about half the CPU of asyncio's under load
 
 
 @app.command()

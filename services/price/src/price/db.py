@@ -2,6 +2,7 @@
 
 import asyncpg
 import sqlalchemy as sa
+from contracts.database import keep_session
 
 metadata = sa.MetaData()
 
@@ -43,4 +44,4 @@ outbox = sa.Table(
 
 
 async def create_pool(dsn: str) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+    return await asyncpg.create_pool(dsn, min_size=1, max_size=8, reset=keep_session)

@@ -18,7 +18,7 @@ from contracts import names
 from price.db import create_pool
 from price.handlers import PriceService, sync_newest
 from price.http import build_http_app
-from price.messaging import build_router
+from price.messaging import AnswerBatcher, build_router
 from price.provider import CryptoCompareProvider, ProviderRefused, ProviderUnavailable
 from price.repository import CandleStore
 from price.settings import Settings
@@ -34,6 +34,7 @@ class PriceApp:
     settings: Settings
     service: PriceService
     broker: RabbitBroker
+    answers: AnswerBatcher
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set at shutdown: the relay finishes the batch in hand (a publish cancelled mid-call closes the channel)."""
 
@@ -91,14 +92,16 @@ async def build(settings: Settings) -> PriceApp:
     service = PriceService(CandleStore(pool), provider)
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
-    broker.include_router(build_router(service, broker, settings.consumer_max_attempts))
-    return PriceApp(settings, service, broker)
+    answers = AnswerBatcher(service)
+    broker.include_router(build_router(service, broker, answers, settings.consumer_max_attempts))
+    return PriceApp(settings, service, broker, answers)
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[PriceApp]:
     """The consumers, the outbox relay and (when enabled) the hourly sync, for as long as the context lasts."""
     app = await build(settings)
+    answering = asyncio.create_task(app.answers.run())
     await app.broker.start()
     relay = asyncio.create_task(app.relay_outbox())
     tasks = [asyncio.create_task(app.sync_hourly())] if settings.sync_enabled else []
@@ -110,6 +113,8 @@ async def running(settings: Settings) -> AsyncIterator[PriceApp]:
             task.cancel()
         await asyncio.gather(asyncio.wait_for(relay, RELAY_STOP_SECONDS), *tasks, return_exceptions=True)
         await app.broker.stop()
+        answering.cancel()
+        await asyncio.gather(answering, return_exceptions=True)
         if app.service.provider is not None:
             await app.service.provider.close()
         await app.service.store.pool.close()

@@ -1,7 +1,11 @@
 """The price service on the bus: answers price.requested and the price queries; dead-letters poison."""
 
+import asyncio
+from collections import deque
+
 import asyncpg
 import structlog
+from contracts.envelope import Message
 from contracts.faststream_support import AttemptPolicy, IncomingMessage, routing_key_of, within_attempts
 from contracts.faststream_support import dead_letter as park
 from contracts.observability import bind_correlation
@@ -39,18 +43,64 @@ async def dead_letter(broker: RabbitBroker, spec: QueueSpec, message: IncomingMe
     await park(broker, spec.name, message, reason)
 
 
-def build_router(service: PriceService, broker: RabbitBroker, max_attempts: int = 3) -> RabbitRouter:
+class AnswerBatcher:
+    """Price requests answered together: whatever arrived while the previous batch ran is looked up in one query
+    (answered before?) and stored in one statement, so a burst costs two round trips, not two a request. Each
+    handler awaits its own request's stored answer, then publishes it and acks."""
+
+    def __init__(self, service: PriceService, limit: int = 200) -> None:
+        self.service, self.limit = service, limit
+        self.waiting: deque[tuple[PriceRequested, asyncio.Future[tuple[str, bytes]]]] = deque()
+        self.has_work = asyncio.Event()
+
+    async def answer(self, request: PriceRequested) -> tuple[str, bytes]:
+        """The request's answer as stored (routing key, body): the first answer, if it was answered before."""
+        future: asyncio.Future[tuple[str, bytes]] = asyncio.get_running_loop().create_future()
+        self.waiting.append((request, future))
+        self.has_work.set()
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            await self.has_work.wait()
+            batch = [self.waiting.popleft() for _ in range(min(self.limit, len(self.waiting)))]
+            if not self.waiting:
+                self.has_work.clear()
+            try:
+                answers = await self.answer_batch([request for request, _ in batch])
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # each handler's attempt policy decides (an outage waits and requeues)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for request, future in batch:
+                if not future.done():
+                    future.set_result(answers[request.message_id])
+
+    async def answer_batch(self, requests: list[PriceRequested]) -> dict[str, tuple[str, bytes]]:
+        store = self.service.store
+        unique = {request.message_id: request for request in requests}  # a redelivery may share the batch
+        stored = await store.answers_to(list(unique))
+        MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc(len(stored))
+        new = [request for message_id, request in unique.items() if message_id not in stored]
+        # every hour the batch needs in one query (finished candles stay cached, so each answer then reads none)
+        await store.candles(sorted({int(r.at.timestamp()) // 3600 * 3600 for r in new if r.at is not None}))
+        # side by side; a batch waits for its slowest answer (an hour fetched from the provider, which is rare)
+        answered = await asyncio.gather(*(handlers.answer_price_request(self.service, r) for r in new))
+        fresh: dict[str, Message] = {request.message_id: answer for request, answer in zip(new, answered, strict=True)}
+        for answer in answered:
+            MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
+        if fresh:
+            stored.update(await store.record_answers(fresh))
+        return stored
+
+
+def build_router(service: PriceService, broker: RabbitBroker, answers: AnswerBatcher,
+                 max_attempts: int = 3) -> RabbitRouter:
     router = RabbitRouter()
     policy = AttemptPolicy(max_attempts=max_attempts, outages=OUTAGES)
-
-    async def answer_once(request: PriceRequested) -> tuple[str, bytes]:
-        stored = await service.store.answer_to(request.message_id)
-        if stored is not None:
-            MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc()
-            return stored
-        answer = await handlers.answer_price_request(service, request)
-        MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
-        return await service.store.record_answer(request.message_id, answer)
 
     @router.subscriber(existing_queue(PRICE_REQUESTS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_price_requested(message: IncomingMessage) -> None:
@@ -63,7 +113,7 @@ def build_router(service: PriceService, broker: RabbitBroker, max_attempts: int 
                 return
             bind_correlation(request.correlation_id, message_id=request.message_id)
             handled, stored = await within_attempts(broker, PRICE_REQUESTS.name, message,
-                                                    lambda: answer_once(request), policy)
+                                                    lambda: answers.answer(request), policy)
             if not handled or stored is None:
                 MESSAGES.labels(PRICE_REQUESTS.name, "dead_lettered").inc()
                 return

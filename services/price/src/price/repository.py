@@ -115,21 +115,24 @@ class CandleStore:
         self._bounds_read_at = 0.0
         return StoreResult(len(records), inserted, newest, changed)
 
-    async def answer_to(self, message_id: str) -> tuple[str, bytes] | None:
-        record = await self.pool.fetchrow(
-            "SELECT routing_key, body FROM answered_requests WHERE message_id = $1", message_id
-        )
-        return None if record is None else (record["routing_key"], bytes(record["body"]))
+    async def answers_to(self, message_ids: list[str]) -> dict[str, tuple[str, bytes]]:
+        """The stored answers of the requests answered before, by request id (one query for a batch)."""
+        records = await self.pool.fetch(
+            "SELECT message_id, routing_key, body FROM answered_requests WHERE message_id = ANY($1::text[])",
+            message_ids)
+        return {r["message_id"]: (r["routing_key"], bytes(r["body"])) for r in records}
 
-    async def record_answer(self, message_id: str, answer: Message) -> tuple[str, bytes]:
-        """Remember the answer to a request; if another copy answered first, that answer wins."""
-        record = await self.pool.fetchrow(
-            """INSERT INTO answered_requests (message_id, routing_key, body) VALUES ($1, $2, $3)
+    async def record_answers(self, answers: dict[str, Message]) -> dict[str, tuple[str, bytes]]:
+        """Remember the answers to requests, in one statement; where another copy answered first, its answer
+        wins and is returned instead."""
+        ids = list(answers)
+        records = await self.pool.fetch(
+            """INSERT INTO answered_requests (message_id, routing_key, body)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
                ON CONFLICT (message_id) DO UPDATE SET message_id = EXCLUDED.message_id
-               RETURNING routing_key, body""",
-            message_id, answer.routing_key, answer.to_json(),
-        )
-        return record["routing_key"], bytes(record["body"])
+               RETURNING message_id, routing_key, body""",
+            ids, [a.routing_key for a in answers.values()], [a.to_json() for a in answers.values()])
+        return {r["message_id"]: (r["routing_key"], bytes(r["body"])) for r in records}
 
     @staticmethod
     async def _enqueue(connection: asyncpg.Connection, message: Message) -> None:
