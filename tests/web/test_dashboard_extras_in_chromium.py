@@ -103,7 +103,7 @@ async def test_an_exchange_export_is_previewed_by_its_exchange_name_and_imported
     await page.screenshot(path=str(screenshot_dir / "12-kraken-import-preview.png"), full_page=True)
     await page.get_by_role("button", name="Import the valid rows only").click()
     await expect(page.get_by_text("Imported 2 transactions.")).to_be_visible()
-    await expect(page.locator(".q-table").get_by_text("0.05005000 BTC")).to_be_visible()
+    await expect(page.locator(".q-table").get_by_role("cell", name="0.05005000 BTC", exact=True)).to_be_visible()
     await context.close()
 
 

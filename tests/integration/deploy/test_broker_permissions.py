@@ -121,7 +121,7 @@ async def test_the_gateway_runs_its_event_feed_and_announces_revocations_only(se
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(names.EVENTS_EXCHANGE, ensure=False)
-        await exchange.publish(aio_pika.Message(deleted.to_json()), routing_key=names.PORTFOLIO_UPDATED)
+        await exchange.publish(aio_pika.Message(deleted.to_json()), routing_key=names.portfolio_updated_key("o"))
     for _ in range(100):
         if reads.model.get("p") is not None:
             break
@@ -130,4 +130,4 @@ async def test_the_gateway_runs_its_event_feed_and_announces_revocations_only(se
     await feed.close()
     await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.ACCESS_REVOKED)
     with pytest.raises(ChannelAccessRefused):
-        await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.PORTFOLIO_UPDATED)
+        await publish(service_urls["gateway"], names.EVENTS_EXCHANGE, names.portfolio_updated_key("o"))
