@@ -49,7 +49,7 @@ async def measure(stack: Launcher, count: int) -> tuple[float, float, dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trades", type=int, nargs="+", default=[2000], help="sizes to measure, one stack each")
+    parser.add_argument("--trades", type=int, nargs="+", default=[2000, 14_400], help="sizes to measure, one stack each")
     sizes = parser.parse_args().trades
     figures = []
     for count in sizes:

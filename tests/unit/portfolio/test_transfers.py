@@ -160,7 +160,9 @@ def test_a_transfer_moves_cost_without_creating_or_realizing_any(history, method
     assert abs(total - without.cost_basis_usd) <= D("1e-18") * max(D(1), without.cost_basis_usd)
     assert source.realized_pnl_usd == without.realized_pnl_usd and target.realized_pnl_usd == 0
     assert target.holdings_btc == out.amount_btc - out.fee_btc
-    assert source.invested_usd + target.invested_usd == without.invested_usd
+    # 28 significant digits: the two sides' shares may differ from the whole in the last digit
+    assert abs(source.invested_usd + target.invested_usd - without.invested_usd) <= \
+        D("1e-18") * max(D(1), without.invested_usd)
     # the source's ledger rebuilt from a checkpoint-free replay equals itself: no hidden state in a transfer
     again, _ = replay_ledger(method, [*trades, out])
     assert again.to_json() == source.to_json()

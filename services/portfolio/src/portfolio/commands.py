@@ -24,7 +24,6 @@ from contracts.portfolios import (
 )
 from contracts.prices import MAX_PRICES_PER_REQUEST, PriceRequested, WantedPrice
 
-from portfolio import repository as repo
 from portfolio.domain import (
     DomainError,
     InvalidTransaction,
@@ -128,7 +127,7 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
                 sequence)
     if command.side.value == "sell":
-        check_holdings([*await repo.holdings_timeline(uow.connection, state.portfolio_id), new])
+        check_holdings([*await uow.repo.holdings_timeline(uow.connection, state.portfolio_id), new])
     request_id = None if command.price_usd is not None else uuid4().hex
     event = recorded(transaction_id, sequence, command, request_id)
     await commit_events(uow, state, [event], command, [transaction_id])
@@ -171,7 +170,7 @@ async def edit_transaction(service: PortfolioService, uow: UnitOfWork, command: 
     at = command.at or tx.at
     edited = Trade(tx.transaction_id, tx.side, command.amount_btc or tx.amount_btc, at, tx.fee_usd, None,
                    tx.sequence)
-    timeline = [t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
+    timeline = [t for t in await uow.repo.holdings_timeline(uow.connection, state.portfolio_id)
                 if t.transaction_id != tx.transaction_id]
     check_holdings([*timeline, edited])
     event = ev.TransactionEdited(tx.transaction_id, command.amount_btc, new_at, command.fee_usd, command.price_usd,
@@ -191,7 +190,7 @@ async def delete_transaction(service: PortfolioService, uow: UnitOfWork, command
     state, gone = await load_transaction(uow, command)
     if gone.transfer_id is not None:  # one side of a transfer: both go
         return await remove_transfer(service, uow, command, state.portfolio_id, gone.transfer_id)
-    check_holdings([t for t in await repo.holdings_timeline(uow.connection, state.portfolio_id)
+    check_holdings([t for t in await uow.repo.holdings_timeline(uow.connection, state.portfolio_id)
                     if t.transaction_id != command.transaction_id])
     await commit_events(uow, state, [ev.TransactionDeleted(command.transaction_id)], command,
                         [command.transaction_id])
@@ -211,7 +210,7 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
         elif isinstance(row, RowSkipped):
             results[row.line] = ImportRowResult(line=row.line, ok=False, skipped=True, error=row.reason)
     # holdings: a sell that exceeds what is held at its time (with the rows before it) is a row error too
-    timeline = await repo.holdings_timeline(uow.connection, state.portfolio_id)
+    timeline = await uow.repo.holdings_timeline(uow.connection, state.portfolio_id)
     candidates = [(row, Trade(f"line-{row.line}", row.side, row.amount_btc, row.at, row.fee_usd, row.price_usd,
                               state.next_sequence + offset))
                   for offset, row in enumerate(sorted(good, key=lambda r: (r.at, r.line)))]

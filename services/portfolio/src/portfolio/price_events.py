@@ -39,8 +39,8 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
     if isinstance(answer, PriceResolved) and answer.schema_version == 2:
         return await apply_price_answers(service, uow, answer)
     transaction_id: str = answer.transaction_id  # type: ignore[assignment]
-    state = await repo.load_state_of_transaction(uow.connection, transaction_id, uow.stored,
-                                                 portfolio_id=answer.portfolio_id, locked=uow.locked)
+    state = await uow.repo.load_state_of_transaction(uow.connection, transaction_id, uow.stored,
+                                                     portfolio_id=answer.portfolio_id, locked=uow.locked)
     tx = state.transactions[transaction_id] if state is not None else None
     if state is None or tx is None or not awaits_answer(tx, answer.causation_id):
         log.info("price_answer_ignored", transaction_id=transaction_id)
@@ -65,8 +65,8 @@ async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer
     """The answers to a batch price request: every trade priced or failed in one append, then one fold of the
     ledger from the earliest trade priced, whatever order the answers came in."""
     ids = [item.transaction_id for item in [*answer.resolved, *answer.unavailable]]
-    state = await repo.load_state(uow.connection, answer.portfolio_id, None, ids, stored=uow.stored,
-                                  locked=uow.locked) \
+    state = await uow.repo.load_state(uow.connection, answer.portfolio_id, None, ids, stored=uow.stored,
+                                      locked=uow.locked) \
         if answer.portfolio_id else None
     if state is None:
         log.info("price_answers_ignored", portfolio_id=answer.portfolio_id)
@@ -98,25 +98,25 @@ async def apply_price_tick(service: PortfolioService, uow: UnitOfWork, tick: Pri
     and one write a chunk, every figure (IRR included) from the domain, one portfolio.updated each."""
     connection = uow.connection
     before = await uow.market()
-    if not await repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
+    if not await uow.repo.save_market(connection, tick.hour, tick.price_usd, tick.as_of):
         return 0
     uow.forget_market()
     newest = datetime.fromtimestamp(tick.hour, UTC)
     if tick.open_usd is not None and tick.hour % 86400 == 0:
-        await repo.store_daily_opens(connection, [(newest, tick.open_usd)])
+        await uow.repo.store_daily_opens(connection, [(newest, tick.open_usd)])
         service.opens.remember(newest, tick.open_usd)
     # a catch-up may pass several midnights at once; the last tick's own hour was folded then
     since = datetime.fromtimestamp(before.hour, UTC) if before is not None else newest - timedelta(hours=1)
     if not await service.opens.ensure(connection, since, newest):
-        await repo.mark_for_repair(connection, since)
+        await uow.repo.mark_for_repair(connection, since)
     market = repo.Market(tick.hour, tick.price_usd, tick.as_of)
     midnights = service.opens.between(since, newest)
     moved = 0
-    await repo.lock_all_portfolios(connection)
-    async for chunk in repo.tick_inputs(connection, TICK_CHUNK):
-        flows = await repo.counted_cash_flows(connection, [item.state.portfolio_id for item in chunk])
+    await uow.repo.lock_all_portfolios(connection)
+    async for chunk in uow.repo.tick_inputs(connection, TICK_CHUNK):
+        flows = await uow.repo.counted_cash_flows(connection, [item.state.portfolio_id for item in chunk])
         moved_figures = [moved_to(item, market, midnights, flows[item.state.portfolio_id]) for item in chunk]
-        await repo.store_tick_figures(connection, moved_figures)
+        await uow.repo.store_tick_figures(connection, moved_figures)
         uow.publish([updated_event(item.state, projection.metrics, tick, "price_ticked")
                      for item, projection in zip(chunk, moved_figures, strict=True)])
         moved += len(chunk)

@@ -56,11 +56,11 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
     if (only_counts and stored is not None and stored.metrics != "{}" and not stored.held_sells
             and state.repair_from is None):
         document = views.with_counts(json.loads(stored.metrics), state.counts)
-        await repo.save_counts(connection, state, document)
+        await uow.repo.save_counts(connection, state, document)
         return document, [], {}
     market = await uow.market()  # not before: a pending trade's counts need no price
     ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
-              else await repo.load_ledger(connection, state.portfolio_id))
+              else await uow.repo.load_ledger(connection, state.portfolio_id))
     gaps: list[datetime] = []
     if state.repair_from is not None:
         repair = (state.repair_from, 0)
@@ -79,24 +79,24 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
         midnights = service.opens.between(ledger.last_at, appended.at) if ledger.last_at else ()
         outcomes = [ledger.apply(appended, midnights)]
         if ledger.trade_count % CHECKPOINT_EVERY == 0:
-            await repo.store_checkpoints(connection, state.portfolio_id, [ledger.copy()])
+            await uow.repo.store_checkpoints(connection, state.portfolio_id, [ledger.copy()])
     else:
         if changed_from is None and appended is not None:
             changed_from = appended.timeline_key
-        checkpoint = (await repo.checkpoint_before(connection, state.portfolio_id, changed_from)
+        checkpoint = (await uow.repo.checkpoint_before(connection, state.portfolio_id, changed_from)
                       if same_method and changed_from is not None else None)
         if checkpoint is not None and checkpoint.needs_refold:
             checkpoint = None  # its lots lack buy times: the replay from the first trade rewrites every checkpoint
         start = checkpoint or Ledger.empty(state.method)
         kept_count = start.trade_count  # the replay advances `start` itself
-        trades = await repo.priced_trades(connection, state.portfolio_id, start.last_key)
+        trades = await uow.repo.priced_trades(connection, state.portfolio_id, start.last_key)
         if trades:
             await ensure_opens(service, uow, start.last_at or trades[0].at, trades[-1].at, gaps)
         checkpoints: list[Ledger] = []
         ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, start=start,
                                          checkpoints=checkpoints)
-        await repo.replace_checkpoints(connection, state.portfolio_id, kept_count, checkpoints)
-    await repo.save_outcomes(connection, outcomes)
+        await uow.repo.replace_checkpoints(connection, state.portfolio_id, kept_count, checkpoints)
+    await uow.repo.save_outcomes(connection, outcomes)
     metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds)
     return metrics, outcomes, holds
 
@@ -123,13 +123,13 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
         await ensure_opens(service, uow, ledger.last_at, market.as_of, gaps)
     holds: dict[str, SellHold] = {}
     if ledger.uncovered or had_holds:
-        holds = sell_holds(ledger.uncovered, await repo.pending_buys(connection, state.portfolio_id))
-        await repo.save_holds(connection, state.portfolio_id, holds)
+        holds = sell_holds(ledger.uncovered, await uow.repo.pending_buys(connection, state.portfolio_id))
+        await uow.repo.save_holds(connection, state.portfolio_id, holds)
     state.repair_from = min(gaps, default=None)
     irr_due = ledger.trade_count > INLINE_IRR_TRADES
-    flows = None if irr_due else (await repo.counted_cash_flows(connection, [state.portfolio_id]))[state.portfolio_id]
+    flows = None if irr_due else (await uow.repo.counted_cash_flows(connection, [state.portfolio_id]))[state.portfolio_id]
     projection = project(service.opens, ledger, state, holds, market, flows)
-    stored_irr = await repo.save_metrics(connection, state, projection, irr_due=irr_due)
+    stored_irr = await uow.repo.save_metrics(connection, state, projection, irr_due=irr_due)
     if irr_due:
         projection.metrics["irr_pct"] = stored_irr
     return projection.metrics, [], holds
@@ -146,7 +146,7 @@ async def sync_arrivals(service: PortfolioService, uow: UnitOfWork, state: Portf
     if not sent and not holds and not unpriced:
         return
     changed: dict[str, list[tuple[ev.TransferLotsSet, tuple[datetime, int]]]] = {}
-    for row in await repo.arrivals_held(uow.connection, [*sent, *holds, *unpriced]):
+    for row in await uow.repo.arrivals_held(uow.connection, [*sent, *holds, *unpriced]):
         arrival = source_says(row, sent.get(row["transaction_id"]), holds.get(row["transaction_id"]))
         if arrival is not None and arrival != destination_holds(row):
             changed.setdefault(row["portfolio_id"], []).append(
@@ -157,10 +157,10 @@ async def sync_arrivals(service: PortfolioService, uow: UnitOfWork, state: Portf
         ids = [e.transaction_id for e in events]
         destination = uow.changing.get(portfolio_id)  # already changed by this message: the same state goes on
         if destination is not None:
-            await repo.load_transactions(uow.connection, destination,
-                                         [i for i in ids if i not in destination.transactions])
+            await uow.repo.load_transactions(uow.connection, destination,
+                                             [i for i in ids if i not in destination.transactions])
         else:
-            destination = await repo.load_state(uow.connection, portfolio_id, None, ids, stored=uow.stored)
+            destination = await uow.repo.load_state(uow.connection, portfolio_id, None, ids, stored=uow.stored)
         if destination is None or destination.deleted:
             continue  # deleted: the other side of its transfers stays as it was
         await commit_events(uow, destination, events, cause, ids)
@@ -224,7 +224,7 @@ async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction
     tx = state.transactions[transaction_id]
     if tx.status.value == "pending":
         return views.transaction_view(views.pending_transaction_row(state.portfolio_id, tx), None)
-    row = await repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
+    row = await uow.repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
     market = await uow.market()
     return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]
 
@@ -259,13 +259,13 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence
             ev.apply_event(state, event, now)
     uow.changing[state.portfolio_id] = state
     # the header is written with the metrics that follow, except at creation and deletion
-    await repo.save_state(uow.connection, state, touched, header=created or state.deleted)
+    await uow.repo.save_state(uow.connection, state, touched, header=created or state.deleted)
 
 
 async def load_owned(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str,
                      transaction_ids: list[str] = ()) -> PortfolioState:  # type: ignore[assignment]
-    state = await repo.load_state(uow.connection, portfolio_id, command.owner_id, transaction_ids,
-                                  stored=uow.stored, locked=uow.locked)
+    state = await uow.repo.load_state(uow.connection, portfolio_id, command.owner_id, transaction_ids,
+                                      stored=uow.stored, locked=uow.locked)
     if state is None:
         raise not_found(portfolio_id)
     return state

@@ -8,7 +8,6 @@ from uuid import uuid4
 from contracts.envelope import Message
 from contracts.portfolios import DeleteTransfer, EditTransfer, OwnedCommand, RecordTransfer, Side, TransactionKind
 
-from portfolio import repository as repo
 from portfolio.domain import InvalidTransaction, NotFound, Trade, check_holdings, validate_amount, validate_time
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState, TransactionState
@@ -23,15 +22,15 @@ async def lock_both(uow: UnitOfWork, owner_id: str, wanted: dict[str, list[str]]
     opposite directions never wait on each other; a missing one is left out."""
     states = {}
     for portfolio_id in sorted(wanted):
-        state = await repo.load_state(uow.connection, portfolio_id, owner_id, wanted[portfolio_id],
-                                      stored=uow.stored)
+        state = await uow.repo.load_state(uow.connection, portfolio_id, owner_id, wanted[portfolio_id],
+                                          stored=uow.stored)
         if state is not None:
             states[portfolio_id] = state
     return states
 
 
 async def timeline_without(uow: UnitOfWork, portfolio_id: str, transaction_id: str) -> list[Trade]:
-    return [t for t in await repo.holdings_timeline(uow.connection, portfolio_id) if t.transaction_id != transaction_id]
+    return [t for t in await uow.repo.holdings_timeline(uow.connection, portfolio_id) if t.transaction_id != transaction_id]
 
 
 async def record_transfer(service: PortfolioService, uow: UnitOfWork, command: RecordTransfer) -> Outcome:
@@ -48,7 +47,7 @@ async def record_transfer(service: PortfolioService, uow: UnitOfWork, command: R
     source, destination = states[command.portfolio_id], states[command.to_portfolio_id]
     out_id, in_id, transfer_id, request_id = (uuid4().hex for _ in range(4))
     leaving = Trade(out_id, Side.SELL, amount, at, fee, None, source.next_sequence, TransactionKind.TRANSFER_OUT)
-    check_holdings([*await repo.holdings_timeline(uow.connection, source.portfolio_id), leaving])
+    check_holdings([*await uow.repo.holdings_timeline(uow.connection, source.portfolio_id), leaving])
     sent = ev.TransferSent(out_id, transfer_id, source.next_sequence, amount, fee, at, command.note,
                            destination.portfolio_id, in_id, request_id)
     received = ev.TransferReceived(in_id, transfer_id, destination.next_sequence, amount - fee, fee, at,
@@ -80,7 +79,7 @@ class TransferSides:
 async def load_transfer(uow: UnitOfWork, command: OwnedCommand, portfolio_id: str, transfer_id: str) -> TransferSides:
     """Both sides of a transfer of `portfolio_id`, locked in id order. NotFound when this portfolio is not the
     owner's or has no such transfer."""
-    here = await repo.transfer_side(uow.connection, portfolio_id, transfer_id)
+    here = await uow.repo.transfer_side(uow.connection, portfolio_id, transfer_id)
     if here is None:
         raise NotFound(f"No transfer {transfer_id} was found in this portfolio.", {"transfer_id": transfer_id})
     ids = {portfolio_id: here["transaction_id"], here["counterpart_portfolio_id"]: here["counterpart_transaction_id"]}

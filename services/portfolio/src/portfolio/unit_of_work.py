@@ -21,8 +21,10 @@ UNREAD = object()
 
 
 class UnitOfWork:
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, repository: Any = repo) -> None:
         self.connection = connection
+        self.repo = repository
+        """Where the handlers load and save: the `repository` module over `connection`, or a fake in unit tests."""
         self.appends: list[PendingAppend] = []
         self.outgoing: list[Message] = []
         self.replies: dict[str, bytes] = {}
@@ -50,13 +52,13 @@ class UnitOfWork:
         """Lock the batch's portfolios in one statement. A tick locks every portfolio before it writes the price,
         so once this batch holds one, no tick can commit before it: the latest price is read once for the batch
         instead of once a message."""
-        self.locked = await repo.lock_portfolios(self.connection, portfolio_ids) if portfolio_ids else {}
+        self.locked = await self.repo.lock_portfolios(self.connection, portfolio_ids) if portfolio_ids else {}
         self.market_holds = bool(self.locked)
 
     async def market(self) -> repo.Market | None:
         """The latest price, read once per unit (a tick in the same unit forgets it)."""
         if self._market is UNREAD:
-            self._market = await repo.market(self.connection)
+            self._market = await self.repo.market(self.connection)
         return self._market  # type: ignore[no-any-return]
 
     def forget_market(self) -> None:
@@ -105,8 +107,8 @@ class UnitOfWork:
 
     async def flush(self) -> None:
         """Write what the batch added; the caller commits right after. Only persistent messages take the outbox."""
-        self.enqueued = await repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
+        self.enqueued = await self.repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
                                            [message for message in self.outgoing if not message.notification])
-        await repo.store_replies(self.connection, self.replies)
-        await repo.forget(self.connection, self.released)
+        await self.repo.store_replies(self.connection, self.replies)
+        await self.repo.forget(self.connection, self.released)
         await append_all(self.connection, self.appends)
