@@ -27,6 +27,8 @@ from portfolio.projection import project
 from portfolio.service import PortfolioService
 
 PROJECTION_TABLES = ("transactions", "portfolios", "ledger_checkpoints")
+LOCK_ORDER = ("portfolios", "transactions", "ledger_checkpoints")
+"""The order a write locks them in (its portfolio's row first); a replay's swap takes them in the same order."""
 STAGING = "replay_"
 """A parallel replay's workers fill `replay_<table>` copies; one transaction then moves them into the projections."""
 
@@ -132,23 +134,38 @@ async def replay_in_parallel(pool: asyncpg.Pool, dsn: str, workers: int,
                     f"CREATE TABLE {STAGING}{table} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
         rebuilt = await _run_workers(dsn, parts, advance)
         await asyncio.gather(*(_build(pool, statement) for keys in tables.values() for statement in keys.staged))
-        async with pool.acquire() as connection, connection.transaction():
-            until = parts[-1].until if parts else 0
-            # the projections first, then the log's position: the order a write takes them in, so no deadlock
-            await connection.execute(f"LOCK TABLE {', '.join(PROJECTION_TABLES)} IN ACCESS EXCLUSIVE MODE")
-            if await connection.fetchval("SELECT last_position FROM event_position FOR UPDATE") != until:
-                raise ReplayRaced("Events were recorded while the replay ran; stop the portfolio service and replay "
-                                  "again.")
-            for table, keys in tables.items():
-                await connection.execute(f"DROP TABLE {table}")
-                await connection.execute(f"ALTER TABLE {STAGING}{table} RENAME TO {table}")
-                for statement in keys.renames:
-                    await connection.execute(statement)
+        until = parts[-1].until if parts else 0
+        for attempt in range(SWAP_ATTEMPTS):
+            try:
+                await _swap_in(pool, tables, until)
+                break
+            except asyncpg.DeadlockDetectedError:  # a write held a lock the swap needs; it has rolled back
+                if attempt == SWAP_ATTEMPTS - 1:
+                    raise
         return rebuilt
     finally:
         async with pool.acquire() as connection:
             for table in PROJECTION_TABLES:
                 await connection.execute(f"DROP TABLE IF EXISTS {STAGING}{table}")
+
+
+SWAP_ATTEMPTS = 3
+
+
+async def _swap_in(pool: asyncpg.Pool, tables: dict[str, "_TableKeys"], until: int) -> None:
+    """One transaction: lock the projections (portfolios first, the order a write takes them in), refuse if the log
+    grew past `until`, and put the staging copies in the tables' place under their names."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(f"LOCK TABLE {', '.join(sorted(PROJECTION_TABLES, key=LOCK_ORDER.index))} "
+                                 "IN ACCESS EXCLUSIVE MODE")
+        if await connection.fetchval("SELECT last_position FROM event_position FOR UPDATE") != until:
+            raise ReplayRaced("Events were recorded while the replay ran; stop the portfolio service and replay "
+                              "again.")
+        for table, keys in tables.items():
+            await connection.execute(f"DROP TABLE {table}")
+            await connection.execute(f"ALTER TABLE {STAGING}{table} RENAME TO {table}")
+            for statement in keys.renames:
+                await connection.execute(statement)
 
 
 @dataclass(frozen=True)
