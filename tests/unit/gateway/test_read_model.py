@@ -219,6 +219,24 @@ async def test_a_read_after_a_write_waits_for_the_writes_version_from_the_feed()
     assert bus.requests == []
 
 
+async def test_a_read_asking_for_a_version_a_client_heard_of_waits_for_it_then_asks_the_service() -> None:
+    """The dashboard hears portfolio.updated itself and asks for at least its version: this copy's feed may not have
+    applied that event yet."""
+    bus = CountingBus({"p": view("p", 5)})
+    reads = reads_over(bus, wait=2)
+    reads.apply_update(updated(view("p", 3)))
+    reading = asyncio.create_task(reads.portfolio("alice", "p", at_least=4))
+    await asyncio.sleep(0.05)
+    assert not reading.done()
+    reads.apply_update(updated(view("p", 4)))
+    assert version_of(await reading) == 4 and bus.requests == []
+    late = reads_over(bus, wait=0.05)
+    late.apply_update(updated(view("p", 3)))
+    assert version_of(await late.portfolio("alice", "p", at_least=5)) == 5
+    assert len(bus.requests) == 1, "the event was late: the service was asked"
+    assert version_of(await late.portfolio("alice", "p")) == 5
+
+
 async def test_a_read_after_a_write_asks_the_service_when_the_event_is_late() -> None:
     bus = CountingBus({"p": view("p", 4)})
     reads = reads_over(bus, wait=0.05)

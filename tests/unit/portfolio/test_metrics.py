@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
+from contracts.types import parse_decimal
 from hypothesis import given
 from hypothesis import strategies as st
 from portfolio.domain import (
@@ -189,6 +190,9 @@ def test_irr_finds_roots_far_from_zero() -> None:
     assert near_total_loss is not None and D(-100) < near_total_loss < D("-99.99999")
     assert irr_pct([(start, D(-100)), (start + timedelta(days=365), D(50)), (start + timedelta(days=730), D(50))]) == 0
     assert irr_pct([(start, D(-100)), (start + timedelta(days=1), D(0))]) is None  # no root
+    # +10 % in an hour is 10^362 % a year: beyond what a decimal of 100 digits before the point carries, so none
+    assert irr_pct([(start, D(-100)), (start + timedelta(hours=1), D(110))]) is None
+    assert parse_decimal(str(an_hour)) == an_hour  # the largest reported rates still travel in the one grammar
 
 
 @given(st.lists(st.tuples(st.integers(0, 800 * 24), st.integers(-1000, 1000)), min_size=2, max_size=8))

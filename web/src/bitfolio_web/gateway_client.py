@@ -170,8 +170,10 @@ class GatewayClient:
     async def portfolios(self) -> list[dict[str, Any]]:
         return await self.json("GET", "/v1/portfolios", params={"limit": 500})  # type: ignore[no-any-return]
 
-    async def portfolio(self, portfolio_id: str) -> dict[str, Any]:
-        return await self.json("GET", f"/v1/portfolios/{portfolio_id}")  # type: ignore[no-any-return]
+    async def portfolio(self, portfolio_id: str, at_least: int | None = None) -> dict[str, Any]:
+        """The portfolio; `at_least` a version this page has heard of (the gateway's copy may not have it yet)."""
+        path = f"/v1/portfolios/{portfolio_id}" + (f"?min_version={at_least}" if at_least else "")
+        return await self.json("GET", path)  # type: ignore[no-any-return]
 
     async def create_portfolio(self, name: str, goal_usd: str | None, method: str,
                                action: UserAction | None = None) -> dict[str, Any]:

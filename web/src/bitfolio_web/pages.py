@@ -404,7 +404,7 @@ class PortfolioPage:
         if update.portfolio_id != self.portfolio_id:
             return
         with self.client:
-            await self.reload()
+            await self.reload(update.version)
             if update.reason != "transaction_recorded":
                 await self.load_chart()
 
@@ -420,9 +420,9 @@ class PortfolioPage:
                 await self.load_chart()
 
     # ---------------------------------------------------------------- data
-    async def reload(self) -> None:
+    async def reload(self, at_least: int | None = None) -> None:
         try:
-            self.view = await self.gateway.portfolio(self.portfolio_id)
+            self.view = await self.gateway.portfolio(self.portfolio_id, at_least)
             transactions = await self.gateway.transactions(self.portfolio_id)
         except GatewayError as error:
             ui.notify(error.message, type="negative")

@@ -185,9 +185,13 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     @app.get("/v1/portfolios/{portfolio_id}", response_model=PortfolioView, responses=responses(401, 404, 503),
              **read_options)
-    async def get_portfolio(portfolio_id: str, request: Request) -> Response:
+    async def get_portfolio(portfolio_id: str, request: Request, min_version: Annotated[int | None, Query(
+            ge=1, le=2**31 - 1, description="At least this version (say, from a portfolio.updated the client "
+                                            "received): the read waits briefly for it, then asks the service.")] = None
+                            ) -> Response:
         claims = authenticate(request.headers.get("authorization"))
-        return Response(await reads.portfolio(claims.user_id, portfolio_id[:100]), media_type="application/json")
+        return Response(await reads.portfolio(claims.user_id, portfolio_id[:100], min_version),
+                        media_type="application/json")
 
     # ------------------------------------------------------------------ auth
     auth = APIRouter(prefix="/v1/auth", tags=["auth"])

@@ -109,17 +109,28 @@ class PortfolioReads:
         elif isinstance(reply.result, dict) and "metrics" in reply.result and "owner_id" in reply.result:
             self._keep(entry_of(PortfolioView.model_validate(reply.result), Stamp(version)), generation)
         if isinstance(request, PortfolioCommand):
-            self.written[request.portfolio_id] = max(version, self.written.get(request.portfolio_id, 0))
-            self.written.move_to_end(request.portfolio_id)
-            while len(self.written) > self.model.capacity:
-                self.written.popitem(last=False)
+            self.expect(request.portfolio_id, version)
+
+    def expect(self, portfolio_id: str, version: int) -> None:
+        """Reads of the portfolio must see at least `version` (a write answered it, or a client saw its event)."""
+        if version <= self.written.get(portfolio_id, 0):
+            return
+        self.written[portfolio_id] = version
+        self.written.move_to_end(portfolio_id)
+        while len(self.written) > self.model.capacity:
+            self.written.popitem(last=False)
 
     # ------------------------------------------------------------------ reads
     def _current(self, entry: Entry) -> bool:
         return entry.stamp.version >= self.written.get(entry.portfolio_id, 0)
 
-    async def portfolio(self, owner_id: str, portfolio_id: str) -> bytes:
-        """The portfolio's JSON, or a 404 when it is missing, deleted or another owner's."""
+    async def portfolio(self, owner_id: str, portfolio_id: str, at_least: int | None = None) -> bytes:
+        """The portfolio's JSON, or a 404 when it is missing, deleted or another owner's; with `at_least`, at that
+        version or later (waited for like a write's, then asked of the portfolio service)."""
+        if at_least:
+            entry = self.model.get(portfolio_id)
+            if entry is None or entry.owner_id == owner_id:  # another owner's expectation is not recorded
+                self.expect(portfolio_id, at_least)
         entry = self.model.get(portfolio_id) if self.live else None
         if entry is not None and not self._current(entry):
             entry = await self._arrival(portfolio_id)

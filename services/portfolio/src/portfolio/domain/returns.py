@@ -122,7 +122,7 @@ def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
         return None
     low, high = bracket
     if low == high:
-        return percent(_rate_from_log(low) * 100)
+        return _reported(_rate_from_log(low) * 100)
     f_low = scaled_npv_and_slope(low)[0]
     g = (low + high) / 2
     for _ in range(200):
@@ -140,7 +140,7 @@ def irr_pct(cash_flows: Sequence[tuple[datetime, Decimal]]) -> Decimal | None:
         g = step if low < step < high else (low + high) / 2
         if high - low < 1e-12 * max(1.0, abs(g)):
             break
-    return percent(_rate_from_log(g) * 100)
+    return _reported(_rate_from_log(g) * 100)
 
 
 def _bracket_nearest_zero(npv: Callable[[float], float]) -> tuple[float, float] | None:
@@ -165,6 +165,15 @@ def _bracket_nearest_zero(npv: Callable[[float], float]) -> tuple[float, float] 
                 inner_down, f_down = outer, f_outer
         step *= 2
     return None
+
+
+LARGEST_IRR_DIGITS = 90
+"""An IRR of 10^90 % or more (reachable only by histories of minutes) is reported as none: money and percentages
+travel as decimals of at most 100 digits before the point (contracts.types)."""
+
+
+def _reported(rate_pct: Decimal) -> Decimal | None:
+    return None if rate_pct.adjusted() >= LARGEST_IRR_DIGITS else percent(rate_pct)
 
 
 def _rate_from_log(g: float) -> Decimal:
