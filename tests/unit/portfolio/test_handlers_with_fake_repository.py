@@ -4,6 +4,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,8 +23,8 @@ from hypothesis import strategies as st
 from portfolio.commands import WRITES
 from portfolio.domain import InsufficientHoldings, Ledger, midnights_between, replay_ledger
 from portfolio.domain.events import PortfolioState, apply_event, read_event
+from portfolio.handlers import handle_write
 from portfolio.market_data import PriceSource
-from portfolio.price_events import apply_price_answer
 from portfolio.service import PortfolioService
 from portfolio.unit_of_work import UnitOfWork
 
@@ -44,18 +45,15 @@ class Harness:
         self.log: dict[str, list[tuple[str, dict[str, Any], datetime]]] = {}
 
     async def send(self, message: Message) -> tuple[Any, list[Message]]:
+        """The message through the service's own write dispatch; its result (a command's) and what it emitted."""
         uow = UnitOfWork(None, self.repository)  # type: ignore[arg-type]
-        uow.begin(message)
-        if isinstance(message, PriceResolved):
-            outcome, outgoing = None, await apply_price_answer(self.service, uow, message)
-        else:
-            result = await WRITES[type(message)](self.service, uow, message)  # type: ignore[index]
-            outcome, outgoing = result.result, result.outgoing
+        handled = await handle_write(self.service, uow, message)
         for append in uow.appends:
             stream = self.log.setdefault(append.stream_id, [])
             assert len(stream) == append.expected_version, "appended after the version it loaded"
             stream.extend((event.type, event.payload, append.recorded_at) for event in append.events)
-        return outcome, outgoing
+        result = handled.reply.result if handled.reply is not None else None
+        return SimpleNamespace(**result) if isinstance(result, dict) else result, handled.outgoing
 
     def folded(self, portfolio_id: str) -> PortfolioState:
         state = None
@@ -109,12 +107,13 @@ async def test_record_edit_delete_and_a_price_answer_run_against_the_fake_and_eq
                                        at=START + timedelta(hours=90)))  # moved after the sell: FIFO changes
     await harness.send(DeleteTransaction(owner_id=OWNER, portfolio_id=portfolio_id, transaction_id=ids[3]))
 
-    view, outgoing = await harness.send(record(portfolio_id, "buy", "0.1", START + timedelta(hours=5), None))
+    pending_at = START + timedelta(hours=5)
+    view, outgoing = await harness.send(record(portfolio_id, "buy", "0.1", pending_at, None))
     assert view.status == "pending"
     request = next(m for m in outgoing if isinstance(m, PriceRequested))
     assert harness.metrics(portfolio_id)["pending_count"] == 1
     _, outgoing = await harness.send(PriceResolved(
-        transaction_id=view.transaction_id, portfolio_id=portfolio_id, at=view.at, hour=int(view.at.timestamp()) // 3600 * 3600,
+        transaction_id=view.transaction_id, portfolio_id=portfolio_id, at=pending_at, hour=int(pending_at.timestamp()) // 3600 * 3600,
         price_usd=Decimal("39000"), source="test", **request.caused()))
     assert [m.reason for m in outgoing] == ["transaction_priced"]  # type: ignore[attr-defined]
 

@@ -109,31 +109,21 @@ class PortfolioReads:
         elif isinstance(reply.result, dict) and "metrics" in reply.result and "owner_id" in reply.result:
             self._keep(entry_of(PortfolioView.model_validate(reply.result), Stamp(version)), generation)
         if isinstance(request, PortfolioCommand):
-            self.expect(request.portfolio_id, version)
-
-    def expect(self, portfolio_id: str, version: int) -> None:
-        """Reads of the portfolio must see at least `version` (a write answered it, or a client saw its event)."""
-        if version <= self.written.get(portfolio_id, 0):
-            return
-        self.written[portfolio_id] = version
-        self.written.move_to_end(portfolio_id)
-        while len(self.written) > self.model.capacity:
-            self.written.popitem(last=False)
+            self.written[request.portfolio_id] = max(version, self.written.get(request.portfolio_id, 0))
+            self.written.move_to_end(request.portfolio_id)
+            while len(self.written) > self.model.capacity:
+                self.written.popitem(last=False)
 
     # ------------------------------------------------------------------ reads
-    def _current(self, entry: Entry) -> bool:
-        return entry.stamp.version >= self.written.get(entry.portfolio_id, 0)
+    def _current(self, entry: Entry, at_least: int = 0) -> bool:
+        return entry.stamp.version >= max(self.written.get(entry.portfolio_id, 0), at_least)
 
     async def portfolio(self, owner_id: str, portfolio_id: str, at_least: int | None = None) -> bytes:
         """The portfolio's JSON, or a 404 when it is missing, deleted or another owner's; with `at_least`, at that
         version or later (waited for like a write's, then asked of the portfolio service)."""
-        if at_least:
-            entry = self.model.get(portfolio_id)
-            if entry is None or entry.owner_id == owner_id:  # another owner's expectation is not recorded
-                self.expect(portfolio_id, at_least)
         entry = self.model.get(portfolio_id) if self.live else None
-        if entry is not None and not self._current(entry):
-            entry = await self._arrival(portfolio_id)
+        if entry is not None and not self._current(entry, at_least or 0):
+            entry = await self._arrival(portfolio_id, at_least or 0)
         if entry is None:
             READS.labels("request_reply").inc()
             entry = await self._once(("portfolio", owner_id, portfolio_id), lambda: self._load(owner_id, portfolio_id))
@@ -159,7 +149,7 @@ class PortfolioReads:
         page = entries[offset:offset + limit]
         return Page(b"[" + b",".join(entry.body for entry in page if entry.body) + b"]", len(entries))
 
-    async def _arrival(self, portfolio_id: str) -> Entry | None:
+    async def _arrival(self, portfolio_id: str, at_least: int = 0) -> Entry | None:
         """The entry once it holds the version written, if that happens within the wait; else None."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.write_wait_seconds
@@ -170,7 +160,7 @@ class PortfolioReads:
             except TimeoutError:
                 break
             entry = self.model.get(portfolio_id)
-            if entry is not None and self._current(entry):
+            if entry is not None and self._current(entry, at_least):
                 return entry
         return None
 

@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -85,12 +85,21 @@ async def read_all(pool: asyncpg.Pool, after: int = 0, batch: int = 20_000, stre
     async def fetch(start: int) -> list[asyncpg.Record]:
         return await pool.fetch(query, start, batch, *(() if stream_id is None else (stream_id,)))
 
-    rows = await fetch(after)
+    async for rows in _read_ahead(fetch(after), lambda last: fetch(last[0]), batch):
+        yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), orjson.loads(r[5]) if metadata else {},
+                           r[6]) for r in rows]
+
+
+async def _read_ahead(first: Awaitable[list[asyncpg.Record]],
+                      after: Callable[[asyncpg.Record], Awaitable[list[asyncpg.Record]]], batch: int
+                      ) -> AsyncIterator[list[asyncpg.Record]]:
+    """Batches of rows: `first`, then `after(the last row)` while a batch comes back full; the next batch is read
+    while the caller works on this one."""
+    rows = await first
     while rows:
-        following = asyncio.ensure_future(fetch(rows[-1][0])) if len(rows) == batch else None
+        following = asyncio.ensure_future(after(rows[-1])) if len(rows) == batch else None
         try:
-            yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), orjson.loads(r[5]) if metadata else {},
-                               r[6]) for r in rows]
+            yield rows
         except BaseException:
             if following is not None:
                 following.cancel()
@@ -118,16 +127,8 @@ async def read_streams(pool: asyncpg.Pool, part: Partition, batch: int = 20_000)
     async def fetch(stream_id: str, version: int) -> list[asyncpg.Record]:
         return await pool.fetch(query, stream_id, version, part.last, part.until, batch)
 
-    rows = await fetch(part.first, 0)
-    while rows:
-        following = asyncio.ensure_future(fetch(rows[-1][1], rows[-1][2])) if len(rows) == batch else None
-        try:
-            yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), {}, r[5]) for r in rows]
-        except BaseException:
-            if following is not None:
-                following.cancel()
-            raise
-        rows = await following if following is not None else []
+    async for rows in _read_ahead(fetch(part.first, 0), lambda last: fetch(last[1], last[2]), batch):
+        yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), {}, r[5]) for r in rows]
 
 
 async def partitions(pool: asyncpg.Pool, count: int) -> list[Partition]:
