@@ -22,6 +22,7 @@ from contracts.portfolios import (
 )
 from portfolio import repository as repo
 from portfolio.domain import CHECKPOINT_EVERY, Ledger, replay_ledger
+from portfolio.event_log import partitions, read_streams
 from portfolio.replay import ReplayRaced, replay_in_parallel
 
 OWNER = "owner-replay"
@@ -178,3 +179,26 @@ async def test_a_parallel_replay_that_events_overtook_is_refused_and_changes_not
     assert not await pool.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE 'replay\\_%'")
     check = replay_cli(portfolio_settings, "replay", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+async def test_the_partitions_of_a_parallel_replay_hold_every_event_once_and_each_stream_whole(commands,
+                                                                                               portfolio_app) -> None:
+    """The split points come from a sample of the log, so only the balance may vary: every event is in exactly one
+    partition, and a stream never straddles two."""
+    for n in range(12):
+        portfolio_id = (await commands.ok(CreatePortfolio(owner_id=OWNER, name=f"Split {n}")))["portfolio_id"]
+        await commands.ok(ImportTransactions(owner_id=OWNER, portfolio_id=portfolio_id,
+                                             csv_text=typed_trades_csv(5 + 7 * n)))
+    pool = portfolio_app.service.pool
+    everything = {(r["stream_id"], r["version"]) for r in await pool.fetch("SELECT stream_id, version FROM events")}
+    for workers in (1, 2, 3, 5):
+        parts = await partitions(pool, workers)
+        assert 1 <= len(parts) <= workers
+        seen: list[tuple[str, int]] = []
+        streams_per_part = []
+        for part in parts:
+            events = [(e.stream_id, e.version) async for batch in read_streams(pool, part, batch=50) for e in batch]
+            seen.extend(events)
+            streams_per_part.append({stream for stream, _ in events})
+        assert sorted(seen) == sorted(everything)
+        assert sum(len(streams) for streams in streams_per_part) == len({s for s, _ in everything})

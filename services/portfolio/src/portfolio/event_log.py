@@ -1,6 +1,7 @@
 """The append-only event log: optimistic concurrency per stream, a gap-free global position."""
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -109,40 +110,54 @@ async def _read_ahead(first: Awaitable[list[asyncpg.Record]],
 
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """The streams from `first` to `last` (inclusive, in stream id order) up to a position: one replay worker's share
-    of the log."""
+    """The streams after `after` up to `last` (inclusive, in stream id order; None: no bound) up to a position: one
+    replay worker's share of the log."""
 
-    first: str
-    last: str
+    after: str | None
+    last: str | None
     until: int
+
+
+LAST_VERSION = 2**31 - 1
+"""Above every stream version (an int column): a partition starts after every event of its `after` stream."""
 
 
 async def read_streams(pool: asyncpg.Pool, part: Partition, batch: int = 20_000) -> AsyncIterator[list[StoredEvent]]:
     """The partition's events, each stream in version order (streams one after another: a fold per stream does not
     need the global order), in batches along the primary key; the next batch is read while the caller works."""
     query = ("SELECT position, stream_id, version, type, payload::text, recorded_at FROM events "
-             "WHERE (stream_id, version) > ($1, $2) AND stream_id <= $3 AND position <= $4 "
-             "ORDER BY stream_id, version LIMIT $5")
+             "WHERE (stream_id, version) > ($1, $2) AND position <= $3"
+             + (" AND stream_id <= $5" if part.last is not None else "") + " ORDER BY stream_id, version LIMIT $4")
 
     async def fetch(stream_id: str, version: int) -> list[asyncpg.Record]:
-        return await pool.fetch(query, stream_id, version, part.last, part.until, batch)
+        return await pool.fetch(query, stream_id, version, part.until, batch,
+                                *(() if part.last is None else (part.last,)))
 
-    async for rows in _read_ahead(fetch(part.first, 0), lambda last: fetch(last[1], last[2]), batch):
+    start = ("", 0) if part.after is None else (part.after, LAST_VERSION)  # "" sorts before every stream id
+    async for rows in _read_ahead(fetch(*start), lambda last: fetch(last[1], last[2]), batch):
         yield [StoredEvent(r[0], r[1], r[2], r[3], orjson.loads(r[4]), {}, r[5]) for r in rows]
 
 
+SAMPLED_EVENTS = 20_000
+"""About how many events `partitions` samples to find where to split the streams."""
+
+
 async def partitions(pool: asyncpg.Pool, count: int) -> list[Partition]:
-    """Split the log as it is now into at most `count` runs of whole streams with about as many events each."""
+    """Split the log as it is now into at most `count` runs of whole streams with about as many events each.
+
+    The split points are quantiles of the stream ids of a sample of the table's pages (counting every event would
+    itself read the whole log); the runs cover every stream id, so only their balance depends on the sample."""
     until = int(await pool.fetchval("SELECT last_position FROM event_position"))
-    sizes = await pool.fetch("SELECT stream_id, count(*) AS events FROM events WHERE position <= $1 "
-                             "GROUP BY stream_id ORDER BY stream_id", until)
-    total, found, start, taken = sum(r["events"] for r in sizes), [], 0, 0
-    for index, row in enumerate(sizes):
-        taken += row["events"]
-        if taken * count >= total * (len(found) + 1) or index == len(sizes) - 1:
-            found.append(Partition(sizes[start]["stream_id"], row["stream_id"], until))
-            start = index + 1
-    return found
+    if count <= 1 or until == 0:
+        return [Partition(None, None, until)] if until else []
+    share = min(100.0, SAMPLED_EVENTS * 100.0 / until)
+    quantiles = [n / count for n in range(1, count)]
+    found = await pool.fetchval(
+        "SELECT percentile_disc($2::float8[]) WITHIN GROUP (ORDER BY stream_id) "
+        "FROM events TABLESAMPLE SYSTEM ($1) WHERE position <= $3", share, quantiles, until)
+    bounds = list(dict.fromkeys(b for b in found or () if b is not None))  # a large stream may hold several
+    edges: list[str | None] = [None, *bounds, None]
+    return [Partition(after, last, until) for after, last in itertools.pairwise(edges)]
 
 
 async def count(pool: asyncpg.Pool) -> int:

@@ -117,6 +117,8 @@ class DailyOpens:
     def between(self, after: datetime, until: datetime) -> Sequence[tuple[datetime, Decimal]]:
         """Opens at the midnights in (after, until] that have a price."""
         first, last = self._span(after, until)
+        if first == last:
+            return ()  # most trades follow the one before on the same day
         return [(day, price) for day, price in zip(self.days[first:last], self.opens[first:last], strict=True)
                 if price is not None]
 

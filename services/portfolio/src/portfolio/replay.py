@@ -54,10 +54,13 @@ async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callab
     states: dict[str, PortfolioState] = {}
     stream = f"portfolio-{portfolio_id}" if portfolio_id else None
     batches = read_streams(pool, part) if part else read_all(pool, stream_id=stream, metadata=False)
+    stream_id, key, state = None, "", None
     async for batch in batches:
         for event in batch:
-            key = event.stream_id.removeprefix("portfolio-")
-            states[key] = apply_event(states.get(key), read_event(event.type, event.payload), event.recorded_at)
+            if event.stream_id != stream_id:  # a stream's events mostly come one after another
+                stream_id, key = event.stream_id, event.stream_id.removeprefix("portfolio-")
+                state = states.get(key)
+            state = states[key] = apply_event(state, read_event(event.type, event.payload), event.recorded_at)
         advance(len(batch))
     return states
 
@@ -202,7 +205,8 @@ async def _build(pool: asyncpg.Pool, statement: str) -> None:
 async def _run_workers(dsn: str, parts: list[Partition], advance: Callable[[int], None]) -> int:
     if not parts:
         return 0
-    context = multiprocessing.get_context("spawn")
+    # forked, the workers start with the modules this process has imported (spawned, each imports them again)
+    context = multiprocessing.get_context("fork")
     progress = context.Queue()
     with ProcessPoolExecutor(len(parts), mp_context=context, initializer=_start_worker,
                              initargs=(progress,)) as executor:

@@ -38,10 +38,11 @@ def transaction_state(row: asyncpg.Record) -> TransactionState:
 
 
 def transaction_row(portfolio_id: str, tx: TransactionState) -> tuple[Any, ...]:
-    return (tx.transaction_id, portfolio_id, tx.sequence, tx.side.value, tx.amount_btc, tx.at, tx.fee_usd,
-            tx.price_usd, tx.price_source, tx.price_hour, tx.status.value, tx.failure_reason, tx.failure_detail,
+    # side, status and kind are StrEnums: their members are the stored text
+    return (tx.transaction_id, portfolio_id, tx.sequence, tx.side, tx.amount_btc, tx.at, tx.fee_usd,
+            tx.price_usd, tx.price_source, tx.price_hour, tx.status, tx.failure_reason, tx.failure_detail,
             tx.note, tx.price_request_id, tx.recorded_at, tx.updated_at, tx.hold_reason, tx.hold_detail,
-            tx.kind.value, tx.fee_btc, tx.transfer_id, tx.counterpart_portfolio_id, tx.counterpart_transaction_id,
+            tx.kind, tx.fee_btc, tx.transfer_id, tx.counterpart_portfolio_id, tx.counterpart_transaction_id,
             json.dumps(lots_to_json(tx.lots)) if tx.lots else None)
 
 

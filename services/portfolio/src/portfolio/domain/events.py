@@ -424,15 +424,7 @@ def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) 
         raise ValueError(f"{event.kind} before PortfolioCreated")
     state.version += 1
     state.updated_at = at
-    match event:
-        case PortfolioRenamed():
-            state.name = event.name
-        case PortfolioGoalSet():
-            state.goal_usd = event.goal_usd
-        case CostBasisMethodChanged():
-            state.method = event.method
-        case PortfolioDeleted():
-            state.deleted = True
+    match event:  # the most frequent events first
         case TransactionRecorded():
             add_transaction(state, recorded_transaction(event, at))
         case TransactionPriced():
@@ -441,6 +433,14 @@ def apply_event(state: PortfolioState | None, event: DomainEvent, at: datetime) 
             tx.price_usd, tx.price_hour, tx.price_source = event.price_usd, event.hour, "market"
             tx.status, tx.failure_reason, tx.failure_detail, tx.updated_at = TransactionStatus.PRICED, None, None, at
             state.count(tx.status, 1)
+        case PortfolioRenamed():
+            state.name = event.name
+        case PortfolioGoalSet():
+            state.goal_usd = event.goal_usd
+        case CostBasisMethodChanged():
+            state.method = event.method
+        case PortfolioDeleted():
+            state.deleted = True
         case TransactionPricingFailed():
             tx = state.transactions[event.transaction_id]
             state.count(tx.status, -1)

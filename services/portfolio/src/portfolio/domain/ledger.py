@@ -1,7 +1,7 @@
 """The running state of one portfolio over its priced trades, advanced one trade at a time."""
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -173,7 +173,8 @@ class Ledger:
         return TradeOutcome(trade.transaction_id, moved_cost_usd=moved, moved_value_usd=value, moved_lots=lots), -value
 
     def copy(self) -> "Ledger":
-        return Ledger.from_json(self.to_json())
+        """An independent copy (the book's lots change as sells take from them)."""
+        return replace(self, book=self.book.copy(), returns=replace(self.returns), uncovered=list(self.uncovered))
 
     def to_json(self) -> dict[str, Any]:
         return {
