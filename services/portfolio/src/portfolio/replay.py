@@ -98,9 +98,11 @@ def projection_rows(rebuilt: dict[str, RebuiltPortfolio]) -> dict[str, tuple[Seq
     for item in rebuilt.values():
         if item.state.deleted:
             continue
+        portfolio_id, outcomes = item.state.portfolio_id, item.outcomes
         for tx in item.state.transactions.values():
-            outcome = item.outcomes.get(tx.transaction_id, TradeOutcome(tx.transaction_id))
-            transactions.append((*repo.transaction_row(item.state.portfolio_id, tx), *outcome_figures(outcome)))
+            outcome = outcomes.get(tx.transaction_id)
+            transactions.append(repo.transaction_row(portfolio_id, tx)
+                                + (outcome_figures(outcome) if outcome is not None else NO_FIGURES))
     return {
         "portfolios": (repo.PORTFOLIO_COLUMNS,
                        [repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()]),
@@ -255,6 +257,10 @@ async def _replay_part_into_staging(dsn: str, part: Partition) -> int:
         return len(rebuilt)
     finally:
         await pool.close()
+
+
+NO_FIGURES = (None,) * 6
+"""The stored figures of a trade the ledger did not count (pending, failed or held)."""
 
 
 def outcome_figures(outcome: TradeOutcome) -> tuple[Any, ...]:

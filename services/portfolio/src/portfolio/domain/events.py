@@ -25,6 +25,10 @@ TRANSFER_RECEIVED = "TransferReceived"
 TRANSFER_LOTS_SET = "TransferLotsSet"
 
 
+SIDES = {side.value: side for side in Side}
+"""A stored side's member (a dict lookup: calling the enum costs a replay a second per million trades)."""
+
+
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -99,7 +103,7 @@ class PortfolioDeleted:
         return cls()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, like TransactionPriced: a replay reads one per trade (see Trade)
 class TransactionRecorded:
     kind: ClassVar[str] = TRANSACTION_RECORDED
     transaction_id: str
@@ -120,12 +124,12 @@ class TransactionRecorded:
 
     @classmethod
     def read(cls, payload: dict[str, Any]) -> "TransactionRecorded":
-        return cls(payload["transaction_id"], int(payload["sequence"]), Side(payload["side"]),
+        return cls(payload["transaction_id"], int(payload["sequence"]), SIDES[payload["side"]],
                    Decimal(payload["amount_btc"]), datetime.fromisoformat(payload["at"]), Decimal(payload["fee_usd"]),
                    _decimal(payload.get("price_usd")), payload.get("note"), payload.get("price_request_id"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransactionPriced:
     kind: ClassVar[str] = TRANSACTION_PRICED
     transaction_id: str
@@ -356,13 +360,11 @@ class PortfolioState:
 
 def recorded_transaction(event: TransactionRecorded, recorded_at: datetime) -> TransactionState:
     typed = event.price_usd
+    # positional, in field order: a replay makes one per trade
     return TransactionState(
-        transaction_id=event.transaction_id, sequence=event.sequence, side=event.side, amount_btc=event.amount_btc,
-        at=event.at, fee_usd=event.fee_usd, price_usd=typed, price_source="user" if typed else None,
-        price_hour=None, status=TransactionStatus.PRICED if typed else TransactionStatus.PENDING,
-        failure_reason=None, failure_detail=None, note=event.note, price_request_id=event.price_request_id,
-        recorded_at=recorded_at, updated_at=recorded_at,
-    )
+        event.transaction_id, event.sequence, event.side, event.amount_btc, event.at, event.fee_usd, typed,
+        "user" if typed else None, None, TransactionStatus.PRICED if typed else TransactionStatus.PENDING, None, None,
+        event.note, event.price_request_id, recorded_at, recorded_at)
 
 
 def transfer_side(event: TransferSent | TransferReceived, recorded_at: datetime) -> TransactionState:

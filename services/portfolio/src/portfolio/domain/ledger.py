@@ -18,8 +18,11 @@ MidnightOpens = Callable[[datetime, datetime], Sequence[tuple[datetime, Decimal]
 """(after, until) → price at every 00:00 UTC in (after, until]."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TradeOutcome:
+    """A trade's figures as the ledger found them (not frozen: a replay makes one per trade, and a frozen dataclass sets
+    each field through object.__setattr__, several times slower)."""
+
     transaction_id: str
     cost_usd: Decimal | None = None
     proceeds_usd: Decimal | None = None

@@ -9,8 +9,11 @@ from contracts.portfolios import Side, TransactionKind
 from portfolio.domain.transfers import MovedLot
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trade:
+    """A trade as the metrics see it (a value, not frozen: a replay makes one per trade, and a frozen dataclass sets
+    each field through object.__setattr__, several times slower)."""
+
     transaction_id: str
     side: Side
     amount_btc: Decimal
