@@ -197,7 +197,8 @@ async def test_the_partitions_of_a_parallel_replay_hold_every_event_once_and_eac
         seen: list[tuple[str, int]] = []
         streams_per_part = []
         for part in parts:
-            events = [(e.stream_id, e.version) async for batch in read_streams(pool, part, batch=50) for e in batch]
+            events = [(row["stream_id"], row["version"])
+                      async for batch in read_streams(pool, part, batch=50) for row in batch]
             seen.extend(events)
             streams_per_part.append({stream for stream, _ in events})
         assert sorted(seen) == sorted(everything)

@@ -6,7 +6,7 @@ import gc
 import json
 import multiprocessing
 import queue
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 from contracts.portfolios import TransactionStatus
 
 from portfolio import repository as repo
@@ -52,17 +53,29 @@ class RebuiltPortfolio:
 async def fold_log(pool: asyncpg.Pool, portfolio_id: str | None, advance: Callable[[int], None],
                    part: Partition | None = None) -> dict[str, PortfolioState]:
     states: dict[str, PortfolioState] = {}
-    stream = f"portfolio-{portfolio_id}" if portfolio_id else None
-    batches = read_streams(pool, part) if part else read_all(pool, stream_id=stream, metadata=False)
     stream_id, key, state = None, "", None
-    async for batch in batches:
-        for event in batch:
-            if event.stream_id != stream_id:  # a stream's events mostly come one after another
-                stream_id, key = event.stream_id, event.stream_id.removeprefix("portfolio-")
+    async for batch in _stored_events(pool, portfolio_id, part):
+        for stream, kind, payload, recorded_at, _ in batch:
+            if stream != stream_id:  # a stream's events mostly come one after another
+                stream_id, key = stream, stream.removeprefix("portfolio-")
                 state = states.get(key)
-            state = states[key] = apply_event(state, read_event(event.type, event.payload), event.recorded_at)
+            event = read_event(kind, orjson.loads(payload) if isinstance(payload, str) else payload)
+            state = states[key] = apply_event(state, event, recorded_at)
         advance(len(batch))
     return states
+
+
+async def _stored_events(pool: asyncpg.Pool, portfolio_id: str | None, part: Partition | None
+                         ) -> AsyncIterator[Sequence[tuple[str, str, str | dict[str, Any], datetime, int]]]:
+    """Batches of (stream_id, type, payload, recorded_at, version): a worker's partition as stored (the payload as
+    JSON text), else the whole log or one stream."""
+    if part is not None:
+        async for rows in read_streams(pool, part):
+            yield rows  # records with these columns
+        return
+    stream = f"portfolio-{portfolio_id}" if portfolio_id else None
+    async for batch in read_all(pool, stream_id=stream, metadata=False):
+        yield [(e.stream_id, e.type, e.payload, e.recorded_at, e.version) for e in batch]
 
 
 async def rebuild(service: PortfolioService, portfolio_id: str | None = None,
