@@ -146,3 +146,28 @@ async def test_every_request_names_the_visitors_address_for_the_gateways_per_vis
     anonymous = GatewayClient("http://gateway.test", {}, http, asyncio.Lock())
     await anonymous.json("GET", "/v1/portfolios")
     assert "X-Forwarded-For" not in seen[-1].headers
+
+
+async def test_the_list_after_an_update_shows_that_portfolio_at_least_at_the_version_heard_of() -> None:
+    """The gateway's copy of the list may not have applied the portfolio.updated the page just heard of: that one
+    portfolio is asked for at that version, the others are shown as listed."""
+    asked: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url.copy_with(scheme="http", host="gateway.test")))
+        if request.url.path == "/v1/portfolios":
+            return httpx.Response(200, json=[{"portfolio_id": "p1", "version": 4, "name": "old"},
+                                             {"portfolio_id": "p2", "version": 9, "name": "other"}])
+        assert request.url.path == "/v1/portfolios/p1" and request.url.params["min_version"] == "5"
+        return httpx.Response(200, json={"portfolio_id": "p1", "version": 5, "name": "new"})
+
+    client = GatewayClient("http://gateway.test", {"access_token": "a", "refresh_token": "r"},
+                           httpx.AsyncClient(transport=httpx.MockTransport(handle)), asyncio.Lock())
+    items = await client.portfolios_after("p1", 5)
+    assert [(item["portfolio_id"], item["version"], item["name"]) for item in items] == [
+        ("p1", 5, "new"), ("p2", 9, "other")]
+    assert len(asked) == 2
+    asked.clear()
+    assert [item["version"] for item in await client.portfolios_after("p2", 9)] == [4, 9]  # already current
+    assert [item["version"] for item in await client.portfolios_after(None, None)] == [4, 9]  # a price tick
+    assert len(asked) == 2  # the list alone, each time

@@ -170,6 +170,15 @@ class GatewayClient:
     async def portfolios(self) -> list[dict[str, Any]]:
         return await self.json("GET", "/v1/portfolios", params={"limit": 500})  # type: ignore[no-any-return]
 
+    async def portfolios_after(self, portfolio_id: str | None, version: int | None) -> list[dict[str, Any]]:
+        """The portfolios, with `portfolio_id` at `version` or later: the page heard of that version, and the
+        gateway's copy of the list may not have it yet (that one portfolio is then asked for at that version)."""
+        items = await self.portfolios()
+        for index, item in enumerate(items):
+            if item["portfolio_id"] == portfolio_id and version is not None and item["version"] < version:
+                items[index] = await self.portfolio(portfolio_id, version)
+        return items
+
     async def portfolio(self, portfolio_id: str, at_least: int | None = None) -> dict[str, Any]:
         """The portfolio; `at_least` a version this page has heard of (the gateway's copy may not have it yet)."""
         path = f"/v1/portfolios/{portfolio_id}" + (f"?min_version={at_least}" if at_least else "")

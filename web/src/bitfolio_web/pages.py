@@ -189,9 +189,10 @@ def register_pages(dashboard: Dashboard) -> None:
             summary = ui.element("div").classes("w-full")
             grid = ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 lg:grid-cols-3 gap-4 w-full")
 
-            async def load() -> None:
-                try:
-                    items = await gateway.portfolios()
+            async def load(update: Any = None) -> None:
+                try:  # a portfolio.updated names the version to show at least (a tick has none)
+                    items = await gateway.portfolios_after(getattr(update, "portfolio_id", None),
+                                                           getattr(update, "version", None))
                 except GatewayError as error:
                     if error.status == 401:
                         ui.navigate.to("/login")
@@ -284,9 +285,9 @@ def register_pages(dashboard: Dashboard) -> None:
             owner = (app.storage.user.get("user") or {}).get("id")
             page_client = ui.context.client
 
-            async def on_update(_: Any) -> None:
+            async def on_update(update: Any) -> None:
                 with page_client:
-                    await load()
+                    await load(update)
             if owner:
                 page_client.on_disconnect(await dashboard.live.watch_owner(owner, on_update))
                 page_client.on_disconnect(dashboard.live.watch_ticks(on_update))
