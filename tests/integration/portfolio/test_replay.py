@@ -28,10 +28,12 @@ from portfolio.replay import ReplayRaced, replay_in_parallel
 OWNER = "owner-replay"
 
 
-def replay_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
+async def replay_cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a thread, so that the service running in this test's event loop goes on meanwhile (a replay waits
+    for the locks of a write in flight, which would otherwise wait for this loop)."""
     env = {**os.environ, "PORTFOLIO_DATABASE_URL": settings.database_url}
-    return subprocess.run([sys.executable, "-m", "portfolio.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "portfolio.cli", *args],
+                                   capture_output=True, text=True, env=env, timeout=120)
 
 
 async def test_replay_ends_with_the_same_metrics_and_check_finds_tampering(commands, portfolio_settings,
@@ -50,7 +52,7 @@ async def test_replay_ends_with_the_same_metrics_and_check_finds_tampering(comma
     await commands.ok(SetCostBasisMethod(owner_id=OWNER, portfolio_id=portfolio_id, cost_basis_method="hifo"))
     before = await commands.ok(GetPortfolio(owner_id=OWNER, portfolio_id=portfolio_id))
 
-    check = replay_cli(portfolio_settings, "replay", "--check")
+    check = await replay_cli(portfolio_settings, "replay", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "equal the rebuild" in check.stderr
 
@@ -58,19 +60,19 @@ async def test_replay_ends_with_the_same_metrics_and_check_finds_tampering(comma
     await pool.execute("UPDATE transactions SET fee_usd = 99 WHERE transaction_id = $1", ids[0])
     await pool.execute("UPDATE portfolios SET metrics = jsonb_set(metrics, '{invested_usd}', '\"1\"') "
                        "WHERE portfolio_id = $1", portfolio_id)
-    tampered = replay_cli(portfolio_settings, "replay", "--check", "--portfolio", portfolio_id)
+    tampered = await replay_cli(portfolio_settings, "replay", "--check", "--portfolio", portfolio_id)
     assert tampered.returncode == 1
     assert f"transaction {ids[0]} fee_usd" in tampered.stderr
     assert "metrics.invested_usd" in tampered.stderr
 
-    rebuilt = replay_cli(portfolio_settings, "replay")
+    rebuilt = await replay_cli(portfolio_settings, "replay")
     assert rebuilt.returncode == 0, rebuilt.stderr
     after = await commands.ok(GetPortfolio(owner_id=OWNER, portfolio_id=portfolio_id))
     assert {k: v for k, v in after["metrics"].items() if k != "irr_pct"} == \
         {k: v for k, v in before["metrics"].items() if k != "irr_pct"}
     page = await commands.ok(ListTransactions(owner_id=OWNER, portfolio_id=portfolio_id))
     assert sorted(i["transaction_id"] for i in page["items"]) == sorted(ids[:3])
-    assert replay_cli(portfolio_settings, "replay", "--check").returncode == 0
+    assert (await replay_cli(portfolio_settings, "replay", "--check")).returncode == 0
 
 
 def typed_trades_csv(count: int) -> str:
@@ -111,7 +113,7 @@ async def test_back_dated_changes_resume_from_a_checkpoint_and_equal_a_full_repl
                             "ORDER BY trade_count", portfolio_id)
     assert [row["trade_count"] for row in kept] == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]
 
-    check = replay_cli(portfolio_settings, "replay", "--check", "--portfolio", portfolio_id)
+    check = await replay_cli(portfolio_settings, "replay", "--check", "--portfolio", portfolio_id)
     assert check.returncode == 0, check.stdout + check.stderr
     async with pool.acquire() as connection:
         trades = await repo.priced_trades(connection, portfolio_id)
@@ -144,12 +146,12 @@ async def test_a_parallel_replay_equals_the_live_projections_and_keeps_every_ind
     indexes = await catalog(pool)
     await pool.execute("UPDATE portfolios SET metrics = jsonb_set(metrics, '{invested_usd}', '\"1\"')")
 
-    replayed = replay_cli(portfolio_settings, "replay", "--workers", "2")
+    replayed = await replay_cli(portfolio_settings, "replay", "--workers", "2")
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "with 2 processes" in replayed.stderr
     assert await catalog(pool) == indexes
     assert not await pool.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE 'replay\\_%'")
-    check = replay_cli(portfolio_settings, "replay", "--check")
+    check = await replay_cli(portfolio_settings, "replay", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
     for pid in ids:
         after = await commands.ok(GetPortfolio(owner_id=OWNER, portfolio_id=pid))
@@ -177,7 +179,7 @@ async def test_a_parallel_replay_that_events_overtook_is_refused_and_changes_not
     page = await commands.ok(ListTransactions(owner_id=OWNER, portfolio_id=portfolio_id, limit=100))
     assert page["total"] == 31  # the live projections still hold the trade recorded during the replay
     assert not await pool.fetchval("SELECT count(*) FROM pg_class WHERE relname LIKE 'replay\\_%'")
-    check = replay_cli(portfolio_settings, "replay", "--check")
+    check = await replay_cli(portfolio_settings, "replay", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
 
 

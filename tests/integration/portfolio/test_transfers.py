@@ -105,10 +105,10 @@ async def test_a_transfer_moves_lots_between_both_projections_and_replays(comman
     refused = await commands.send(DeleteTransaction(owner_id=OWNER, portfolio_id=source, transaction_id=earliest))
     assert refused.error.code == "insufficient_holdings"
 
-    check = replay_cli(portfolio_settings, "replay", "--check")
+    check = await replay_cli(portfolio_settings, "replay", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
     before = {pid: await metrics(commands, pid) for pid in (source, destination)}
-    assert replay_cli(portfolio_settings, "replay").returncode == 0
+    assert (await replay_cli(portfolio_settings, "replay")).returncode == 0
     for pid in (source, destination):
         assert {k: v for k, v in (await metrics(commands, pid)).items() if k != "irr_pct"} == \
             {k: v for k, v in before[pid].items() if k != "irr_pct"}
@@ -118,7 +118,7 @@ async def test_a_transfer_moves_lots_between_both_projections_and_replays(comman
     assert await transactions(commands, destination) == {}
     assert D((await metrics(commands, destination))["holdings_btc"]) == 0
     assert D((await metrics(commands, source))["holdings_btc"]) == D("4")
-    assert replay_cli(portfolio_settings, "replay", "--check").returncode == 0
+    assert (await replay_cli(portfolio_settings, "replay", "--check")).returncode == 0
 
 
 async def test_a_transfer_is_refused_for_another_owner_the_same_portfolio_or_more_than_held(commands) -> None:
