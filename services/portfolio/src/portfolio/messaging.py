@@ -61,6 +61,17 @@ class WriteLane:
     has_work: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class ParkedAnswers:
+    """Single price answers of one portfolio waiting to be applied together, unacknowledged (a crash meanwhile
+    loses nothing: the broker delivers them again)."""
+
+    opened_at: float
+    last_at: float
+    items: list[tuple[Message, "asyncio.Future[handlers.Handled]"]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
 def answered_portfolio(message: Message) -> str | None:
     """The portfolio of a single price answer (those may wait to be applied together)."""
     if isinstance(message, PriceResolved | PriceUnavailable) and message.schema_version == 1:
@@ -75,13 +86,21 @@ class WriteBatcher:
     arrived while its previous one ran, so under load one
     commit, one event append and one outbox write serve many messages, and at low load a message waits for
     nothing. Each message's handler awaits its own result, so it is acked (or replied to) only after the
-    commit. A batch that fails as a whole is retried one message at a time, to find the one at fault."""
+    commit. A batch that fails as a whole is retried one message at a time, to find the one at fault.
+
+    Price answers of one portfolio that follow each other are coalesced: each fold of a ledger from the earliest
+    trade changed costs O(trades after it), so a stream of back-dated answers (trades posted one by one at
+    shuffled times) is folded once per window instead of once per answer. A window opens at the second answer
+    within `linger_seconds` and closes when none came for `linger_seconds`, after `coalesce_seconds` at most, or
+    at `limit` answers; its answers then run in one batch, one fold. A lone answer never waits."""
 
     def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100, lanes: int = 2,
-                 linger_seconds: float = 0.1) -> None:
+                 linger_seconds: float = 0.1, coalesce_seconds: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.service, self.relay, self.limit, self.linger_seconds = service, relay, limit, linger_seconds
+        self.coalesce_seconds, self.clock = max(coalesce_seconds, linger_seconds), clock
         self.lanes = [WriteLane() for _ in range(lanes)]
-        self.parked: dict[str, list[tuple[Message, asyncio.Future[handlers.Handled]]]] = {}
+        self.parked: dict[str, ParkedAnswers] = {}
         self.last_answer_at: dict[str, float] = {}
         BATCH_SIZE.observe(0)
 
@@ -105,10 +124,9 @@ class WriteBatcher:
         lane.has_work.set()
 
     def linger(self, portfolio_id: str) -> bool:
-        """Whether a price answer waits a moment for more of its portfolio's: answers that follow each other (a
-        burst of trades) are then applied in one fold of the ledger, whatever their time order, instead of one
-        fold each; a lone answer goes straight on."""
-        now = time.monotonic()
+        """Whether a price answer waits for more of its portfolio's: it does when another came within
+        `linger_seconds` or a window is open; a lone answer goes straight on."""
+        now = self.clock()
         recent = now - self.last_answer_at.get(portfolio_id, -math.inf) < self.linger_seconds
         self.last_answer_at[portfolio_id] = now
         if len(self.last_answer_at) > 10_000:
@@ -116,17 +134,42 @@ class WriteBatcher:
         return recent or portfolio_id in self.parked
 
     def park(self, portfolio_id: str, message: Message, future: "asyncio.Future[handlers.Handled]") -> None:
-        group = self.parked.setdefault(portfolio_id, [])
-        group.append((message, future))
-        if len(group) == 1:
-            asyncio.get_running_loop().call_later(self.linger_seconds, self.release, portfolio_id)
-        elif len(group) >= self.limit:
+        now = self.clock()
+        group = self.parked.get(portfolio_id)
+        if group is None:
+            group = self.parked[portfolio_id] = ParkedAnswers(opened_at=now, last_at=now)
+            self.arm(portfolio_id, group, self.linger_seconds)
+        group.items.append((message, future))
+        group.last_at = now
+        if len(group.items) >= self.limit:
+            self.release(portfolio_id)
+
+    def closes_at(self, group: ParkedAnswers) -> float:
+        """When the window closes: `linger_seconds` after its last answer, `coalesce_seconds` after it opened."""
+        return min(group.last_at + self.linger_seconds, group.opened_at + self.coalesce_seconds)
+
+    def arm(self, portfolio_id: str, group: ParkedAnswers, delay: float) -> None:
+        group.timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self.due, portfolio_id)
+
+    def due(self, portfolio_id: str) -> None:
+        """The window's timer: release it if it has closed, or wait until it does (an answer came meanwhile)."""
+        group = self.parked.get(portfolio_id)
+        if group is None:
+            return
+        wait = self.closes_at(group) - self.clock()
+        if wait > 0.001:
+            self.arm(portfolio_id, group, wait)
+        else:
             self.release(portfolio_id)
 
     def release(self, portfolio_id: str) -> None:
         group = self.parked.pop(portfolio_id, None)
-        if group:
-            self.enqueue(group)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        if group.items:
+            self.enqueue(group.items)
 
     async def run(self) -> None:
         await asyncio.gather(*(self.run_lane(lane) for lane in self.lanes))
