@@ -27,16 +27,28 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The message ids of every batch the writer runs, in order."""
-    ran: list[list[str]] = []
+class Batches(list[list[str]]):
+    """The message ids of every batch the writer runs, in order; each takes `took` seconds of the fake clock."""
 
-    async def run_batch(service: Any, messages: Sequence[Message]) -> list[handlers.Handled]:
-        ran.append([m.message_id for m in messages])
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock, self.took = clock, 0.0
+
+    async def run(self, service: Any, messages: Sequence[Message]) -> list[handlers.Handled]:
+        self.append([m.message_id for m in messages])
+        self.clock.now += self.took
         return [handlers.Handled() for _ in messages]
 
-    monkeypatch.setattr(messaging.handlers, "run_batch", run_batch)
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Batches:
+    ran = Batches(clock)
+    monkeypatch.setattr(messaging.handlers, "run_batch", ran.run)
     return ran
 
 
@@ -46,12 +58,12 @@ def answer(portfolio_id: str, n: int) -> PriceResolved:
 
 
 class Writer:
-    """A WriteBatcher on the fake clock, its lanes running, and the answers submitted to it so far."""
+    """A WriteBatcher on the fake clock (windows of 0.1 s to 1 s), its lanes running, and what was submitted."""
 
     def __init__(self, clock: Clock, limit: int = 100) -> None:
         self.clock = clock
         self.batcher = WriteBatcher(None, None, limit=limit, lanes=2, linger_seconds=0.1,  # type: ignore[arg-type]
-                                    coalesce_seconds=0.25, clock=clock)
+                                    coalesce_seconds=1.0, clock=clock)
         self.running = asyncio.create_task(self.batcher.run())
         self.submitted: list[asyncio.Task[handlers.Handled]] = []
 
@@ -77,41 +89,46 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_lone_answer_runs_at_once_and_one_that_follows_opens_a_window_closed_by_a_pause(batches) -> None:
-    writer = Writer(Clock())
+async def test_a_lone_answer_runs_at_once_and_one_that_follows_opens_a_window(clock, batches) -> None:
+    writer = Writer(clock)
     await writer.send(answer("p", 1))
     assert batches == [["p-1"]]  # nothing came before it: it did not wait
     await writer.send(answer("p", 2), after=0.05)
-    await writer.send(answer("p", 3), after=0.05)
+    await writer.send(answer("p", 3), after=0.04)
     assert [m.message_id for m, _ in writer.batcher.parked["p"].items] == ["p-2", "p-3"]
-    await writer.tick(0.09, "p")  # 0.09 s since the last answer: still open
+    await writer.tick(0.05, "p")  # 0.09 s since it opened: still open
     assert batches == [["p-1"]]
-    await writer.tick(0.02, "p")  # 0.11 s without an answer: closed, both in one batch
+    await writer.tick(0.02, "p")  # 0.11 s: closed, both in one batch (one fold)
     assert batches == [["p-1"], ["p-2", "p-3"]] and not writer.batcher.parked
+    await writer.send(answer("p", 4), after=0.2)  # a pause: alone again
+    assert batches[-1] == ["p-4"]
     await writer.close()
 
 
-async def test_a_window_closes_after_the_longest_wait_however_many_answers_keep_coming(batches) -> None:
-    writer = Writer(Clock())
+async def test_a_window_lasts_eight_times_the_last_fold_of_its_portfolio_however_many_answers_come(
+        clock, batches) -> None:
+    writer = Writer(clock)
+    batches.took = 0.05  # each batch of this portfolio's answers takes 0.05 s
     await writer.send(answer("p", 0))
-    for n in range(1, 5):  # every 0.06 s: never a pause of 0.1 s
-        await writer.send(answer("p", n), after=0.06)
-        writer.batcher.due("p")
-        await settle()
-    assert batches == [["p-0"]]  # opened at p-1, 0.18 s ago: still open
-    await writer.send(answer("p", 5), after=0.06)
-    await writer.tick(0.0, "p")  # 0.24 s since it opened: it closes at 0.25 s
+    for n in range(1, 8):  # every 0.05 s for 0.3 s: all in the window of 8 × 0.05 s
+        await writer.send(answer("p", n), after=0.05)
+        await writer.tick(0.0, "p")
     assert batches == [["p-0"]]
-    await writer.tick(0.02, "p")
-    assert batches == [["p-0"], ["p-1", "p-2", "p-3", "p-4", "p-5"]]  # one batch: one fold of the ledger
-    await writer.send(answer("p", 6), after=0.05)  # follows the last: a new window
-    await writer.tick(0.11, "p")
-    assert batches[-1] == ["p-6"]
+    await writer.tick(0.11, "p")  # 0.41 s since it opened at p-1
+    assert batches == [["p-0"], [f"p-{n}" for n in range(1, 8)]]
+    batches.took = 0.5
+    await writer.send(answer("p", 8), after=0.5)  # after a pause: alone, and its batch takes 0.5 s
+    await writer.send(answer("p", 9), after=0.1)
+    await writer.send(answer("p", 10), after=0.5)
+    await writer.tick(0.45, "p")  # 8 × 0.5 s would be 4 s: the window is capped at 1 s
+    assert batches[-1] == ["p-8"]
+    await writer.tick(0.1, "p")
+    assert batches[-1] == ["p-9", "p-10"]
     await writer.close()
 
 
-async def test_a_full_window_runs_at_once_and_portfolios_keep_their_own_windows(batches) -> None:
-    writer = Writer(Clock(), limit=3)
+async def test_a_full_window_runs_at_once_and_portfolios_keep_their_own_windows(clock, batches) -> None:
+    writer = Writer(clock, limit=3)
     await writer.send(answer("a", 0))
     await writer.send(answer("b", 0))
     for n in (1, 2, 3):

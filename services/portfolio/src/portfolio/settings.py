@@ -26,9 +26,9 @@ class Settings(BaseSettings):
     """Batches run side by side, each over its own portfolios (a portfolio always goes to the same lane)."""
     write_linger_seconds: float = Field(default=0.1, ge=0, le=2)
     """A price answer that follows another of its portfolio within this time waits for more, so that a burst is
-    applied in one fold of the ledger (a lone answer never waits); the window closes when none came for this long."""
-    write_coalesce_seconds: float = Field(default=0.25, ge=0, le=5)
-    """The longest a window of price answers stays open while answers keep coming: one fold per window."""
+    applied in one fold of the ledger (a lone answer never waits): the shortest window of answers."""
+    write_coalesce_seconds: float = Field(default=2.0, ge=0, le=10)
+    """The longest window: one grows with the time its portfolio's answers take to fold (WINDOW_PER_FOLD)."""
 
     @property
     def asyncpg_dsn(self) -> str:
