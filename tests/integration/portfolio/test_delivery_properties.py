@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from portfolio import handlers
 from portfolio.market_data import PriceSource
+from portfolio.messaging import WriteBatcher
 from portfolio.replay import differences, rebuild
 from portfolio.service import PortfolioService
 
@@ -48,9 +49,42 @@ async def settled(service: PortfolioService, portfolio_id: str) -> tuple[dict, l
     return row[0], [tuple(r) for r in outcomes]
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def deliver_in_windows(service: PortfolioService, portfolio_id: str, deliveries: list[PriceResolved],
+                             windows: list[int]) -> None:
+    """Through the service's write batcher: each window's answers come 0.01 s apart (on a fake clock), then a
+    pause closes it; a window's first answer after a pause goes alone, the others wait and run in one batch."""
+    clock = Clock()
+    writer = WriteBatcher(service, None, linger_seconds=0.1, coalesce_seconds=1.0, clock=clock)  # type: ignore[arg-type]
+    running = asyncio.create_task(writer.run())
+    submitted = []
+    while deliveries:
+        size = windows.pop(0) if windows else len(deliveries)
+        for answer in deliveries[:size]:
+            submitted.append(asyncio.create_task(writer.submit(answer)))
+            await asyncio.sleep(0)
+            clock.now += 0.01
+        held = writer.parked[portfolio_id].items if portfolio_id in writer.parked else []
+        assert [answer for answer, _ in held] == deliveries[1:size]  # the first went alone; the rest wait
+        deliveries = deliveries[size:]
+        clock.now += 5.0
+        writer.due(portfolio_id)
+    results = await asyncio.gather(*submitted)
+    running.cancel()
+    assert all(isinstance(result, handlers.Handled) for result in results)
+
+
 async def deliver_and_compare(url: str, order: list[int], duplicates: list[int],
-                              batch_sizes: list[int] | None = None) -> None:
-    """Deliver the answers one by one, or (with `batch_sizes`) in batches the way the service's writer runs them."""
+                              batch_sizes: list[int] | None = None, windows: list[int] | None = None) -> None:
+    """Deliver the answers one by one, or (with `batch_sizes`) in batches the way the service's writer runs them,
+    or (with `windows`) through the writer itself, which holds answers that follow each other in windows."""
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
     service = PortfolioService(pool, PriceSource(None))
     try:
@@ -59,7 +93,9 @@ async def deliver_and_compare(url: str, order: list[int], duplicates: list[int],
             await handlers.on_price_answer(service, answer)
         shuffled_id, answers = await portfolio_with_answers(service)
         deliveries = [answers[index] for index in [*order, *duplicates]]
-        if batch_sizes is None:
+        if windows is not None:
+            await deliver_in_windows(service, shuffled_id, deliveries, windows)
+        elif batch_sizes is None:
             for answer in deliveries:
                 await handlers.on_price_answer(service, answer)
         while batch_sizes is not None and deliveries:
@@ -91,3 +127,13 @@ def test_price_answers_in_batches_reordered_and_duplicated_change_nothing(delive
                                                                            batch_sizes) -> None:
     """The same, through the batched writer: a batch may hold several answers of one portfolio, or one twice."""
     asyncio.run(deliver_and_compare(delivery_database, list(order), duplicates, list(batch_sizes)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(order=st.permutations(range(len(TRADES))),
+       duplicates=st.lists(st.integers(min_value=0, max_value=len(TRADES) - 1), max_size=4),
+       windows=st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=5))
+def test_price_answers_held_in_windows_reordered_and_duplicated_change_nothing(delivery_database, order, duplicates,
+                                                                                windows) -> None:
+    """The same, through the writer's windows: answers that follow each other wait and are folded once."""
+    asyncio.run(deliver_and_compare(delivery_database, list(order), duplicates, windows=list(windows)))

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from portfolio.commands import WRITES
 from portfolio.domain import InsufficientHoldings, Ledger, midnights_between, replay_ledger
 from portfolio.domain.events import PortfolioState, apply_event, read_event
-from portfolio.handlers import handle_write
+from portfolio.handlers import as_one_answer, handle_write
 from portfolio.market_data import PriceSource
 from portfolio.service import PortfolioService
 from portfolio.unit_of_work import UnitOfWork
@@ -180,3 +180,89 @@ async def test_random_histories_in_any_order_store_the_ledger_of_a_full_replay(m
     assert harness.stored_ledger(portfolio_id) == replayed.to_json()
     assert Decimal(harness.metrics(portfolio_id)["realized_pnl_usd"]) == replayed.realized_pnl_usd
     assert harness.folded(portfolio_id).version == harness.repository.portfolios[portfolio_id]["version"]
+
+
+class MarketPriced:
+    """Trades recorded without a price, and their answers, delivered the way the writer's windows apply them."""
+
+    def __init__(self, harness: Harness, portfolio_id: str) -> None:
+        self.harness, self.portfolio_id = harness, portfolio_id
+        self.answers: list[PriceResolved] = []
+
+    async def record(self, side: str, amount: Decimal, at: datetime, price: int) -> None:
+        view, outgoing = await self.harness.send(record(self.portfolio_id, side, str(amount), at, None))
+        request = next(m for m in outgoing if isinstance(m, PriceRequested))
+        self.answers.append(PriceResolved(
+            transaction_id=view.transaction_id, portfolio_id=self.portfolio_id, at=at,
+            hour=int(at.timestamp()) // 3600 * 3600, price_usd=Decimal(price), source="test", **request.caused()))
+
+    async def deliver(self, window: list[PriceResolved]) -> None:
+        """One window: a lone answer as it came, several as the one answer of their batch (one fold)."""
+        await self.harness.send(window[0] if len(window) == 1 else as_one_answer(window))
+
+    async def assert_is_a_full_replay(self, method: CostBasisMethod) -> None:
+        replayed = await self.harness.replayed_ledger(self.portfolio_id, method)
+        assert self.harness.stored_ledger(self.portfolio_id) == replayed.to_json()
+        assert Decimal(self.harness.metrics(self.portfolio_id)["realized_pnl_usd"]) == replayed.realized_pnl_usd
+        outcomes = {o.transaction_id: o for o in replay_ledger(
+            method, await self.harness.repository.priced_trades(None, self.portfolio_id),
+            self.harness.service.opens.between)[1]}
+        for row in self.harness.repository.transactions.values():
+            outcome = outcomes.get(row["transaction_id"])
+            assert (row["cost_usd"], row["proceeds_usd"], row["realized_pnl_usd"]) == (
+                (outcome.cost_usd, outcome.proceeds_usd, outcome.realized_pnl_usd) if outcome else (None, None, None))
+        assert self.harness.folded(self.portfolio_id).version == \
+            self.harness.repository.portfolios[self.portfolio_id]["version"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(method=st.sampled_from(list(CostBasisMethod)), seed=st.integers(0, 2**32 - 1),
+       count=st.integers(1, 40))
+async def test_market_priced_trades_answered_in_windows_of_any_size_and_order_store_a_full_replay(
+        method, seed, count) -> None:
+    """Trades at random times, recorded without a price; while more are recorded, their answers arrive in any
+    order, some twice, in windows of any size (each applied in one fold, from its earliest trade or on from the
+    stored ledger's end): after every window the stored ledger, figures and rows are the full replay's."""
+    rng = random.Random(seed)
+    harness = Harness()
+    created, _ = await harness.send(CreatePortfolio(owner_id=OWNER, name="Windows", cost_basis_method=method))
+    trades = MarketPriced(harness, created.portfolio_id)
+    waiting: list[PriceResolved] = []
+    hours = rng.sample(range(1, 24 * 300), count)
+    if rng.random() < 0.5:
+        hours.sort()  # posted in time order: windows mostly extend the ledger
+    for hour in hours:
+        at = START + timedelta(hours=hour)
+        if await sellable(harness.repository, created.portfolio_id, at) >= Decimal("0.01") and rng.random() < 0.4:
+            await trades.record("sell", Decimal("0.01"), at, rng.randint(30_000, 70_000))
+        else:
+            await trades.record("buy", Decimal(rng.randint(1, 50)) / 100, at, rng.randint(30_000, 70_000))
+        waiting.append(trades.answers[-1])
+        if rng.random() < 0.5:
+            rng.shuffle(waiting)
+            size = rng.randint(1, len(waiting))
+            window, waiting = waiting[:size], waiting[size:]
+            if rng.random() < 0.2:
+                window.append(rng.choice(trades.answers))  # delivered again: ignored
+            await trades.deliver(window)
+            await trades.assert_is_a_full_replay(method)
+    rng.shuffle(waiting)
+    while waiting:
+        size = rng.randint(1, len(waiting))
+        await trades.deliver(waiting[:size])
+        waiting = waiting[size:]
+    await trades.assert_is_a_full_replay(method)
+    assert harness.metrics(created.portfolio_id)["pending_count"] == 0
+
+
+async def test_windows_of_answers_in_time_order_extend_the_ledger_and_keep_its_checkpoints() -> None:
+    harness = Harness()
+    created, _ = await harness.send(CreatePortfolio(owner_id=OWNER, name="In order", cost_basis_method="fifo"))
+    trades = MarketPriced(harness, created.portfolio_id)
+    for n in range(530):
+        side, amount = ("sell", Decimal("0.01")) if n % 3 == 2 else ("buy", Decimal("0.02"))
+        await trades.record(side, amount, START + timedelta(hours=2 * n), 40_000 + 7 * n)
+    for first in range(0, 530, 7):
+        await trades.deliver(trades.answers[first:first + 7])
+    assert sorted(harness.repository.checkpoints[created.portfolio_id]) == [256, 512]
+    await trades.assert_is_a_full_replay(CostBasisMethod.FIFO)

@@ -80,7 +80,7 @@ async def build(settings: Settings) -> PortfolioApp:
     relay = OutboxRelay(service, broker)
     service.committed_outbox = relay.committed
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes,
-                         settings.write_linger_seconds)
+                         settings.write_linger_seconds, settings.write_coalesce_seconds)
     broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))
     return PortfolioApp(settings, service, broker, relay, writer, prices, notifier)
 

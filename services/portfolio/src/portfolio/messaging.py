@@ -61,11 +61,26 @@ class WriteLane:
     has_work: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass
+class ParkedAnswers:
+    """A window: single price answers of one portfolio waiting to be applied together, unacknowledged (a crash
+    meanwhile loses nothing: the broker delivers them again)."""
+
+    closes_at: float
+    items: list[tuple[Message, "asyncio.Future[handlers.Handled]"]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
 def answered_portfolio(message: Message) -> str | None:
     """The portfolio of a single price answer (those may wait to be applied together)."""
     if isinstance(message, PriceResolved | PriceUnavailable) and message.schema_version == 1:
         return message.portfolio_id
     return None
+
+
+WINDOW_PER_FOLD = 8
+"""A window of price answers stays open this many times as long as its portfolio's last batch of answers took, so
+folding takes at most about a ninth of the lane's time, however large the portfolio grows."""
 
 
 class WriteBatcher:
@@ -75,14 +90,25 @@ class WriteBatcher:
     arrived while its previous one ran, so under load one
     commit, one event append and one outbox write serve many messages, and at low load a message waits for
     nothing. Each message's handler awaits its own result, so it is acked (or replied to) only after the
-    commit. A batch that fails as a whole is retried one message at a time, to find the one at fault."""
+    commit. A batch that fails as a whole is retried one message at a time, to find the one at fault.
+
+    Price answers of one portfolio that follow each other are coalesced into windows: a fold of the ledger from
+    the earliest trade changed costs O(trades after it), so a stream of back-dated answers (trades posted one by
+    one at shuffled times) is folded once per window instead of once per answer. An answer that follows another
+    of its portfolio within a window's length opens a window (a lone answer never waits); the window closes after
+    its length, or at `limit` answers, and its answers run in one batch: one fold. Its length is WINDOW_PER_FOLD
+    times what the portfolio's last batch of answers took, at least `linger_seconds`, at most `coalesce_seconds`."""
 
     def __init__(self, service: PortfolioService, relay: "OutboxRelay", limit: int = 100, lanes: int = 2,
-                 linger_seconds: float = 0.1) -> None:
+                 linger_seconds: float = 0.1, coalesce_seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.service, self.relay, self.limit, self.linger_seconds = service, relay, limit, linger_seconds
+        self.coalesce_seconds, self.clock = max(coalesce_seconds, linger_seconds), clock
         self.lanes = [WriteLane() for _ in range(lanes)]
-        self.parked: dict[str, list[tuple[Message, asyncio.Future[handlers.Handled]]]] = {}
+        self.parked: dict[str, ParkedAnswers] = {}
         self.last_answer_at: dict[str, float] = {}
+        self.answers_took: dict[str, float] = {}
+        """Seconds the last batch holding single answers of the portfolio took."""
         BATCH_SIZE.observe(0)
 
     def lane_of(self, message: Message) -> "WriteLane":
@@ -104,29 +130,53 @@ class WriteBatcher:
         lane.waiting.extend(items)
         lane.has_work.set()
 
+    def window_seconds(self, portfolio_id: str) -> float:
+        took = WINDOW_PER_FOLD * self.answers_took.get(portfolio_id, 0.0)
+        return min(self.coalesce_seconds, max(self.linger_seconds, took))
+
     def linger(self, portfolio_id: str) -> bool:
-        """Whether a price answer waits a moment for more of its portfolio's: answers that follow each other (a
-        burst of trades) are then applied in one fold of the ledger, whatever their time order, instead of one
-        fold each; a lone answer goes straight on."""
-        now = time.monotonic()
-        recent = now - self.last_answer_at.get(portfolio_id, -math.inf) < self.linger_seconds
+        """Whether a price answer waits for more of its portfolio's: it does when another came within a window's
+        length or a window is open; a lone answer goes straight on."""
+        now = self.clock()
+        recent = now - self.last_answer_at.get(portfolio_id, -math.inf) < self.window_seconds(portfolio_id)
         self.last_answer_at[portfolio_id] = now
         if len(self.last_answer_at) > 10_000:
-            self.last_answer_at = {k: t for k, t in self.last_answer_at.items() if now - t < self.linger_seconds}
+            self.last_answer_at = {k: t for k, t in self.last_answer_at.items() if now - t < self.coalesce_seconds}
+            self.answers_took = {k: t for k, t in self.answers_took.items() if k in self.last_answer_at}
         return recent or portfolio_id in self.parked
 
     def park(self, portfolio_id: str, message: Message, future: "asyncio.Future[handlers.Handled]") -> None:
-        group = self.parked.setdefault(portfolio_id, [])
-        group.append((message, future))
-        if len(group) == 1:
-            asyncio.get_running_loop().call_later(self.linger_seconds, self.release, portfolio_id)
-        elif len(group) >= self.limit:
+        group = self.parked.get(portfolio_id)
+        if group is None:
+            wait = self.window_seconds(portfolio_id)
+            group = self.parked[portfolio_id] = ParkedAnswers(closes_at=self.clock() + wait)
+            self.arm(portfolio_id, group, wait)
+        group.items.append((message, future))
+        if len(group.items) >= self.limit:
+            self.release(portfolio_id)
+
+    def arm(self, portfolio_id: str, group: ParkedAnswers, delay: float) -> None:
+        group.timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self.due, portfolio_id)
+
+    def due(self, portfolio_id: str) -> None:
+        """The window's timer: release it once it has closed (by the clock that set it)."""
+        group = self.parked.get(portfolio_id)
+        if group is None:
+            return
+        wait = group.closes_at - self.clock()
+        if wait > 0.001:
+            self.arm(portfolio_id, group, wait)
+        else:
             self.release(portfolio_id)
 
     def release(self, portfolio_id: str) -> None:
         group = self.parked.pop(portfolio_id, None)
-        if group:
-            self.enqueue(group)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        if group.items:
+            self.enqueue(group.items)
 
     async def run(self) -> None:
         await asyncio.gather(*(self.run_lane(lane) for lane in self.lanes))
@@ -139,7 +189,11 @@ class WriteBatcher:
             if not lane.waiting:
                 lane.has_work.clear()
             BATCH_SIZE.observe(len(batch))
+            started = self.clock()
             await self.run_batch(batch)
+            took = self.clock() - started
+            for portfolio_id in {answered_portfolio(message) for message, _ in batch} - {None}:
+                self.answers_took[portfolio_id] = took  # type: ignore[index]
 
     async def run_batch(self, batch: list[tuple[Message, "asyncio.Future[handlers.Handled]"]]) -> None:
         try:

@@ -87,7 +87,8 @@ async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer
         return []
     await commit_events(uow, state, events, answer, touched)
     metrics = await refresh_metrics(service, uow, state, priced_changed=bool(priced_keys),
-                                    changed_from=min(priced_keys, default=None), only_counts=not priced_keys)
+                                    changed_from=min(priced_keys, default=None), only_counts=not priced_keys,
+                                    newly_priced=len(priced_keys))
     outgoing: list[Message] = [updated_event(state, metrics, answer, "transactions_priced")]
     uow.publish(outgoing)
     return outgoing

@@ -27,19 +27,20 @@ from portfolio.unit_of_work import UnitOfWork
 
 async def refresh_metrics(service: PortfolioService, uow: UnitOfWork, state: PortfolioState,
                           appended: Trade | None = None, *, priced_changed: bool = True,
-                          changed_from: tuple[datetime, int] | None = None, only_counts: bool = False
-                          ) -> dict[str, Any]:
+                          changed_from: tuple[datetime, int] | None = None, only_counts: bool = False,
+                          newly_priced: int = 0) -> dict[str, Any]:
     """Bring the portfolio's stored metrics up to date (see `recompute`), and the destinations of its transfers
     with them (see `sync_arrivals`)."""
     metrics, outcomes, holds = await recompute(service, uow, state, appended, priced_changed=priced_changed,
-                                               changed_from=changed_from, only_counts=only_counts)
+                                               changed_from=changed_from, only_counts=only_counts,
+                                               newly_priced=newly_priced)
     await sync_arrivals(service, uow, state, outcomes, holds)
     return metrics
 
 
 async def recompute(service: PortfolioService, uow: UnitOfWork, state: PortfolioState, appended: Trade | None,
-                    *, priced_changed: bool, changed_from: tuple[datetime, int] | None, only_counts: bool
-                    ) -> tuple[dict[str, Any], list[TradeOutcome], dict[str, SellHold]]:
+                    *, priced_changed: bool, changed_from: tuple[datetime, int] | None, only_counts: bool,
+                    newly_priced: int = 0) -> tuple[dict[str, Any], list[TradeOutcome], dict[str, SellHold]]:
     """Bring the portfolio's stored metrics up to date; returns them, the outcomes recomputed and the holds.
 
     `only_counts`: a pending trade came or went, so only the transaction counts change and the stored document
@@ -49,7 +50,8 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
     O(1) when nothing priced changed (a pending trade, a goal) or `appended` extends the timeline (O(lots
     touched) for the lot methods). A change earlier in the timeline (`changed_from`: the earliest timeline key it
     touches) replays from the last checkpoint before it; a new cost-basis method replays everything. A ledger
-    that missed midnight prices (`repair_from`) replays from there."""
+    that missed midnight prices (`repair_from`) replays from there. Trades just priced (`newly_priced` of them,
+    from `changed_from` on) that all lie after the stored ledger's last trade extend it: O(those trades)."""
     connection = uow.connection
     stored = uow.stored.pop(state.portfolio_id, None)
     had_holds = stored is None or stored.held_sells > 0
@@ -82,9 +84,14 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
             await uow.repo.store_checkpoints(connection, state.portfolio_id, [ledger.copy()])
     else:
         if changed_from is None and appended is not None:
-            changed_from = appended.timeline_key
-        checkpoint = (await uow.repo.checkpoint_before(connection, state.portfolio_id, changed_from)
-                      if same_method and changed_from is not None else None)
+            changed_from, newly_priced = appended.timeline_key, 1
+        if (same_method and changed_from is not None and newly_priced
+                and ledger.trade_count + len(ledger.uncovered) == state.counts.get("priced", 0) - newly_priced
+                and (last_seen is None or changed_from > last_seen)):
+            checkpoint = ledger  # every trade changed lies after the stored ledger's end: it goes on from there
+        else:
+            checkpoint = (await uow.repo.checkpoint_before(connection, state.portfolio_id, changed_from)
+                          if same_method and changed_from is not None else None)
         if checkpoint is not None and checkpoint.needs_refold:
             checkpoint = None  # its lots lack buy times: the replay from the first trade rewrites every checkpoint
         start = checkpoint or Ledger.empty(state.method)

@@ -25,8 +25,10 @@ class Settings(BaseSettings):
     write_lanes: int = 2
     """Batches run side by side, each over its own portfolios (a portfolio always goes to the same lane)."""
     write_linger_seconds: float = Field(default=0.1, ge=0, le=2)
-    """A price answer that follows another of its portfolio within this time waits this long for more, so that a
-    burst is applied in one fold of the ledger (a lone answer never waits)."""
+    """A price answer that follows another of its portfolio within this time waits for more, so that a burst is
+    applied in one fold of the ledger (a lone answer never waits): the shortest window of answers."""
+    write_coalesce_seconds: float = Field(default=2.0, ge=0, le=10)
+    """The longest window: one grows with the time its portfolio's answers take to fold (WINDOW_PER_FOLD)."""
 
     @property
     def asyncpg_dsn(self) -> str:

@@ -236,12 +236,17 @@ def replay_ledger(method: CostBasisMethod, trades: Iterable[Trade], midnight_ope
     ledger = start if start is not None else Ledger.empty(method)
     ledger.uncovered_until(ledger.last_key)
     outcomes = []
+    # midnights are looked up only for a trade on a later day than the last one (most trades share a day)
+    next_midnight = first_midnight_after(ledger.last_at) if ledger.last_at else None
     for trade in sorted((t for t in trades if t.price_usd is not None), key=lambda t: t.timeline_key):
         if not ledger.covers(trade):
             outcomes.append(ledger.leave_out(trade))
             continue
-        opens = midnight_opens(ledger.last_at, trade.at) if midnight_opens and ledger.last_at else ()
+        later_day = next_midnight is None or trade.at >= next_midnight
+        opens = midnight_opens(ledger.last_at, trade.at) if midnight_opens and ledger.last_at and later_day else ()
         outcomes.append(ledger.apply(trade, opens))
+        if later_day:
+            next_midnight = first_midnight_after(trade.at)
         if checkpoints is not None and ledger.trade_count % checkpoint_every == 0:
             checkpoints.append(ledger.copy())
     return ledger, outcomes
