@@ -13,7 +13,7 @@ from contracts.portfolios import CostBasisMethod, Side, TransactionKind, Transac
 
 from portfolio.domain import Ledger, Trade, TradeOutcome
 from portfolio.domain.cost_basis import CostBasisBook
-from portfolio.domain.events import PortfolioState, TransactionState
+from portfolio.domain.events import KINDS, SIDES, PortfolioState, TransactionState
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, SellHold
 from portfolio.domain.transfers import lots_from_json, lots_to_json
@@ -245,10 +245,6 @@ async def priced_trades(connection: asyncpg.Connection, portfolio_id: str,
 
 TRADE_COLUMNS = "transaction_id, side, amount_btc, at, fee_usd, price_usd, sequence, kind, fee_btc, transfer_lots::text"
 
-
-SIDES = {side.value: side for side in Side}
-KINDS = {kind.value: kind for kind in TransactionKind}
-"""Enum members by value: a lookup, where calling the enum costs a microsecond a row (a fold reads thousands)."""
 
 
 def trade_of(row: asyncpg.Record) -> Trade:
