@@ -142,7 +142,7 @@ async def replay_in_parallel(pool: asyncpg.Pool, dsn: str, workers: int,
     """Rebuild every projection with `workers` processes, each folding a run of whole streams and COPYing it into
     staging copies of the projection tables; their indexes are built, then one transaction swaps the copies in
     (refused if the log grew meanwhile). Returns the number of portfolios rebuilt."""
-    parts = await partitions(pool, workers)
+    parts = await partitions(pool, workers * PARTS_PER_WORKER)
     tables = {table: await _table_keys(pool, table) for table in PROJECTION_TABLES}
     try:
         async with pool.acquire() as connection:
@@ -150,7 +150,7 @@ async def replay_in_parallel(pool: asyncpg.Pool, dsn: str, workers: int,
                 await connection.execute(f"DROP TABLE IF EXISTS {STAGING}{table}")
                 await connection.execute(
                     f"CREATE TABLE {STAGING}{table} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
-        rebuilt = await _run_workers(dsn, parts, advance)
+        rebuilt = await _run_workers(dsn, parts, workers, advance)
         await asyncio.gather(*(_build(pool, statement) for keys in tables.values() for statement in keys.staged))
         until = parts[-1].until if parts else 0
         for attempt in range(SWAP_ATTEMPTS):
@@ -217,13 +217,19 @@ async def _build(pool: asyncpg.Pool, statement: str) -> None:
         await connection.execute(statement)
 
 
-async def _run_workers(dsn: str, parts: list[Partition], advance: Callable[[int], None]) -> int:
+PARTS_PER_WORKER = 4
+"""The log is cut into this many runs of streams per worker, which take the next run when they finish one: the
+workers end together however unevenly the sample split the log (one run each would leave a core idle meanwhile),
+and one worker's COPY overlaps the others' folds."""
+
+
+async def _run_workers(dsn: str, parts: list[Partition], workers: int, advance: Callable[[int], None]) -> int:
     if not parts:
         return 0
     # forked, the workers start with the modules this process has imported (spawned, each imports them again)
     context = multiprocessing.get_context("fork")
     progress = context.Queue()
-    with ProcessPoolExecutor(len(parts), mp_context=context, initializer=_start_worker,
+    with ProcessPoolExecutor(min(workers, len(parts)), mp_context=context, initializer=_start_worker,
                              initargs=(progress,)) as executor:
         loop = asyncio.get_running_loop()
         done = asyncio.gather(*(loop.run_in_executor(executor, _replay_part, dsn, part) for part in parts))
