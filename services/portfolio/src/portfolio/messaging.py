@@ -264,6 +264,18 @@ async def run_command(service: PortfolioService, writer: WriteBatcher, command: 
     return (await writer.submit(command)).reply  # type: ignore[return-value]
 
 
+async def submit_price_event(writer: WriteBatcher, event: Message) -> handlers.Handled:
+    """A batch answer of many portfolios is applied as the single answers it stands for, each in its portfolio's
+    lane (their ids derive from the batch's, so a redelivery is seen by the inbox); acked once all committed."""
+    if not (isinstance(event, PriceResolved) and event.many_portfolios):
+        return await writer.submit(event)
+    results = await asyncio.gather(*(writer.submit(single) for single in event.singles()), return_exceptions=True)
+    failed = next((result for result in results if isinstance(result, BaseException)), None)
+    if failed is not None:
+        raise failed
+    return handlers.Handled()
+
+
 def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteBatcher,
                  max_attempts: int = 3) -> RabbitRouter:
     router = RabbitRouter()
@@ -297,8 +309,8 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
             if event is None:
                 return
             bind_correlation(event.correlation_id, event=event.routing_key)
-            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message, lambda: writer.submit(event),
-                                           policy)
+            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message,
+                                            lambda: submit_price_event(writer, event), policy)
             if isinstance(event, PriceTicked) and result is not None:
                 log.info("price_ticked_applied", portfolios=result.moved, price=str(event.price_usd))
             MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, event.routing_key if handled else "dead_lettered").inc()

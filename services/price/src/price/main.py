@@ -101,6 +101,7 @@ async def build(settings: Settings) -> PriceApp:
 async def running(settings: Settings) -> AsyncIterator[PriceApp]:
     """The consumers, the outbox relay and (when enabled) the hourly sync, for as long as the context lasts."""
     app = await build(settings)
+    log.info("candles_loaded", candles=await app.service.store.load())
     answering = asyncio.create_task(app.answers.run())
     await app.broker.start()
     relay = asyncio.create_task(app.relay_outbox())
