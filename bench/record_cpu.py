@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bench.common import Figure, percentile, write_results
-from bench.cpu import CpuMeter, fixed, postgres_backends, processes_named
+from bench.cpu import CpuMeter, fixed, postgres_backends, rabbitmq_node
 from bench.market_trades import hourly_opens, market_hours
 from bench.stack import running_stack
 from bench.trades import seed_design_baseline, watch_priced
@@ -76,7 +76,7 @@ def meter_for(stack: Launcher) -> CpuMeter:
     databases = [url.rsplit("/", 1)[1] for url in stack.database_urls.values()]
     return CpuMeter({**{name: fixed(stack.services[name].process.pid)  # type: ignore[union-attr]
                         for name in SERVICES if name in stack.services},
-                     "postgres": postgres_backends(databases), "rabbitmq": processes_named("beam.smp")})
+                     "postgres": postgres_backends(databases), "rabbitmq": rabbitmq_node()})
 
 
 @dataclass

@@ -71,6 +71,11 @@ class PriceRequested(Message):
     def batch(cls, portfolio_id: str | None, items: list[WantedPrice], **envelope: Any) -> "PriceRequested":
         return cls(schema_version=2, portfolio_id=portfolio_id, items=items, **envelope)
 
+    @property
+    def many_portfolio_items(self) -> bool:
+        """Whether its items can join a batch of many portfolios: one trade's request, or such a batch already."""
+        return self.schema_version == 1 or self.portfolio_id is None
+
     def wanted(self) -> list[WantedPrice]:
         """Every trade asked for; a schema 1 request is its own request_id."""
         if self.items or self.transaction_id is None or self.at is None:
@@ -80,17 +85,18 @@ class PriceRequested(Message):
 
 
 def combine_price_requests(messages: Sequence[Message]) -> list[Message]:
-    """The messages with their single price requests (schema 1) merged into batch requests of many portfolios
-    (schema 2, each item naming its portfolio, up to MAX_PRICES_PER_REQUEST each): one message and one answer
-    for the trades of a write batch instead of two a trade. Each request's id stays its item's `request_id`, which
-    the answer refers to; a lone request stays as it is. Other messages keep their place."""
-    singles = [m for m in messages if isinstance(m, PriceRequested) and m.schema_version == 1]
-    if len(singles) < 2:
+    """The messages with their price requests of single trades (schema 1, and batches that already name each
+    trade's portfolio) merged into batch requests of many portfolios (schema 2, each item naming its portfolio, up
+    to MAX_PRICES_PER_REQUEST each): one message and one answer for many trades instead of two a trade. Each item
+    keeps its `request_id`, which the answer refers to; a lone request stays as it is, and so does a batch of one
+    portfolio (an import's, answered and applied as one). Other messages keep their place."""
+    mergeable = [m for m in messages if isinstance(m, PriceRequested) and m.many_portfolio_items]
+    if len(mergeable) < 2:
         return list(messages)
-    others = [m for m in messages if not (isinstance(m, PriceRequested) and m.schema_version == 1)]
-    items = [item for request in singles for item in request.wanted()]
-    return others + [PriceRequested.batch(None, items[start:start + MAX_PRICES_PER_REQUEST])
-                     for start in range(0, len(items), MAX_PRICES_PER_REQUEST)]
+    items = [item for request in mergeable for item in request.wanted()]
+    return [m for m in messages if not (isinstance(m, PriceRequested) and m.many_portfolio_items)] + [
+        PriceRequested.batch(None, items[start:start + MAX_PRICES_PER_REQUEST])
+        for start in range(0, len(items), MAX_PRICES_PER_REQUEST)]
 
 
 class ResolvedPrice(BaseModel):

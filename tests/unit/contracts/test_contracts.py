@@ -115,6 +115,9 @@ def test_single_price_requests_of_many_portfolios_are_combined_into_one_batch_an
     many = [prices.PriceRequested(transaction_id=f"t{n}", portfolio_id="p", at=AT)
             for n in range(prices.MAX_PRICES_PER_REQUEST + 1)]
     assert [len(b.items) for b in prices.combine_price_requests(many)] == [prices.MAX_PRICES_PER_REQUEST, 1]
+    [merged] = prices.combine_price_requests([batch, *prices.combine_price_requests(many[:2])])  # batches of batches
+    assert [i.request_id for i in merged.items] == [*(s.message_id for s in singles), many[0].message_id,
+                                                    many[1].message_id]
 
 
 def test_an_answer_of_many_portfolios_stands_for_single_answers_with_ids_that_a_redelivery_repeats() -> None:

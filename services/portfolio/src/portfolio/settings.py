@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     """A price answer that follows another of its portfolio within this time waits this long for more, so that a
     burst is applied in one fold of the ledger (a lone answer never waits)."""
 
+    price_request_linger_seconds: float = Field(default=0.02, ge=0, le=1)
+    """How long committed price requests wait for those of the next write batches, so that they leave as one
+    message and are answered by one (0: each batch's at once)."""
+
     @property
     def asyncpg_dsn(self) -> str:
         return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,5 +1,6 @@
 """The only code that reads and writes the price tables: candles, answered requests and the outbox."""
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class CandleStore:
         self._cache: dict[int, CandleRow] = {}
         self._bounds: tuple[int | None, int | None] = (None, None)
         self._bounds_read_at = 0.0
+        self.outbox_written = asyncio.Event()
+        """Set when this process commits an outbox row, so its relay publishes it at once instead of at its poll."""
 
     async def load(self) -> int:
         """Read every finished candle into memory (a year is 8,784), so that answers read none; an hour stored
@@ -119,6 +122,8 @@ class CandleStore:
             changed = newest is not None and (before is None or newest.hour > before)
             if changed and tick is not None:
                 await self._enqueue(connection, tick(newest))
+        if changed and tick is not None:
+            self.outbox_written.set()
         self._bounds_read_at = 0.0
         return StoreResult(len(records), inserted, newest, changed)
 
