@@ -165,9 +165,9 @@ class WriteBatcher:
 class OutboxRelay:
     """Publishes committed outbox rows with confirms, many in flight.
 
-    A batch hands over the rows it committed (`committed`), which leave within `linger_seconds` and are deleted
-    after their confirms, with no query to find them; the price requests of the batches that committed meanwhile
-    leave as one message (`combined`). The relay also polls for rows that nobody published (the broker was
+    A batch hands over the rows it committed (`committed`), which leave at once, or, when rows left less than
+    `linger_seconds` ago, once that time is up, with the price requests of the batches that committed meanwhile in
+    one message (`combined`); they are deleted after their confirms, with no query to find them. The relay also polls for rows that nobody published (the broker was
     down, or the process died between commit and publish): only rows older than `orphan_seconds`, so it does not
     race a writer still publishing; copies share them through SKIP LOCKED. A row published twice (a writer slower
     than that) is a duplicate that its consumer's inbox ignores, and a request answered twice is priced once (the
@@ -182,6 +182,7 @@ class OutboxRelay:
         self.publishing: set[asyncio.Task[None]] = set()
         self.lingering: list[repo.OutboxRow] = []
         self.linger_timer: asyncio.TimerHandle | None = None
+        self.flushed_at = -math.inf
 
     def stop(self) -> None:
         """Finish the batch in hand, then return: a publish cancelled mid-call closes the broker's channel."""
@@ -190,18 +191,24 @@ class OutboxRelay:
         self.wake.set()
 
     def committed(self, rows: list[repo.OutboxRow]) -> None:
+        """Rows leave at once when none left within `linger_seconds` (a lone trade waits for nothing); otherwise
+        at the end of that time, with whatever else committed meanwhile."""
         if not rows or self.stopping.is_set():
             return
         self.lingering.extend(rows)
-        if self.linger_seconds <= 0:
+        if self.linger_timer is not None:
+            return
+        wait = self.flushed_at + self.linger_seconds - time.monotonic()
+        if wait <= 0:
             self.flush_lingering()
-        elif self.linger_timer is None:
-            self.linger_timer = asyncio.get_running_loop().call_later(self.linger_seconds, self.flush_lingering)
+        else:
+            self.linger_timer = asyncio.get_running_loop().call_later(wait, self.flush_lingering)
 
     def flush_lingering(self) -> None:
         if self.linger_timer is not None:
             self.linger_timer.cancel()
         rows, self.lingering, self.linger_timer = self.lingering, [], None
+        self.flushed_at = time.monotonic()
         if rows:
             task = asyncio.create_task(self.publish_committed(rows))
             self.publishing.add(task)

@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     burst is applied in one fold of the ledger (a lone answer never waits)."""
 
     price_request_linger_seconds: float = Field(default=0.02, ge=0, le=1)
-    """How long committed price requests wait for those of the next write batches, so that they leave as one
-    message and are answered by one (0: each batch's at once)."""
+    """Price requests leave at most once in this time: those committed meanwhile wait for the end of it and leave
+    as one message, answered by one (a lone request waits for nothing; 0: each batch's at once)."""
 
     @property
     def asyncpg_dsn(self) -> str:
