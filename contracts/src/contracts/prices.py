@@ -89,7 +89,7 @@ def combine_price_requests(messages: Sequence[Message]) -> list[Message]:
     trade's portfolio) merged into batch requests of many portfolios (schema 2, each item naming its portfolio, up
     to MAX_PRICES_PER_REQUEST each): one message and one answer for many trades instead of two a trade. Each item
     keeps its `request_id`, which the answer refers to; a lone request stays as it is, and so does a batch of one
-    portfolio (an import's, answered and applied as one). Other messages keep their place."""
+    portfolio (an import's, answered and applied as one). The other messages come first, in their order."""
     mergeable = [m for m in messages if isinstance(m, PriceRequested) and m.many_portfolio_items]
     if len(mergeable) < 2:
         return list(messages)

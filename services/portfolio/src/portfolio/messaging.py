@@ -167,9 +167,10 @@ class OutboxRelay:
 
     A batch hands over the rows it committed (`committed`), which leave at once, or, when rows left less than
     `linger_seconds` ago, once that time is up, with the price requests of the batches that committed meanwhile in
-    one message (`combined`); they are deleted after their confirms, with no query to find them. The relay also polls for rows that nobody published (the broker was
-    down, or the process died between commit and publish): only rows older than `orphan_seconds`, so it does not
-    race a writer still publishing; copies share them through SKIP LOCKED. A row published twice (a writer slower
+    one message (`combined`); they are deleted after their confirms, with no query to find them. The relay also
+    polls for rows that nobody published (the broker was down, or the process died between commit and publish):
+    only rows older than `orphan_seconds`, so it does not race a writer still publishing; copies share them
+    through SKIP LOCKED. A row published twice (a writer slower
     than that) is a duplicate that its consumer's inbox ignores, and a request answered twice is priced once (the
     second answer finds its trade priced)."""
 
