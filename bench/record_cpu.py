@@ -7,6 +7,11 @@ A second run posts at half the measured peak rate (open loop, paced) and reports
 Beside it, the seed's design: a synchronous HTTP price call per trade with a new client each time.
 
 `python -m bench.record_cpu [--trades-per-user 40]`
+
+On a machine whose shared RabbitMQ node serves other runs, point BITFOLIO_BENCH_RABBIT_URL at a private node and
+BITFOLIO_BENCH_RABBIT_PID at its beam.smp (with RABBITMQ_NODENAME set for rabbitmqctl), so its CPU is ours alone.
+`bench.record_messages` counts the messages per trade by routing key; `bench.rabbit_message_cost` prices each
+delivery setting on the node.
 """
 
 import argparse
