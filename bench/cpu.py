@@ -56,6 +56,14 @@ def fixed(*pids: int) -> Callable[[], list[int]]:
     return lambda: list(pids)
 
 
+def rabbitmq_node() -> Callable[[], list[int]]:
+    """Every RabbitMQ node's process on the machine, or only the node whose beam.smp pid BITFOLIO_BENCH_RABBIT_PID
+    names: a private node (with BITFOLIO_BENCH_RABBIT_URL pointing at it) measures our load alone, while the
+    shared node serves everyone else's tests."""
+    pid = os.environ.get("BITFOLIO_BENCH_RABBIT_PID")
+    return fixed(int(pid)) if pid else processes_named("beam.smp")
+
+
 class CpuMeter:
     """Samples every group's processes while it runs; a process that starts mid-run counts from zero, and one that
     ends mid-run keeps what it used up to the last sample (Postgres backends come and go with the pools)."""

@@ -12,7 +12,7 @@ import random
 import httpx
 
 from bench.common import Figure, write_results
-from bench.cpu import CpuMeter, fixed, postgres_backends, processes_named
+from bench.cpu import CpuMeter, fixed, postgres_backends, rabbitmq_node
 from bench.market_trades import GatewayUser, hourly_opens, market_hours, random_trades, trades_csv
 from bench.stack import running_stack
 from scripts.launcher import Launcher
@@ -25,7 +25,7 @@ def meter_for(stack: Launcher) -> CpuMeter:
     databases = [url.rsplit("/", 1)[1] for url in stack.database_urls.values()]
     return CpuMeter({**{name: fixed(stack.services[name].process.pid)  # type: ignore[union-attr]
                         for name in ("portfolio", "price", "gateway")},
-                     "postgres": postgres_backends(databases), "rabbitmq": processes_named("beam.smp"),
+                     "postgres": postgres_backends(databases), "rabbitmq": rabbitmq_node(),
                      "bench client": fixed(os.getpid())})
 
 

@@ -7,6 +7,11 @@ A second run posts at half the measured peak rate (open loop, paced) and reports
 Beside it, the seed's design: a synchronous HTTP price call per trade with a new client each time.
 
 `python -m bench.record_cpu [--trades-per-user 40]`
+
+On a machine whose shared RabbitMQ node serves other runs, point BITFOLIO_BENCH_RABBIT_URL at a private node and
+BITFOLIO_BENCH_RABBIT_PID at its beam.smp (with RABBITMQ_NODENAME set for rabbitmqctl), so its CPU is ours alone.
+`bench.record_messages` counts the messages per trade by routing key; `bench.rabbit_message_cost` prices each
+delivery setting on the node.
 """
 
 import argparse
@@ -20,7 +25,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bench.common import Figure, percentile, write_results
-from bench.cpu import CpuMeter, fixed, postgres_backends, processes_named
+from bench.cpu import CpuMeter, fixed, postgres_backends, rabbitmq_node
 from bench.market_trades import hourly_opens, market_hours
 from bench.stack import running_stack
 from bench.trades import seed_design_baseline, watch_priced
@@ -76,7 +81,7 @@ def meter_for(stack: Launcher) -> CpuMeter:
     databases = [url.rsplit("/", 1)[1] for url in stack.database_urls.values()]
     return CpuMeter({**{name: fixed(stack.services[name].process.pid)  # type: ignore[union-attr]
                         for name in SERVICES if name in stack.services},
-                     "postgres": postgres_backends(databases), "rabbitmq": processes_named("beam.smp")})
+                     "postgres": postgres_backends(databases), "rabbitmq": rabbitmq_node()})
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Messages about BTC-USD prices: requests for a trade's price, answers, ticks and range queries."""
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
+from uuid import NAMESPACE_URL, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -34,13 +36,15 @@ MAX_PRICES_PER_REQUEST = 5000
 
 
 class WantedPrice(BaseModel):
-    """One trade of a batch price request; `request_id` is what the answer refers to."""
+    """One trade of a batch price request; `request_id` is what the answer refers to. A batch of many portfolios
+    (the request names none) names each trade's `portfolio_id`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=100)
     transaction_id: str = Field(min_length=1, max_length=100)
     at: UtcDatetime
+    portfolio_id: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class PriceRequested(Message):
@@ -67,15 +71,36 @@ class PriceRequested(Message):
     def batch(cls, portfolio_id: str | None, items: list[WantedPrice], **envelope: Any) -> "PriceRequested":
         return cls(schema_version=2, portfolio_id=portfolio_id, items=items, **envelope)
 
+    @property
+    def many_portfolio_items(self) -> bool:
+        """Whether its items can join a batch of many portfolios: one trade's request, or such a batch already."""
+        return self.schema_version == 1 or self.portfolio_id is None
+
     def wanted(self) -> list[WantedPrice]:
         """Every trade asked for; a schema 1 request is its own request_id."""
         if self.items or self.transaction_id is None or self.at is None:
             return self.items
-        return [WantedPrice(request_id=self.message_id, transaction_id=self.transaction_id, at=self.at)]
+        return [WantedPrice(request_id=self.message_id, transaction_id=self.transaction_id, at=self.at,
+                            portfolio_id=self.portfolio_id)]
+
+
+def combine_price_requests(messages: Sequence[Message]) -> list[Message]:
+    """The messages with their price requests of single trades (schema 1, and batches that already name each
+    trade's portfolio) merged into batch requests of many portfolios (schema 2, each item naming its portfolio, up
+    to MAX_PRICES_PER_REQUEST each): one message and one answer for many trades instead of two a trade. Each item
+    keeps its `request_id`, which the answer refers to; a lone request stays as it is, and so does a batch of one
+    portfolio (an import's, answered and applied as one). The other messages come first, in their order."""
+    mergeable = [m for m in messages if isinstance(m, PriceRequested) and m.many_portfolio_items]
+    if len(mergeable) < 2:
+        return list(messages)
+    items = [item for request in mergeable for item in request.wanted()]
+    return [m for m in messages if not (isinstance(m, PriceRequested) and m.many_portfolio_items)] + [
+        PriceRequested.batch(None, items[start:start + MAX_PRICES_PER_REQUEST])
+        for start in range(0, len(items), MAX_PRICES_PER_REQUEST)]
 
 
 class ResolvedPrice(BaseModel):
-    """One answer of a batch: the open of the candle that starts at `hour`."""
+    """One answer of a batch: the open of the candle that starts at `hour` (`portfolio_id` as the item named it)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -85,6 +110,7 @@ class ResolvedPrice(BaseModel):
     hour: UnixHour
     price_usd: Money
     source: str
+    portfolio_id: str | None = None
 
 
 class UnavailablePrice(BaseModel):
@@ -97,6 +123,7 @@ class UnavailablePrice(BaseModel):
     at: UtcDatetime
     reason: UnavailableReason
     detail: str
+    portfolio_id: str | None = None
 
 
 class PriceResolved(Message):
@@ -124,6 +151,26 @@ class PriceResolved(Message):
                                          or not (self.resolved or self.unavailable)):
             raise ValueError("schema 2 carries its answers in resolved and unavailable, at least one")
         return self
+
+    @property
+    def many_portfolios(self) -> bool:
+        """The answers to a batch of many portfolios (each answer names its own)."""
+        return self.schema_version == 2 and self.portfolio_id is None
+
+    def singles(self) -> "list[PriceResolved | PriceUnavailable]":
+        """Each answer of a batch as the single answer (schema 1) it stands for: caused by its own request, with a
+        message id derived from this message's, so a redelivered batch gives the same ids (an inbox sees them)."""
+        def envelope(request_id: str) -> dict[str, Any]:
+            return {"message_id": uuid5(NAMESPACE_URL, f"{self.message_id}/{request_id}").hex,
+                    "correlation_id": self.correlation_id, "causation_id": request_id, "occurred_at": self.occurred_at}
+        answers: list[PriceResolved | PriceUnavailable] = [
+            PriceResolved(transaction_id=a.transaction_id, portfolio_id=a.portfolio_id or self.portfolio_id, at=a.at,
+                          hour=a.hour, price_usd=a.price_usd, source=a.source, **envelope(a.request_id))
+            for a in self.resolved]
+        answers += [PriceUnavailable(transaction_id=u.transaction_id, portfolio_id=u.portfolio_id or self.portfolio_id,
+                                     at=u.at, reason=u.reason, detail=u.detail, **envelope(u.request_id))
+                    for u in self.unavailable]
+        return answers
 
 
 class PriceUnavailable(Message):

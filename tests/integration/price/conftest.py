@@ -1,6 +1,6 @@
 """Fixtures for the price service: a migrated database with the shared 2024 candles, a fake provider, the service."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +40,14 @@ async def price_settings(make_database, rabbit_url: str, fake_provider: RunningF
 async def price_app(price_settings: Settings) -> AsyncIterator[PriceApp]:
     async with running(price_settings) as app:
         yield app
+
+
+@pytest.fixture
+def remove_candles(price_app: PriceApp) -> Callable[[int, int], Awaitable[None]]:
+    """Make a gap in the stored data: the candles of hours first ≤ hour < end, from the database and from the
+    running service's memory (which holds every finished candle it read at start)."""
+    async def remove(first: int, end: int) -> None:
+        await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour >= $1 AND hour < $2", first, end)
+        for hour in range(first, end, 3600):
+            price_app.service.store._cache.pop(hour, None)
+    return remove

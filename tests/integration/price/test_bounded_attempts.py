@@ -54,10 +54,10 @@ async def test_unreadable_answer_once_then_a_good_one_is_read() -> None:
 
 @pytest.mark.parametrize("body", UNREADABLE_ANSWERS.values(), ids=UNREADABLE_ANSWERS.keys())
 async def test_gap_with_an_unreadable_provider_is_answered_provider_unavailable_once(
-    rabbit_url, price_app, fake_provider, body: str
+    remove_candles, rabbit_url, price_app, fake_provider, body: str
 ) -> None:
     gap = FIRST_2024_HOUR + 300 * 3600
-    await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour = $1", gap)
+    await remove_candles(gap, gap + 3600)
     fake_provider.fake.unreadable_answers, fake_provider.fake.unreadable_body = 1000, body
     async with listening(rabbit_url, names.PRICE_RESOLVED, names.PRICE_UNAVAILABLE) as answers:
         await publish_raw(rabbit_url, names.EVENTS_EXCHANGE, names.PRICE_REQUESTED,

@@ -45,11 +45,10 @@ async def settled_count(rabbit_url: str, queue: str) -> int:
     return previous
 
 
-async def test_burst_stays_in_the_broker_beyond_the_prefetch(rabbit_url, price_app, fake_provider) -> None:
+async def test_burst_stays_in_the_broker_beyond_the_prefetch(remove_candles, rabbit_url, price_app, fake_provider) -> None:
     """Every request needs the provider, which hangs: nothing is acked, so the service holds exactly what the broker
     handed it, and that must be its prefetch, not the whole burst."""
-    await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour >= $1 AND hour < $2",
-                                               GAP_START, GAP_START + GAP_HOURS * 3600)
+    await remove_candles(GAP_START, GAP_START + GAP_HOURS * 3600)
     fake_provider.fake.hold = threading.Event()
     requests = [PriceRequested(transaction_id=f"tx-{i}", portfolio_id="p-burst",
                                at=datetime.fromtimestamp(GAP_START + (i % GAP_HOURS) * 3600 + 60, UTC))

@@ -53,10 +53,10 @@ async def test_time_in_the_future_is_unavailable_with_reason(rabbit_url, price_a
 
 
 async def test_missing_hour_inside_the_range_is_fetched_from_the_provider_and_stored(
-    rabbit_url, price_app, fake_provider
+    remove_candles, rabbit_url, price_app, fake_provider
 ) -> None:
     gap = FIRST_2024_HOUR + 100 * 3600
-    await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour = $1", gap)
+    await remove_candles(gap, gap + 3600)
     async with listening(rabbit_url, names.PRICE_RESOLVED, names.PRICE_UNAVAILABLE) as answers:
         await ask(rabbit_url, request_at(gap + 59))
         answer = decode(PriceResolved, (await answers.next()).body)
@@ -66,9 +66,9 @@ async def test_missing_hour_inside_the_range_is_fetched_from_the_provider_and_st
     assert stored == synthetic_open(gap)
 
 
-async def test_provider_down_for_a_gap_is_provider_unavailable(rabbit_url, price_app, fake_provider) -> None:
+async def test_provider_down_for_a_gap_is_provider_unavailable(remove_candles, rabbit_url, price_app, fake_provider) -> None:
     gap = FIRST_2024_HOUR + 200 * 3600
-    await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour = $1", gap)
+    await remove_candles(gap, gap + 3600)
     fake_provider.fake.fail_with_429 = 100
     async with listening(rabbit_url, names.PRICE_RESOLVED, names.PRICE_UNAVAILABLE) as answers:
         await ask(rabbit_url, request_at(gap))
@@ -156,11 +156,10 @@ async def test_malformed_query_is_dead_lettered(rabbit_url, price_app) -> None:
 
 
 async def test_a_batch_request_is_answered_in_one_message_with_every_trades_price_or_reason(
-    rabbit_url, price_app, fake_provider
+    remove_candles, rabbit_url, price_app, fake_provider
 ) -> None:
     gap = FIRST_2024_HOUR + 300 * 3600
-    await price_app.service.store.pool.execute("DELETE FROM candles WHERE hour = $1", gap)
-    price_app.service.store._cache.pop(gap, None)
+    await remove_candles(gap, gap + 3600)
     times = [FIRST_2024_HOUR + 1800, FIRST_2024_HOUR + 2000, gap + 60, 1500000000,
              int(datetime.now(UTC).timestamp()) + 86400]
     items = [WantedPrice(request_id=f"r{n}", transaction_id=f"t{n}", at=datetime.fromtimestamp(t, UTC))

@@ -101,6 +101,46 @@ def test_a_batch_price_request_and_its_answers_round_trip_and_single_requests_ar
             decode(prices.PriceRequested, mixed)
 
 
+def test_single_price_requests_of_many_portfolios_are_combined_into_one_batch_and_the_rest_left_as_is() -> None:
+    singles = [prices.PriceRequested(transaction_id=f"t{n}", portfolio_id=f"p{n % 2}", at=AT) for n in range(3)]
+    import_batch = prices.PriceRequested.batch("p9", [prices.WantedPrice(request_id="r", transaction_id="t", at=AT)])
+    tick = prices.PriceTicked(hour=1704067200, price_usd=Decimal("1"), as_of=AT)
+    combined = prices.combine_price_requests([singles[0], tick, singles[1], import_batch, singles[2]])
+    assert combined[:2] == [tick, import_batch]
+    [batch] = combined[2:]
+    assert batch.schema_version == 2 and batch.portfolio_id is None
+    assert [(i.request_id, i.transaction_id, i.portfolio_id) for i in batch.items] == \
+        [(s.message_id, s.transaction_id, s.portfolio_id) for s in singles]
+    assert prices.combine_price_requests([singles[0], tick]) == [singles[0], tick]  # a lone request stays as it is
+    many = [prices.PriceRequested(transaction_id=f"t{n}", portfolio_id="p", at=AT)
+            for n in range(prices.MAX_PRICES_PER_REQUEST + 1)]
+    assert [len(b.items) for b in prices.combine_price_requests(many)] == [prices.MAX_PRICES_PER_REQUEST, 1]
+    [merged] = prices.combine_price_requests([batch, *prices.combine_price_requests(many[:2])])  # batches of batches
+    assert [i.request_id for i in merged.items] == [*(s.message_id for s in singles), many[0].message_id,
+                                                    many[1].message_id]
+
+
+def test_an_answer_of_many_portfolios_stands_for_single_answers_with_ids_that_a_redelivery_repeats() -> None:
+    answer = prices.PriceResolved(schema_version=2, correlation_id="c", resolved=[prices.ResolvedPrice(
+        request_id="r0", transaction_id="t0", at=AT, hour=1704067200, price_usd=Decimal("42000"), source="s",
+        portfolio_id="p0")], unavailable=[prices.UnavailablePrice(
+            request_id="r1", transaction_id="t1", at=AT, reason=prices.UnavailableReason.IN_FUTURE, detail="Not yet.",
+            portfolio_id="p1")])
+    assert answer.many_portfolios
+    resolved, unavailable = answer.singles()
+    assert isinstance(resolved, prices.PriceResolved) and isinstance(unavailable, prices.PriceUnavailable)
+    assert (resolved.schema_version, resolved.transaction_id, resolved.portfolio_id, resolved.price_usd,
+            resolved.hour, resolved.causation_id, resolved.correlation_id) == \
+        (1, "t0", "p0", Decimal("42000"), 1704067200, "r0", "c")
+    assert (unavailable.transaction_id, unavailable.portfolio_id, unavailable.reason, unavailable.causation_id) == \
+        ("t1", "p1", prices.UnavailableReason.IN_FUTURE, "r1")
+    again = decode(prices.PriceResolved, answer.to_json()).singles()
+    assert [s.message_id for s in again] == [resolved.message_id, unavailable.message_id]
+    assert resolved.message_id != unavailable.message_id
+    one_portfolio = answer.model_copy(update={"portfolio_id": "p0"})
+    assert not one_portfolio.many_portfolios
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [

@@ -77,7 +77,7 @@ async def build(settings: Settings) -> PortfolioApp:
     service = PortfolioService(pool, PriceSource(prices), notify=notifier.publish)
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
-    relay = OutboxRelay(service, broker)
+    relay = OutboxRelay(service, broker, linger_seconds=settings.price_request_linger_seconds)
     service.committed_outbox = relay.committed
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes,
                          settings.write_linger_seconds, settings.write_coalesce_seconds)

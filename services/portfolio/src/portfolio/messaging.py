@@ -16,7 +16,7 @@ from contracts.faststream_support import AttemptPolicy, IncomingMessage, routing
 from contracts.faststream_support import dead_letter as park
 from contracts.observability import bind_correlation
 from contracts.portfolios import COMMANDS, OwnedCommand
-from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
+from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable, combine_price_requests
 from contracts.rpc import deadline_passed
 from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
 from faststream import AckPolicy
@@ -219,26 +219,52 @@ class WriteBatcher:
 class OutboxRelay:
     """Publishes committed outbox rows with confirms, many in flight.
 
-    A batch hands over the rows it committed (`committed`), which leave at once and are deleted after their
-    confirms, with no query to find them. The relay also polls for rows that nobody published (the broker was
-    down, or the process died between commit and publish): only rows older than `orphan_seconds`, so it does not
-    race a writer still publishing; copies share them through SKIP LOCKED. A row published twice (a writer slower
-    than that) is a duplicate that its consumer's inbox ignores."""
+    A batch hands over the rows it committed (`committed`), which leave at once, or, when rows left less than
+    `linger_seconds` ago, once that time is up, with the price requests of the batches that committed meanwhile in
+    one message (`combined`); they are deleted after their confirms, with no query to find them. The relay also
+    polls for rows that nobody published (the broker was down, or the process died between commit and publish):
+    only rows older than `orphan_seconds`, so it does not race a writer still publishing; copies share them
+    through SKIP LOCKED. A row published twice (a writer slower
+    than that) is a duplicate that its consumer's inbox ignores, and a request answered twice is priced once (the
+    second answer finds its trade priced)."""
 
     def __init__(self, service: PortfolioService, broker: RabbitBroker, batch: int = 500,
-                 orphan_seconds: float = 2.0) -> None:
+                 orphan_seconds: float = 2.0, linger_seconds: float = 0.0) -> None:
         self.service, self.broker, self.batch, self.orphan_seconds = service, broker, batch, orphan_seconds
+        self.linger_seconds = linger_seconds
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self.publishing: set[asyncio.Task[None]] = set()
+        self.lingering: list[repo.OutboxRow] = []
+        self.linger_timer: asyncio.TimerHandle | None = None
+        self.flushed_at = -math.inf
 
     def stop(self) -> None:
         """Finish the batch in hand, then return: a publish cancelled mid-call closes the broker's channel."""
         self.stopping.set()
+        self.flush_lingering()
         self.wake.set()
 
     def committed(self, rows: list[repo.OutboxRow]) -> None:
-        if rows and not self.stopping.is_set():
+        """Rows leave at once when none left within `linger_seconds` (a lone trade waits for nothing); otherwise
+        at the end of that time, with whatever else committed meanwhile."""
+        if not rows or self.stopping.is_set():
+            return
+        self.lingering.extend(rows)
+        if self.linger_timer is not None:
+            return
+        wait = self.flushed_at + self.linger_seconds - time.monotonic()
+        if wait <= 0:
+            self.flush_lingering()
+        else:
+            self.linger_timer = asyncio.get_running_loop().call_later(wait, self.flush_lingering)
+
+    def flush_lingering(self) -> None:
+        if self.linger_timer is not None:
+            self.linger_timer.cancel()
+        rows, self.lingering, self.linger_timer = self.lingering, [], None
+        self.flushed_at = time.monotonic()
+        if rows:
             task = asyncio.create_task(self.publish_committed(rows))
             self.publishing.add(task)
             task.add_done_callback(self.publishing.discard)
@@ -255,7 +281,7 @@ class OutboxRelay:
             self.broker.publish(row.body, exchange=row.exchange, routing_key=row.routing_key,
                                 message_id=row.message_id, correlation_id=row.correlation_id,
                                 content_type="application/json", persist=True)
-            for row in rows))
+            for row in combined(rows)))
         OUTBOX_PUBLISHED.inc(len(rows))
 
     async def publish_batch(self) -> int:
@@ -284,6 +310,22 @@ class OutboxRelay:
                 await asyncio.sleep(1)
         if self.publishing:
             await asyncio.wait(self.publishing)
+
+
+def combined(rows: list[repo.OutboxRow]) -> list[repo.OutboxRow]:
+    """The rows to publish, with their price requests of many portfolios merged into as few messages as fit
+    (contracts.prices.combine_price_requests); the merged ones stand for rows they came from, which are deleted
+    after the confirms as usual. A row that cannot be read leaves as it is."""
+    requests = [row for row in rows if row.routing_key == names.PRICE_REQUESTED]
+    if len(requests) < 2:
+        return rows
+    try:
+        merged = combine_price_requests([decode(PriceRequested, row.body) for row in requests])
+    except ContractError:
+        return rows
+    exchange = requests[0].exchange
+    return [row for row in rows if row.routing_key != names.PRICE_REQUESTED] + [
+        repo.OutboxRow(0, exchange, m.publish_key, m.message_id, m.correlation_id, m.to_json()) for m in merged]
 
 
 async def decoded(broker: RabbitBroker, spec: QueueSpec, message: IncomingMessage,
@@ -316,6 +358,18 @@ async def run_command(service: PortfolioService, writer: WriteBatcher, command: 
         reply, _ = await handlers.handle_command(service, command)
         return reply
     return (await writer.submit(command)).reply  # type: ignore[return-value]
+
+
+async def submit_price_event(writer: WriteBatcher, event: Message) -> handlers.Handled:
+    """A batch answer of many portfolios is applied as the single answers it stands for, each in its portfolio's
+    lane (their ids derive from the batch's, so a redelivery is seen by the inbox); acked once all committed."""
+    if not (isinstance(event, PriceResolved) and event.many_portfolios):
+        return await writer.submit(event)
+    results = await asyncio.gather(*(writer.submit(single) for single in event.singles()), return_exceptions=True)
+    failed = next((result for result in results if isinstance(result, BaseException)), None)
+    if failed is not None:
+        raise failed
+    return handlers.Handled()
 
 
 def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteBatcher,
@@ -351,8 +405,8 @@ def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteB
             if event is None:
                 return
             bind_correlation(event.correlation_id, event=event.routing_key)
-            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message, lambda: writer.submit(event),
-                                           policy)
+            handled, result = await guarded(broker, PORTFOLIO_PRICE_EVENTS, message,
+                                            lambda: submit_price_event(writer, event), policy)
             if isinstance(event, PriceTicked) and result is not None:
                 log.info("price_ticked_applied", portfolios=result.moved, price=str(event.price_usd))
             MESSAGES.labels(PORTFOLIO_PRICE_EVENTS.name, event.routing_key if handled else "dead_lettered").inc()

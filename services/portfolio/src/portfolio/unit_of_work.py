@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from contracts.envelope import Message
+from contracts.prices import combine_price_requests
 
 from contracts import names
 from portfolio import repository as repo
@@ -106,9 +107,11 @@ class UnitOfWork:
         return [message for message in self.outgoing if message.notification]
 
     async def flush(self) -> None:
-        """Write what the batch added; the caller commits right after. Only persistent messages take the outbox."""
+        """Write what the batch added; the caller commits right after. Only persistent messages take the outbox,
+        the batch's price requests as one (an answer for the batch's trades instead of one a trade)."""
+        persistent = [message for message in self.outgoing if not message.notification]
         self.enqueued = await self.repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
-                                           [message for message in self.outgoing if not message.notification])
+                                                combine_price_requests(persistent))
         await self.repo.store_replies(self.connection, self.replies)
         await self.repo.forget(self.connection, self.released)
         await append_all(self.connection, self.appends)

@@ -140,7 +140,8 @@ async def answer_price_batch(service: PriceService, request: PriceRequested) -> 
                 verdict = Verdict(PriceDecision.RESOLVED, verdict.hour, candle)
             except (ProviderUnavailable, ProviderRefused) as error:
                 failures[verdict.hour] = error
-        common = {"request_id": item.request_id, "transaction_id": item.transaction_id, "at": item.at}
+        common = {"request_id": item.request_id, "transaction_id": item.transaction_id, "at": item.at,
+                  "portfolio_id": item.portfolio_id}
         if verdict.candle is not None:
             resolved.append(ResolvedPrice(hour=verdict.hour, price_usd=verdict.candle.open, source="candle-open",
                                           **common))

@@ -29,6 +29,16 @@ RELAY_STOP_SECONDS = 10.0
 SYNC_LOCK = "SELECT pg_try_advisory_lock(hashtext('bitfolio.price.sync'))"
 
 
+async def first_of(*events: asyncio.Event) -> None:
+    """Return once any of the events is set."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 @dataclass
 class PriceApp:
     settings: Settings
@@ -43,13 +53,17 @@ class PriceApp:
                                   message_id=message_id, content_type="application/json", persist=True)
 
     async def relay_outbox(self) -> None:
-        """Publish outbox rows with confirms; several copies share the rows through SKIP LOCKED."""
+        """Publish outbox rows with confirms; several copies share the rows through SKIP LOCKED. Rows this process
+        writes (a tick) leave at once; those of another process (an import, another copy) at the next poll."""
+        store = self.service.store
         while not self.stopping.is_set():
             try:
-                if await self.service.store.drain_outbox(self.publish_outbox_row) == 0:
-                    OUTBOX_DEPTH.set(await self.service.store.outbox_depth())
+                store.outbox_written.clear()
+                if await store.drain_outbox(self.publish_outbox_row) == 0:
+                    OUTBOX_DEPTH.set(await store.outbox_depth())
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stopping.wait(), 0.2)
+                        await asyncio.wait_for(first_of(self.stopping, store.outbox_written),
+                                               self.settings.outbox_poll_seconds)
             except Exception:
                 log.exception("outbox_relay_failed")
                 await asyncio.sleep(1)
@@ -101,6 +115,7 @@ async def build(settings: Settings) -> PriceApp:
 async def running(settings: Settings) -> AsyncIterator[PriceApp]:
     """The consumers, the outbox relay and (when enabled) the hourly sync, for as long as the context lasts."""
     app = await build(settings)
+    log.info("candles_loaded", candles=await app.service.store.load())
     answering = asyncio.create_task(app.answers.run())
     await app.broker.start()
     relay = asyncio.create_task(app.relay_outbox())

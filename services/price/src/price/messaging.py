@@ -80,20 +80,19 @@ class AnswerBatcher:
                     future.set_result(answers[request.message_id])
 
     async def answer_batch(self, requests: list[PriceRequested]) -> dict[str, tuple[str, bytes]]:
+        """Answer from the candles in memory, then store the answers in one statement, which returns the first
+        answer of a request answered before (a redelivery), so that is what goes out again."""
         store = self.service.store
         unique = {request.message_id: request for request in requests}  # a redelivery may share the batch
-        stored = await store.answers_to(list(unique))
-        MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc(len(stored))
-        new = [request for message_id, request in unique.items() if message_id not in stored]
-        # every hour the batch needs in one query (finished candles stay cached, so each answer then reads none)
-        await store.candles(sorted({int(r.at.timestamp()) // 3600 * 3600 for r in new if r.at is not None}))
+        single_hours = {r.at.timestamp() // 3600 * 3600 for r in unique.values() if r.at is not None}
+        await store.candles(sorted(int(hour) for hour in single_hours))  # hours not in memory: one query
         # side by side; a batch waits for its slowest answer (an hour fetched from the provider, which is rare)
-        answered = await asyncio.gather(*(handlers.answer_price_request(self.service, r) for r in new))
-        fresh: dict[str, Message] = {request.message_id: answer for request, answer in zip(new, answered, strict=True)}
+        answered = await asyncio.gather(*(handlers.answer_price_request(self.service, r) for r in unique.values()))
+        fresh: dict[str, Message] = dict(zip(unique, answered, strict=True))
+        stored, repeated = await store.record_answers(fresh)
+        MESSAGES.labels(PRICE_REQUESTS.name, "duplicate").inc(repeated)
         for answer in answered:
             MESSAGES.labels(PRICE_REQUESTS.name, answer.routing_key).inc()
-        if fresh:
-            stored.update(await store.record_answers(fresh))
         return stored
 
 

@@ -1,5 +1,6 @@
 """The only code that reads and writes the price tables: candles, answered requests and the outbox."""
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ def _candle(record: asyncpg.Record) -> CandleRow:
 
 
 class CandleStore:
-    """Candles in Postgres with a small in-process cache of finished candles, which never change.
+    """Candles in Postgres, and every finished candle (which never changes) in memory.
 
     A provisional candle (its hour still trading) is stored, so that its open answers price_at, but it is not
     the latest price and is replaced when its hour is stored again."""
@@ -38,6 +39,15 @@ class CandleStore:
         self._cache: dict[int, CandleRow] = {}
         self._bounds: tuple[int | None, int | None] = (None, None)
         self._bounds_read_at = 0.0
+        self.outbox_written = asyncio.Event()
+        """Set when this process commits an outbox row, so its relay publishes it at once instead of at its poll."""
+
+    async def load(self) -> int:
+        """Read every finished candle into memory (a year is 8,784), so that answers read none; an hour stored
+        later (by the sync, an import or another copy) is read once, at its first use."""
+        records = await self.pool.fetch("SELECT * FROM candles WHERE NOT provisional")
+        self._cache.update((record["hour"], _candle(record)) for record in records)
+        return len(records)
 
     async def bounds(self) -> tuple[int | None, int | None]:
         """(first hour, newest finished hour) of the stored candles, cached for a moment."""
@@ -112,27 +122,24 @@ class CandleStore:
             changed = newest is not None and (before is None or newest.hour > before)
             if changed and tick is not None:
                 await self._enqueue(connection, tick(newest))
+        if changed and tick is not None:
+            self.outbox_written.set()
         self._bounds_read_at = 0.0
         return StoreResult(len(records), inserted, newest, changed)
 
-    async def answers_to(self, message_ids: list[str]) -> dict[str, tuple[str, bytes]]:
-        """The stored answers of the requests answered before, by request id (one query for a batch)."""
-        records = await self.pool.fetch(
-            "SELECT message_id, routing_key, body FROM answered_requests WHERE message_id = ANY($1::text[])",
-            message_ids)
-        return {r["message_id"]: (r["routing_key"], bytes(r["body"])) for r in records}
-
-    async def record_answers(self, answers: dict[str, Message]) -> dict[str, tuple[str, bytes]]:
-        """Remember the answers to requests, in one statement; where another copy answered first, its answer
-        wins and is returned instead."""
+    async def record_answers(self, answers: dict[str, Message]) -> tuple[dict[str, tuple[str, bytes]], int]:
+        """Remember the answers to requests, in one statement; where a request was answered before (a
+        redelivery, or another copy first), that first answer wins and is returned instead. Also returns how many
+        were answered before."""
         ids = list(answers)
         records = await self.pool.fetch(
             """INSERT INTO answered_requests (message_id, routing_key, body)
                SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
                ON CONFLICT (message_id) DO UPDATE SET message_id = EXCLUDED.message_id
-               RETURNING message_id, routing_key, body""",
+               RETURNING message_id, routing_key, body, xmax <> 0 AS answered_before""",
             ids, [a.routing_key for a in answers.values()], [a.to_json() for a in answers.values()])
-        return {r["message_id"]: (r["routing_key"], bytes(r["body"])) for r in records}
+        stored = {r["message_id"]: (r["routing_key"], bytes(r["body"])) for r in records}
+        return stored, sum(1 for r in records if r["answered_before"])
 
     @staticmethod
     async def _enqueue(connection: asyncpg.Connection, message: Message) -> None:

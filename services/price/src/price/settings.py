@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     consumer_max_attempts: int = Field(default=3, ge=1)
     """Tries at a message that fails unexpectedly before it goes to the dead-letter queue with the reason."""
 
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
+    """How often the relay looks for outbox rows another process wrote (an import's tick, another copy's); the
+    rows this process writes leave at once."""
+
     sync_enabled: bool = True
     sync_interval_seconds: float = 3600.0
     range_cap_hours: int = 5000
