@@ -16,6 +16,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from contracts import names
+from contracts.acks import BatchedAcks
 from contracts.envelope import Message, decode
 from contracts.errors import Reply
 
@@ -51,6 +52,7 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._connection: AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._acks = BatchedAcks(prefetch)
 
     @property
     def connected(self) -> bool:
@@ -59,7 +61,8 @@ class RpcClient:
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
         channel = await self._connection.channel(publisher_confirms=True)
-        # Replies are acked, so that at most `prefetch` of a burst sit in this process; the rest wait in RabbitMQ.
+        # Replies are acked (in batches), so that at most `prefetch` of a burst sit in this process; the rest wait
+        # in RabbitMQ.
         await channel.set_qos(prefetch_count=self._prefetch)
         self._exchange = await channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
@@ -87,8 +90,10 @@ class RpcClient:
             self._connection = None
 
     async def _on_reply_acked(self, message: AbstractIncomingMessage) -> None:
-        async with message.process(ignore_processed=True):
+        try:
             await self._on_reply(message)
+        finally:
+            self._acks.handled(message)
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         future = self._pending.pop(message.correlation_id or "", None)
