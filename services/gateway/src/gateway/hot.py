@@ -13,7 +13,9 @@ It sits inside the Idempotency-Key middleware (a key still claims, stores and re
 from typing import TYPE_CHECKING
 
 import orjson
+from contracts.envelope import new_id
 from contracts.portfolios import RecordTransaction
+from contracts.types import utc_now
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -33,8 +35,10 @@ TRADES_PATH = "/v1/portfolios/{portfolio_id}/transactions"
 
 def record_command(claims: AccessClaims, portfolio_id: str, body: TransactionCreate) -> RecordTransaction:
     """The command of a trade the API accepted. Built without validating again: every field was just validated by
-    the API's own types, which accept a subset of the contract's."""
+    the API's own types, which accept a subset of the contract's. The envelope is given whole, since pydantic's
+    model_construct inspects each default factory it has to call."""
     return RecordTransaction.model_construct(
+        message_id=new_id(), correlation_id=new_id(), causation_id=None, occurred_at=utc_now(), schema_version=1,
         owner_id=claims.user_id, portfolio_id=portfolio_id[:100], side=body.side, amount_btc=body.amount_btc,
         at=body.at, fee_usd=body.fee_usd, price_usd=body.price_usd, note=body.note)
 

@@ -128,6 +128,8 @@ class Gateway:
 def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> FastAPI:
     app = FastAPI(
         title="Bitfolio API", version="1.0.0", lifespan=lifespan,
+        # No OpenTelemetry here (Prometheus metrics and JSON logs instead): FastAPI would look for it per request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         description="Track Bitcoin buys and sells and see what every trade and portfolio is worth. Money is sent "
                     "and returned as decimal strings. Every error is {\"error\": {\"code\", \"message\", "
                     "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`. Every write "
