@@ -13,6 +13,7 @@ from typing import Any
 from uuid import uuid4
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from contracts import names
@@ -113,9 +114,11 @@ class RpcClient:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation] = future
         try:
-            await self._exchange.publish(
-                aio_pika.Message(
-                    request.to_json(),
+            # Straight to aiormq, as aio-pika's Exchange.publish does, without building aio-pika's Message first
+            channel = await self._exchange.channel.get_underlay_channel()
+            await channel.basic_publish(
+                request.to_json(), exchange=self._exchange_name, routing_key=request.routing_key, mandatory=True,
+                properties=aiormq.spec.Basic.Properties(
                     content_type="application/json",
                     correlation_id=correlation,
                     message_id=request.message_id,
@@ -123,10 +126,9 @@ class RpcClient:
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     # The broker drops (dead-letters) it once we stop waiting; the deadline covers a copy that a
                     # consumer fetched in time but reaches only later.
-                    expiration=wait,
+                    expiration=str(int(wait * 1000)),
                     headers={"x-correlation-id": request.correlation_id, DEADLINE_HEADER: int((time.time() + wait) * 1000)},
                 ),
-                routing_key=request.routing_key,
             )
             return await asyncio.wait_for(future, wait)
         except TimeoutError as error:
