@@ -14,10 +14,11 @@ from uuid import uuid4
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
 
 from contracts import names
-from contracts.acks import BatchedAcks
+from contracts.consuming import BatchedAcks, consume
 from contracts.envelope import Message, decode
 from contracts.errors import Reply
 
@@ -53,6 +54,7 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._connection: AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None
         self._acks = BatchedAcks(prefetch)
 
     @property
@@ -61,7 +63,7 @@ class RpcClient:
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel(publisher_confirms=True)
+        self._channel = channel = await self._connection.channel(publisher_confirms=True)
         # Replies are acked (in batches), so that at most `prefetch` of a burst sit in this process; the rest wait
         # in RabbitMQ.
         await channel.set_qos(prefetch_count=self._prefetch)
@@ -69,7 +71,7 @@ class RpcClient:
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
-        await queue.consume(self._on_reply_acked)
+        await consume(channel, queue.name, self._on_reply_acked)
 
     async def queue_depth(self, name: str) -> int | None:
         """Messages waiting in a queue (a passive declare); None when it cannot be read now."""
@@ -90,14 +92,14 @@ class RpcClient:
             await self._connection.close()
             self._connection = None
 
-    async def _on_reply_acked(self, message: AbstractIncomingMessage) -> None:
+    async def _on_reply_acked(self, message: DeliveredMessage) -> None:
         try:
             await self._on_reply(message)
         finally:
             self._acks.handled(message)
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.pop(message.correlation_id or "", None)
+    async def _on_reply(self, message: DeliveredMessage) -> None:
+        future = self._pending.pop(message.header.properties.correlation_id or "", None)
         if future is None or future.done():
             return
         try:
@@ -107,7 +109,7 @@ class RpcClient:
 
     async def call(self, request: Message, *, timeout: float | None = None) -> Reply:
         """Publish `request` under its routing key and wait for its Reply, or raise RequestTimeout."""
-        if self._exchange is None:
+        if self._exchange is None or self._channel is None:
             raise RuntimeError("RpcClient.connect() was not awaited")
         correlation = uuid4().hex
         wait = timeout or self._timeout
@@ -115,7 +117,7 @@ class RpcClient:
         self._pending[correlation] = future
         try:
             # Straight to aiormq, as aio-pika's Exchange.publish does, without building aio-pika's Message first
-            channel = await self._exchange.channel.get_underlay_channel()
+            channel = await self._channel.get_underlay_channel()
             await channel.basic_publish(
                 request.to_json(), exchange=self._exchange_name, routing_key=request.routing_key, mandatory=True,
                 properties=aiormq.spec.Basic.Properties(

@@ -10,8 +10,9 @@ from uuid import uuid4
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
-from contracts.acks import BatchedAcks
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
+from contracts.consuming import BatchedAcks, consume
 from contracts.sessions import AccessRevoked
 
 from contracts import ContractError, decode, names
@@ -46,7 +47,7 @@ class EventFeed:
         # every owner's portfolio.updated (routed as portfolio.updated.<owner_id>)
         await queue.bind(self._exchange, names.PORTFOLIO_UPDATED_ANY_OWNER)
         await queue.bind(self._exchange, names.ACCESS_REVOKED)
-        await queue.consume(self._on_message_acked)
+        await consume(channel, queue.name, self._on_message_acked)
         self.reads.go_live()
 
     async def _reconnected(self) -> None:
@@ -72,7 +73,7 @@ class EventFeed:
         except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as error:
             log.warning("revocation_not_announced", reason=repr(error))
 
-    async def _on_message_acked(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message_acked(self, message: DeliveredMessage) -> None:
         try:
             if message.routing_key == names.ACCESS_REVOKED:
                 self.on_revoked(decode(AccessRevoked, message.body))

@@ -4,23 +4,23 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts.acks import BatchedAcks
+from contracts.consuming import BatchedAcks
 
 
 @dataclass
 class Channel:
     acks: list[tuple[int, bool]] = field(default_factory=list)
 
+    async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.acks.append((delivery_tag, multiple))
+
 
 @dataclass
 class Delivery:
-    """The part of an aio-pika IncomingMessage that BatchedAcks uses."""
+    """The part of aiormq's DeliveredMessage that BatchedAcks uses."""
 
     channel: Channel
     delivery_tag: int
-
-    async def ack(self, multiple: bool = False) -> None:
-        self.channel.acks.append((self.delivery_tag, multiple))
 
 
 def deliveries(channel: Channel, tags: range) -> list[Any]:
