@@ -13,9 +13,12 @@ from typing import Any
 from uuid import uuid4
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
 
 from contracts import names
+from contracts.consuming import BatchedAcks, consume
 from contracts.envelope import Message, decode
 from contracts.errors import Reply
 
@@ -51,6 +54,8 @@ class RpcClient:
         self._pending: dict[str, asyncio.Future[Reply]] = {}
         self._connection: AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None
+        self._acks = BatchedAcks(prefetch)
 
     @property
     def connected(self) -> bool:
@@ -58,14 +63,15 @@ class RpcClient:
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel(publisher_confirms=True)
-        # Replies are acked, so that at most `prefetch` of a burst sit in this process; the rest wait in RabbitMQ.
+        self._channel = channel = await self._connection.channel(publisher_confirms=True)
+        # Replies are acked (in batches), so that at most `prefetch` of a burst sit in this process; the rest wait
+        # in RabbitMQ.
         await channel.set_qos(prefetch_count=self._prefetch)
         self._exchange = await channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue(self._reply_queue_name, exclusive=True, auto_delete=True)
-        await queue.consume(self._on_reply_acked)
+        await consume(channel, queue.name, self._on_reply_acked)
 
     async def queue_depth(self, name: str) -> int | None:
         """Messages waiting in a queue (a passive declare); None when it cannot be read now."""
@@ -86,12 +92,14 @@ class RpcClient:
             await self._connection.close()
             self._connection = None
 
-    async def _on_reply_acked(self, message: AbstractIncomingMessage) -> None:
-        async with message.process(ignore_processed=True):
+    async def _on_reply_acked(self, message: DeliveredMessage) -> None:
+        try:
             await self._on_reply(message)
+        finally:
+            self._acks.handled(message)
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.pop(message.correlation_id or "", None)
+    async def _on_reply(self, message: DeliveredMessage) -> None:
+        future = self._pending.pop(message.header.properties.correlation_id or "", None)
         if future is None or future.done():
             return
         try:
@@ -101,16 +109,18 @@ class RpcClient:
 
     async def call(self, request: Message, *, timeout: float | None = None) -> Reply:
         """Publish `request` under its routing key and wait for its Reply, or raise RequestTimeout."""
-        if self._exchange is None:
+        if self._exchange is None or self._channel is None:
             raise RuntimeError("RpcClient.connect() was not awaited")
         correlation = uuid4().hex
         wait = timeout or self._timeout
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[correlation] = future
         try:
-            await self._exchange.publish(
-                aio_pika.Message(
-                    request.to_json(),
+            # Straight to aiormq, as aio-pika's Exchange.publish does, without building aio-pika's Message first
+            channel = await self._channel.get_underlay_channel()
+            await channel.basic_publish(
+                request.to_json(), exchange=self._exchange_name, routing_key=request.routing_key, mandatory=True,
+                properties=aiormq.spec.Basic.Properties(
                     content_type="application/json",
                     correlation_id=correlation,
                     message_id=request.message_id,
@@ -118,10 +128,9 @@ class RpcClient:
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     # The broker drops (dead-letters) it once we stop waiting; the deadline covers a copy that a
                     # consumer fetched in time but reaches only later.
-                    expiration=wait,
+                    expiration=str(int(wait * 1000)),
                     headers={"x-correlation-id": request.correlation_id, DEADLINE_HEADER: int((time.time() + wait) * 1000)},
                 ),
-                routing_key=request.routing_key,
             )
             return await asyncio.wait_for(future, wait)
         except TimeoutError as error:

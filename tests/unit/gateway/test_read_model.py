@@ -22,11 +22,11 @@ from gateway.bus import Backend
 from gateway.domain.read_model import Entry, PortfolioReadModel, Stamp
 from gateway.domain.revocations import Revocations
 from gateway.errors import ApiError
-from gateway.reads import PortfolioReads, entry_of
+from gateway.reads import FeedUpdate, PortfolioReads, entry_of
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts import Reply
+from contracts import ContractError, Reply
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -45,10 +45,11 @@ def entry(portfolio_id: str, version: int, owner_id: str = "alice", **kwargs: An
     return entry_of(view(portfolio_id, version, owner_id, **kwargs), Stamp(version))
 
 
-def updated(portfolio_view: PortfolioView, at: datetime = START) -> PortfolioUpdated:
-    return PortfolioUpdated(owner_id=portfolio_view.owner_id, portfolio_id=portfolio_view.portfolio_id,
-                            version=portfolio_view.version, reason="test", portfolio=portfolio_view,
-                            metrics=portfolio_view.metrics, occurred_at=at)
+def updated(portfolio_view: PortfolioView, at: datetime = START) -> FeedUpdate:
+    """The event as the feed reads it off the bus."""
+    return FeedUpdate.read(PortfolioUpdated(
+        owner_id=portfolio_view.owner_id, portfolio_id=portfolio_view.portfolio_id, version=portfolio_view.version,
+        reason="test", portfolio=portfolio_view, metrics=portfolio_view.metrics, occurred_at=at).to_json())
 
 
 # ------------------------------------------------------------------ the pure model
@@ -278,3 +279,37 @@ async def test_a_load_begun_before_the_feed_dropped_is_not_kept() -> None:
 
 def _items(body: bytes) -> list[dict[str, Any]]:
     return list(orjson.loads(body))
+
+
+# ------------------------------------------------------------------ the feed's reading of portfolio.updated
+
+
+def test_an_event_is_served_as_the_bytes_the_contract_would_write() -> None:
+    """The feed keeps the view as sent instead of validating it again: the body is what PortfolioView writes."""
+    sent = view("p", 5, holdings="0.12345678").model_copy(update={"name": "Épargne 😀 \u2028 \"quoted\" </b>",
+                                                                  "goal_usd": Decimal("1E+5")})
+    entry = updated(sent, at=START + timedelta(seconds=1)).entry()
+    assert entry.body == sent.model_dump_json().encode()
+    assert entry.created_at == sent.created_at and entry.stamp == Stamp(5, True, START + timedelta(seconds=1))
+
+
+def test_a_deletion_is_kept_as_a_tombstone() -> None:
+    deleted = FeedUpdate.read(PortfolioUpdated(owner_id="alice", portfolio_id="p", version=9, reason="deleted",
+                                               deleted=True).to_json())
+    assert deleted.entry().deleted and deleted.entry().stamp.version == 9
+
+
+@pytest.mark.parametrize("body", [
+    b"not json",
+    b'{"owner_id": "alice", "portfolio_id": "p", "occurred_at": "2024-01-01T00:00:00Z"}',  # no version
+    b'{"owner_id": "alice", "portfolio_id": "p", "version": 1, "occurred_at": "2024-01-01T00:00:00"}',  # naive
+    b'{"owner_id": "alice", "portfolio_id": "p", "version": 1, "occurred_at": "2024-01-01T00:00:00Z", '
+    b'"schema_version": 2}',
+    b'{"owner_id": "alice", "portfolio_id": "p", "version": 1, "occurred_at": "2024-01-01T00:00:00Z", '
+    b'"portfolio": {"name": "no created_at"}}',
+    b'{"owner_id": "alice", "portfolio_id": "p", "version": 1, "occurred_at": "2024-01-01T00:00:00Z", '
+    b'"portfolio": {"created_at": "yesterday"}}',
+])
+def test_an_unreadable_event_is_a_contract_error(body: bytes) -> None:
+    with pytest.raises(ContractError, match="PortfolioUpdated refused"):
+        FeedUpdate.read(body)

@@ -1,7 +1,7 @@
 """Account use cases: register, log in, rotate refresh tokens, log out, demo login."""
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -16,6 +16,8 @@ from gateway.errors import ApiError
 from gateway.revocations import TokenRevocations
 from gateway.schemas import TokenPair
 from gateway.settings import Settings
+
+KNOWN_USERS = 100_000
 
 
 def unauthorized(message: str) -> ApiError:
@@ -39,6 +41,9 @@ class Accounts:
     token_requests_by_address: SlidingWindow
     hashing: anyio.CapacityLimiter
     revocations: TokenRevocations
+    demo_by_user: dict[str, bool] = field(default_factory=dict)
+    """User id → is_demo, kept once read: a user's row is never deleted and its is_demo never changes, so a write
+    checks its caller without a query (bounded like the verified tokens)."""
 
     @classmethod
     def create(cls, settings: Settings, pool: asyncpg.Pool) -> "Accounts":
@@ -49,6 +54,19 @@ class Accounts:
                    SlidingWindow(settings.token_requests_per_ip_per_minute, 60),
                    anyio.CapacityLimiter(settings.password_hashing_threads),
                    TokenRevocations(settings.access_token_seconds))
+
+    async def is_demo(self, user_id: str) -> bool | None:
+        """Whether the user is the read-only demo account, or None when there is no such user."""
+        known = self.demo_by_user.get(user_id)
+        if known is not None:
+            return known
+        user = await repo.user_by_id(self.pool, user_id)
+        if user is None:
+            return None
+        if len(self.demo_by_user) >= KNOWN_USERS:
+            del self.demo_by_user[next(iter(self.demo_by_user))]  # the oldest read
+        self.demo_by_user[user_id] = user.is_demo
+        return user.is_demo
 
     def _spend(self, window: SlidingWindow, address: str, what: str) -> None:
         """Count one request from `address` against `window`, or refuse it with 429 when the window is full."""

@@ -50,11 +50,32 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorEnvelope, "description": HTTP_CODES.get(status, "error")} for status in statuses}
 
 
+OUTAGES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+"""Database and network failures: a 503 with Retry-After, never a 500."""
+
+
+def api_error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(envelope(error.code, error.message, error.details), status_code=error.status,
+                        headers=error.headers)
+
+
+def failure_response(error: Exception) -> JSONResponse:
+    """The answer to an exception a route raised: its own envelope for an ApiError, else a 503."""
+    if isinstance(error, ApiError):
+        return api_error_response(error)
+    if isinstance(error, OUTAGES):
+        structlog.get_logger().warning("dependency_unavailable", error=repr(error))
+        return JSONResponse(envelope("unavailable", "A service Bitfolio depends on is unavailable; please try again "
+                                                    "shortly."), status_code=503, headers={"Retry-After": "5"})
+    structlog.get_logger().error("unexpected_error", error=repr(error), exc_info=error)
+    return JSONResponse(envelope("unavailable", "Something went wrong on our side; please try again."),
+                        status_code=503, headers={"Retry-After": "5"})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(envelope(error.code, error.message, error.details), status_code=error.status,
-                            headers=error.headers)
+        return api_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -71,18 +92,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(envelope(HTTP_CODES.get(error.status_code, "error"), message),
                             status_code=error.status_code, headers=getattr(error, "headers", None))
 
-    async def outage(_: Request, error: Exception) -> JSONResponse:
-        structlog.get_logger().warning("dependency_unavailable", error=repr(error))
-        return JSONResponse(envelope("unavailable", "A service Bitfolio depends on is unavailable; please try again "
-                                                    "shortly."), status_code=503, headers={"Retry-After": "5"})
+    async def failure(_: Request, error: Exception) -> JSONResponse:
+        return failure_response(error)
 
     # Database and network failures are answered inside the app (not by Starlette's last-resort handler, which
-    # re-raises), so the client always gets its 503 with Retry-After.
-    for failure in (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-        app.add_exception_handler(failure, outage)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:  # the last line of defence: never a bare 500
-        structlog.get_logger().exception("unexpected_error", error=repr(error))
-        return JSONResponse(envelope("unavailable", "Something went wrong on our side; please try again."),
-                            status_code=503, headers={"Retry-After": "5"})
+    # re-raises), so the client always gets its 503 with Retry-After; anything else unexpected too (the last line
+    # of defence: never a bare 500).
+    for caught in (*OUTAGES, Exception):
+        app.add_exception_handler(caught, failure)

@@ -10,12 +10,13 @@ from uuid import uuid4
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
-from contracts.portfolios import PortfolioUpdated
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
+from contracts.consuming import BatchedAcks, consume
 from contracts.sessions import AccessRevoked
 
 from contracts import ContractError, decode, names
-from gateway.reads import PortfolioReads
+from gateway.reads import FeedUpdate, PortfolioReads
 
 log = structlog.get_logger()
 
@@ -29,6 +30,7 @@ class EventFeed:
         self.queue_name = f"{names.READ_MODEL_QUEUE_PREFIX}{uuid4().hex}"
         self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
+        self._acks = BatchedAcks(prefetch)
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self.rabbit_url,
@@ -36,7 +38,8 @@ class EventFeed:
         self._connection.close_callbacks.add(lambda *_: self.reads.go_cold())
         self._connection.reconnect_callbacks.add(lambda *_: asyncio.ensure_future(self._reconnected()))
         channel = await self._connection.channel()
-        # Deliveries are acked, so that at most `prefetch` of a burst sit in this process; the rest wait in RabbitMQ.
+        # Deliveries are acked (in batches: the queue dies with the connection anyway), so that at most `prefetch` of
+        # a burst sit in this process; the rest wait in RabbitMQ.
         await channel.set_qos(prefetch_count=self.prefetch)
         self._exchange = await channel.declare_exchange(names.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC,
                                                         durable=True)
@@ -44,7 +47,7 @@ class EventFeed:
         # every owner's portfolio.updated (routed as portfolio.updated.<owner_id>)
         await queue.bind(self._exchange, names.PORTFOLIO_UPDATED_ANY_OWNER)
         await queue.bind(self._exchange, names.ACCESS_REVOKED)
-        await queue.consume(self._on_message_acked)
+        await consume(channel, queue.name, self._on_message_acked)
         self.reads.go_live()
 
     async def _reconnected(self) -> None:
@@ -70,15 +73,16 @@ class EventFeed:
         except (OSError, aio_pika.exceptions.AMQPError, RuntimeError) as error:
             log.warning("revocation_not_announced", reason=repr(error))
 
-    async def _on_message_acked(self, message: AbstractIncomingMessage) -> None:
-        async with message.process(ignore_processed=True):
-            try:
-                if message.routing_key == names.ACCESS_REVOKED:
-                    self.on_revoked(decode(AccessRevoked, message.body))
-                else:
-                    self.reads.apply_update(decode(PortfolioUpdated, message.body))
-            except ContractError as error:
-                log.warning("feed_event_unreadable", reason=str(error))
+    async def _on_message_acked(self, message: DeliveredMessage) -> None:
+        try:
+            if message.routing_key == names.ACCESS_REVOKED:
+                self.on_revoked(decode(AccessRevoked, message.body))
+            else:
+                self.reads.apply_update(FeedUpdate.read(message.body))
+        except ContractError as error:
+            log.warning("feed_event_unreadable", reason=str(error))
+        finally:
+            self._acks.handled(message)
 
 
 async def every(seconds: float, action: Callable[[], Awaitable[None]]) -> None:

@@ -3,6 +3,7 @@
 import time
 from typing import Annotated, Any, Literal
 
+import orjson
 from contracts.asyncapi import asyncapi_document
 from contracts.portfolios import (
     IMPORT_FORMATS,
@@ -28,7 +29,6 @@ from contracts.portfolios import (
     Interval,
     ListTransactions,
     PortfolioView,
-    RecordTransaction,
     RecordTransfer,
     RenamePortfolio,
     SetCostBasisMethod,
@@ -42,6 +42,7 @@ from contracts.types import UnixSeconds, UtcDatetime
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Response, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -53,6 +54,7 @@ from gateway.bus import Backend
 from gateway.domain.client_address import client_address, trusted_networks
 from gateway.domain.rate_limits import SlidingWindow
 from gateway.errors import ApiError, install, responses
+from gateway.hot import HotRoutes, record_command
 from gateway.idempotency import IdempotencyMiddleware
 from gateway.observability import ObserveMiddleware
 from gateway.reads import PortfolioReads
@@ -91,10 +93,43 @@ class Gateway:
         peer = request.client.host if request.client else "unknown"
         return client_address(peer, request.headers.get("X-Forwarded-For"), self.trusted_proxies)
 
+    def authenticate(self, authorization: str | None) -> security.AccessClaims:
+        """The caller's claims from the Authorization header, or 401/429: a verified, unrevoked token within its
+        user's request budget."""
+        scheme, token = get_authorization_scheme_param(authorization)
+        if not token or scheme.lower() != "bearer":
+            raise unauthorized("Log in and send the access token as 'Authorization: Bearer <token>'.")
+        try:
+            claims = self.tokens.read(token)
+        except security.InvalidToken as error:
+            raise unauthorized(str(error)) from error
+        refusal = self.accounts.revocations.refusal(claims.jti, claims.session_id)
+        if refusal:
+            raise unauthorized(refusal)
+        now = time.monotonic()
+        wait = self.budget.retry_after(claims.user_id, now)
+        if wait:
+            raise ApiError(429, "rate_limited", f"Too many requests; try again in {wait} seconds.",
+                           headers={"Retry-After": str(wait)})
+        self.budget.record(claims.user_id, now)
+        return claims
+
+    async def writer(self, authorization: str | None) -> security.AccessClaims:
+        """`authenticate`, and the caller may write: an existing account that is not the read-only demo."""
+        claims = self.authenticate(authorization)
+        demo = await self.accounts.is_demo(claims.user_id)
+        if demo is None:
+            raise unauthorized("This account no longer exists.")
+        if demo:
+            raise ApiError(403, "forbidden", "The demo is read-only; register to keep your own portfolios.")
+        return claims
+
 
 def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> FastAPI:
     app = FastAPI(
         title="Bitfolio API", version="1.0.0", lifespan=lifespan,
+        # No OpenTelemetry here (Prometheus metrics and JSON logs instead): FastAPI would look for it per request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         description="Track Bitcoin buys and sells and see what every trade and portfolio is worth. Money is sent "
                     "and returned as decimal strings. Every error is {\"error\": {\"code\", \"message\", "
                     "\"details\"}}. Authenticate with `Authorization: Bearer <access_token>`. Every write "
@@ -103,11 +138,6 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
                     "as the first time (with `Idempotent-Replayed: true`); the key with another body is a 409.",
     )
     install(app)
-    app.add_middleware(IdempotencyMiddleware, gateway=gateway)  # innermost: it sees the routes' own answers
-    app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
-                       allow_methods=["*"], allow_headers=["*"],
-                       expose_headers=["X-Total-Count", "Retry-After", "Idempotent-Replayed"])
-    app.add_middleware(ObserveMiddleware)  # outermost: it times and counts every answer, errors included
     backend, accounts, reads = gateway.backend, gateway.accounts, gateway.reads
 
     # ------------------------------------------------------------------ operations (first: /healthz is matched
@@ -132,45 +162,21 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
     async def asyncapi() -> dict[str, Any]:
         return asyncapi_document()
 
-    def authenticate(authorization: str | None) -> security.AccessClaims:
-        """The caller's claims from the Authorization header, or 401/429: a verified, unrevoked token within its
-        user's request budget."""
-        scheme, token = get_authorization_scheme_param(authorization)
-        if not token or scheme.lower() != "bearer":
-            raise unauthorized("Log in and send the access token as 'Authorization: Bearer <token>'.")
-        try:
-            claims = gateway.tokens.read(token)
-        except security.InvalidToken as error:
-            raise unauthorized(str(error)) from error
-        refusal = accounts.revocations.refusal(claims.jti, claims.session_id)
-        if refusal:
-            raise unauthorized(refusal)
-        now = time.monotonic()
-        wait = gateway.budget.retry_after(claims.user_id, now)
-        if wait:
-            raise ApiError(429, "rate_limited", f"Too many requests; try again in {wait} seconds.",
-                           headers={"Retry-After": str(wait)})
-        gateway.budget.record(claims.user_id, now)
-        return claims
-
     async def current_user(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
                            ) -> security.AccessClaims:
-        return authenticate(request.headers.get("authorization"))
+        return gateway.authenticate(request.headers.get("authorization"))
 
-    async def writer(claims: Annotated[security.AccessClaims, Depends(current_user)]) -> security.AccessClaims:
-        user = await repo.user_by_id(accounts.pool, claims.user_id)
-        if user is None:
-            raise unauthorized("This account no longer exists.")
-        if user.is_demo:
-            raise ApiError(403, "forbidden", "The demo is read-only; register to keep your own portfolios.")
-        return claims
+    async def writer(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                     ) -> security.AccessClaims:
+        return await gateway.writer(request.headers.get("authorization"))
 
     User = Annotated[security.AccessClaims, Depends(current_user)]
     Writer = Annotated[security.AccessClaims, Depends(writer)]
 
     # ------------------------------------------------------------------ the hottest reads
     # Registered before every router, so they are matched first, and without dependencies (FastAPI's dependency
-    # solving costs more than the read itself): each reads the token with `authenticate`, as `current_user` does.
+    # solving costs more than the read itself): each reads the token with `gateway.authenticate`, as
+    # `current_user` does.
     # Both answer ready JSON from the read model (gateway.reads).
     Offset = Annotated[int, Query(ge=0, le=1_000_000)]
     read_options: dict[str, Any] = {"tags": ["portfolios"], "openapi_extra": {"security": [{"HTTPBearer": []}]}}
@@ -179,7 +185,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
              description="Your portfolios, oldest first; the total is in the X-Total-Count header.", **read_options)
     async def list_portfolios(request: Request, offset: Offset = 0,
                               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
-        claims = authenticate(request.headers.get("authorization"))
+        claims = gateway.authenticate(request.headers.get("authorization"))
         page = await reads.portfolios(claims.user_id, offset, limit)
         return Response(page.body, media_type="application/json", headers={"X-Total-Count": str(page.total)})
 
@@ -189,7 +195,7 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
             ge=1, le=2**31 - 1, description="At least this version (say, from a portfolio.updated the client "
                                             "received): the read waits briefly for it, then asks the service.")] = None
                             ) -> Response:
-        claims = authenticate(request.headers.get("authorization"))
+        claims = gateway.authenticate(request.headers.get("authorization"))
         return Response(await reads.portfolio(claims.user_id, portfolio_id[:100], min_version),
                         media_type="application/json")
 
@@ -230,6 +236,11 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     # ------------------------------------------------------------------ portfolios
     portfolios = APIRouter(prefix="/v1/portfolios", tags=["portfolios"])
+
+    def ready_json(result: Any, status: int = 200) -> Response:
+        """A service's result as it came: the portfolio service wrote it from the route's response model, so
+        validating it into that model again and writing it out would give the same bytes."""
+        return Response(orjson.dumps(result), status, media_type="application/json")
 
     def paginated(items: list[Any], total: int) -> JSONResponse:
         return JSONResponse([i.model_dump(mode="json") for i in items], headers={"X-Total-Count": str(total)})
@@ -286,10 +297,9 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
                      responses=responses(401, 403, 404, 422, 503),
                      description="Records the trade; without a price it is `pending` until the market price at "
                                  "`at` arrives, then `priced` (or `failed` with a reason).")
-    async def record_transaction(portfolio_id: str, body: TransactionCreate, claims: Writer) -> Any:
-        return await backend.ask(RecordTransaction(
-            owner_id=claims.user_id, portfolio_id=portfolio_id[:100], side=body.side, amount_btc=body.amount_btc,
-            at=body.at, fee_usd=body.fee_usd, price_usd=body.price_usd, note=body.note))
+    async def record_transaction(portfolio_id: str, body: TransactionCreate, claims: Writer) -> Response:
+        # A body it accepts is answered by gateway.hot in front of the routing: this answers the rest (its errors)
+        return ready_json(await backend.ask(record_command(claims, portfolio_id, body)), 202)
 
     @portfolios.get("/{portfolio_id}/transactions", response_model=list[TransactionView],
                     responses=responses(401, 404, 422, 503),
@@ -418,4 +428,13 @@ def build_app(gateway: Gateway, lifespan: Any = None, readiness: Any = None) -> 
 
     app.include_router(prices)
 
+    # ------------------------------------------------------------------ middleware, the last added outermost
+    trades = next(route for route in portfolios.routes
+                  if isinstance(route, APIRoute) and route.endpoint is record_transaction)
+    app.add_middleware(HotRoutes, gateway=gateway, route=trades)  # innermost: in front of FastAPI's routing
+    app.add_middleware(IdempotencyMiddleware, gateway=gateway)  # it sees the routes' own answers
+    app.add_middleware(CORSMiddleware, allow_origins=gateway.settings.cors_origins, allow_credentials=True,
+                       allow_methods=["*"], allow_headers=["*"],
+                       expose_headers=["X-Total-Count", "Retry-After", "Idempotent-Replayed"])
+    app.add_middleware(ObserveMiddleware)  # outermost: it times and counts every answer, errors included
     return app

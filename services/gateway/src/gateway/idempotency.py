@@ -30,7 +30,7 @@ NOT_FINAL = frozenset({401, 429})
 """Answers about the caller's token or pace, not about the request: a retry deserves a fresh look."""
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value).decode("latin-1")
@@ -41,7 +41,7 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
     """What makes two requests 'the same': method, path, query and body.
 
     A multipart body (a CSV upload) is read without its boundary, which HTTP clients pick at random per send."""
-    content_type = _header(scope, b"content-type") or ""
+    content_type = header(scope, b"content-type") or ""
     if content_type.startswith("multipart/") and "boundary=" in content_type:
         boundary = content_type.split("boundary=", 1)[1].split(";", 1)[0].strip().strip('"')
         if boundary:
@@ -70,19 +70,19 @@ class IdempotencyMiddleware:
 
     def _user_id(self, scope: Scope) -> str | None:
         """The token's user, or None: the route itself then answers 401."""
-        authorization = _header(scope, b"authorization") or ""
+        authorization = header(scope, b"authorization") or ""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
         try:
-            return security.read_access_token(self.gateway.settings, token.strip()).user_id
+            return self.gateway.tokens.read(token.strip()).user_id
         except security.InvalidToken:
             return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WRITES or scope["path"].startswith(UNSCOPED_PREFIX):
             return await self.app(scope, receive, send)
-        key = _header(scope, HEADER)
+        key = header(scope, HEADER)
         if key is None:
             return await self.app(scope, receive, send)
         if not 0 < len(key) <= MAX_KEY_LENGTH:
@@ -91,7 +91,7 @@ class IdempotencyMiddleware:
         user_id = self._user_id(scope)
         if user_id is None:
             return await self.app(scope, receive, send)
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return await _send_json(send, 413, _error("too_large", "The request body is too large."), [])
         settings, pool = self.gateway.settings, self.gateway.accounts.pool
@@ -109,7 +109,7 @@ class IdempotencyMiddleware:
             await send({"type": "http.response.start", "status": claim.status,
                         "headers": [*headers, (b"idempotent-replayed", b"true")]})
             return await send({"type": "http.response.body", "body": claim.body})
-        await self._run_once(scope, _replaying(body, receive), send, user_id, key, claim)
+        await self._run_once(scope, replaying(body, receive), send, user_id, key, claim)
 
     async def _run_once(self, scope: Scope, receive: Receive, send: Send, user_id: str, key: str,
                         claim: repo.Claimed) -> None:
@@ -140,7 +140,7 @@ class IdempotencyMiddleware:
             await repo.release_idempotency_key(pool, user_id, key)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive) -> bytes | None:
     """The whole request body (it is part of the key's fingerprint), or None when it is over MAX_BODY_BYTES."""
     chunks, size = [], 0
     while True:
@@ -157,7 +157,7 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replaying(body: bytes, receive: Receive) -> Receive:
+def replaying(body: bytes, receive: Receive) -> Receive:
     """A receive that hands the already-read body to the route, then defers to the real one (for disconnects)."""
     sent = False
 

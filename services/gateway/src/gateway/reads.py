@@ -5,10 +5,12 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 import structlog
-from contracts.envelope import Message
+from contracts.envelope import Message, describe_validation_error
 from contracts.portfolios import (
     CreatePortfolio,
     DeletePortfolio,
@@ -20,8 +22,9 @@ from contracts.portfolios import (
     PortfolioView,
 )
 from prometheus_client import Counter, Gauge
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
 
-from contracts import Reply
+from contracts import ContractError, Reply
 from gateway.bus import Backend
 from gateway.domain.read_model import Entry, PortfolioReadModel, Stamp
 from gateway.errors import ApiError
@@ -44,6 +47,50 @@ def not_found(portfolio_id: str) -> ApiError:
 
 def entry_of(view: PortfolioView, stamp: Stamp) -> Entry:
     return Entry(view.portfolio_id, view.owner_id, stamp, view.created_at, view.model_dump_json().encode())
+
+
+class FeedUpdate(BaseModel):
+    """What the read model takes from a portfolio.updated: the envelope fields that order it, and the view as sent.
+
+    The view is kept as the JSON the portfolio service wrote from the contract's PortfolioView, not validated field
+    by field again (two events a trade, each with every figure as a Decimal: that was most of the feed's cost)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: int = 1
+    owner_id: str
+    portfolio_id: str
+    version: int
+    occurred_at: AwareDatetime
+    deleted: bool = False
+    portfolio: dict[str, Any] | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        if version not in PortfolioUpdated.supported_versions:
+            raise ValueError(f"schema_version {version} of PortfolioUpdated is not supported by this reader")
+        return version
+
+    @classmethod
+    def read(cls, body: bytes) -> "FeedUpdate":
+        """The update in a message body, or ContractError with a readable reason."""
+        try:
+            update = cls.model_validate_json(body)
+            if update.portfolio is not None:
+                datetime.fromisoformat(update.portfolio["created_at"])  # the one field of the view a list orders by
+        except ValidationError as error:
+            raise ContractError(f"PortfolioUpdated refused: {describe_validation_error(error)}") from error
+        except (KeyError, TypeError, ValueError) as error:
+            raise ContractError(f"PortfolioUpdated refused: portfolio.created_at: {error!r}") from error
+        return update
+
+    def entry(self) -> Entry:
+        stamp = Stamp(self.version, True, self.occurred_at)
+        if self.deleted or self.portfolio is None:
+            return Entry(self.portfolio_id, self.owner_id, stamp, None, None)
+        return Entry(self.portfolio_id, self.owner_id, stamp, datetime.fromisoformat(self.portfolio["created_at"]),
+                     orjson.dumps(self.portfolio))
 
 
 @dataclass(frozen=True)
@@ -79,12 +126,8 @@ class PortfolioReads:
         self.model.clear()
         log.info("read_model_cold")
 
-    def apply_update(self, update: PortfolioUpdated) -> None:
-        stamp = Stamp(update.version, True, update.occurred_at)
-        if update.deleted or update.portfolio is None:
-            self._keep(Entry(update.portfolio_id, update.owner_id, stamp, None, None), self.model.generation)
-        else:
-            self._keep(entry_of(update.portfolio, stamp), self.model.generation)
+    def apply_update(self, update: FeedUpdate) -> None:
+        self._keep(update.entry(), self.model.generation)
 
     def _keep(self, entry: Entry, generation: int) -> None:
         if not self.live or generation != self.model.generation or not self.model.put(entry):
