@@ -5,7 +5,7 @@ the machine runs."""
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -52,9 +52,11 @@ def batches(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Batches:
     return ran
 
 
-def answer(portfolio_id: str, n: int) -> PriceResolved:
+def answer(portfolio_id: str, n: int, later: bool = False) -> PriceResolved:
+    """The answer for trade `n`: each earlier than the one before (back-dated), or `later` than it."""
+    at = AT + timedelta(hours=n) if later else AT - timedelta(hours=n)
     return PriceResolved(message_id=f"{portfolio_id}-{n}", transaction_id=f"tx-{n}", portfolio_id=portfolio_id,
-                         at=AT, hour=int(AT.timestamp()), price_usd=Decimal(60000 + n), source="test")
+                         at=at, hour=int(at.timestamp()) // 3600 * 3600, price_usd=Decimal(60000 + n), source="test")
 
 
 class Writer:
@@ -141,4 +143,20 @@ async def test_a_full_window_runs_at_once_and_portfolios_keep_their_own_windows(
     assert batches[-1] == [rename.message_id] and "b" in writer.batcher.parked
     await writer.tick(0.2, "b")
     assert batches[-1] == ["b-1"] and not writer.batcher.parked
+    await writer.close()
+
+
+async def test_answers_in_time_order_never_wait_and_a_back_dated_one_among_them_does(clock, batches) -> None:
+    """An answer later than every one before it extends the ledger (an O(1) append): it runs at once however close
+    it follows the last, so trades recorded in time order keep their latency. Only back-dated ones share windows."""
+    writer = Writer(clock)
+    for n in range(5):
+        await writer.send(answer("p", n, later=True), after=0.01)
+    assert batches == [[f"p-{n}"] for n in range(5)] and not writer.batcher.parked
+    await writer.send(answer("p", 1), after=0.01)  # earlier than p-4's time: back-dated, right after another
+    assert [m.message_id for m, _ in writer.batcher.parked["p"].items] == ["p-1"]
+    await writer.send(answer("p", 6, later=True), after=0.01)  # an append goes on past the open window
+    assert batches[-1] == ["p-6"]
+    await writer.tick(0.11, "p")
+    assert batches[-1] == ["p-1"] and not writer.batcher.parked
     await writer.close()

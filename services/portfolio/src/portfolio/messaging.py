@@ -7,6 +7,7 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -94,8 +95,9 @@ class WriteBatcher:
 
     Price answers of one portfolio that follow each other are coalesced into windows: a fold of the ledger from
     the earliest trade changed costs O(trades after it), so a stream of back-dated answers (trades posted one by
-    one at shuffled times) is folded once per window instead of once per answer. An answer that follows another
-    of its portfolio within a window's length opens a window (a lone answer never waits); the window closes after
+    one at shuffled times) is folded once per window instead of once per answer. A back-dated answer that follows
+    another of its portfolio within a window's length opens a window (a lone answer, and one that extends the
+    timeline, an O(1) append, never wait: trades posted in time order keep their latency); the window closes after
     its length, or at `limit` answers, and its answers run in one batch: one fold. Its length is WINDOW_PER_FOLD
     times what the portfolio's last batch of answers took, at least `linger_seconds`, at most `coalesce_seconds`."""
 
@@ -109,6 +111,8 @@ class WriteBatcher:
         self.last_answer_at: dict[str, float] = {}
         self.answers_took: dict[str, float] = {}
         """Seconds the last batch holding single answers of the portfolio took."""
+        self.latest_answered: dict[str, datetime] = {}
+        """The latest trade time answered per portfolio: an answer before it is back-dated (a fold, not an append)."""
         BATCH_SIZE.observe(0)
 
     def lane_of(self, message: Message) -> "WriteLane":
@@ -119,7 +123,7 @@ class WriteBatcher:
     async def submit(self, message: Message) -> handlers.Handled:
         future: asyncio.Future[handlers.Handled] = asyncio.get_running_loop().create_future()
         portfolio_id = answered_portfolio(message)
-        if portfolio_id is not None and self.linger(portfolio_id):
+        if portfolio_id is not None and self.linger(portfolio_id, message.at):  # type: ignore[attr-defined]
             self.park(portfolio_id, message, future)
         else:
             self.enqueue([(message, future)])
@@ -134,16 +138,22 @@ class WriteBatcher:
         took = WINDOW_PER_FOLD * self.answers_took.get(portfolio_id, 0.0)
         return min(self.coalesce_seconds, max(self.linger_seconds, took))
 
-    def linger(self, portfolio_id: str) -> bool:
-        """Whether a price answer waits for more of its portfolio's: it does when another came within a window's
-        length or a window is open; a lone answer goes straight on."""
+    def linger(self, portfolio_id: str, at: datetime | None) -> bool:
+        """Whether a price answer waits for more of its portfolio's: a back-dated one (earlier than an answer this
+        copy applied before) does when another came within a window's length or a window is open. A lone answer,
+        and one later than all before it (an O(1) append to the ledger), go straight on."""
         now = self.clock()
         recent = now - self.last_answer_at.get(portfolio_id, -math.inf) < self.window_seconds(portfolio_id)
         self.last_answer_at[portfolio_id] = now
+        latest = self.latest_answered.get(portfolio_id)
+        back_dated = at is None or (latest is not None and at < latest)
+        if at is not None and not back_dated:
+            self.latest_answered[portfolio_id] = at
         if len(self.last_answer_at) > 10_000:
             self.last_answer_at = {k: t for k, t in self.last_answer_at.items() if now - t < self.coalesce_seconds}
             self.answers_took = {k: t for k, t in self.answers_took.items() if k in self.last_answer_at}
-        return recent or portfolio_id in self.parked
+            self.latest_answered = {k: t for k, t in self.latest_answered.items() if k in self.last_answer_at}
+        return back_dated and (recent or portfolio_id in self.parked)
 
     def park(self, portfolio_id: str, message: Message, future: "asyncio.Future[handlers.Handled]") -> None:
         group = self.parked.get(portfolio_id)
