@@ -60,19 +60,26 @@ class Clock:
 async def deliver_in_windows(service: PortfolioService, portfolio_id: str, deliveries: list[PriceResolved],
                              windows: list[int]) -> None:
     """Through the service's write batcher: each window's answers come 0.01 s apart (on a fake clock), then a
-    pause closes it; a window's first answer after a pause goes alone, the others wait and run in one batch."""
+    pause closes it; a window's first answer after a pause goes alone, and of the others the back-dated ones (earlier
+    than an answer before them) wait and run in one batch, while those extending the timeline go straight on."""
     clock = Clock()
     writer = WriteBatcher(service, None, linger_seconds=0.1, coalesce_seconds=1.0, clock=clock)  # type: ignore[arg-type]
     running = asyncio.create_task(writer.run())
     submitted = []
+    latest = None
     while deliveries:
         size = windows.pop(0) if windows else len(deliveries)
-        for answer in deliveries[:size]:
+        waiting = []
+        for index, answer in enumerate(deliveries[:size]):
+            back_dated = latest is not None and answer.at < latest
+            if index and back_dated:
+                waiting.append(answer)
+            latest = latest if back_dated else answer.at
             submitted.append(asyncio.create_task(writer.submit(answer)))
             await asyncio.sleep(0)
             clock.now += 0.01
         held = writer.parked[portfolio_id].items if portfolio_id in writer.parked else []
-        assert [answer for answer, _ in held] == deliveries[1:size]  # the first went alone; the rest wait
+        assert [answer for answer, _ in held] == waiting
         deliveries = deliveries[size:]
         clock.now += 5.0
         writer.due(portfolio_id)
