@@ -173,6 +173,27 @@ async def test_sell_over_holdings_edit_and_delete_that_break_a_later_sell_are_re
     assert Decimal(view["metrics"]["invested_usd"]) == 40025
 
 
+async def test_a_back_dated_sell_that_would_uncover_a_later_sell_is_refused_and_names_it(commands) -> None:
+    """A new sell is checked against the holdings before it and every trade after it (pending buys count)."""
+    portfolio_id = await create(commands)
+    for side, amount, at in [("buy", "1", "2024-02-01T00:00:00Z"), ("sell", "0.7", "2024-04-01T00:00:00Z"),
+                             ("buy", "0.5", "2024-05-01T00:00:00Z")]:
+        await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side=side,
+                                            amount_btc=Decimal(amount), at=at, price_usd=Decimal("40000")))
+    await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="buy",
+                                        amount_btc=Decimal("0.25"), at="2024-02-01T00:00:00Z"))  # pending, counted
+    breaks_later = await commands.send(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="sell",
+                                                         amount_btc=Decimal("0.6"), at="2024-03-01T00:00:00Z"))
+    assert breaks_later.error.code == "insufficient_holdings"
+    assert breaks_later.error.message == "You hold 0.65 BTC on 2024-04-01 00:00 UTC; you can't sell 0.7 BTC."
+    same_instant = await commands.ok(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="sell",
+                                                       amount_btc=Decimal("0.55"), at="2024-02-01T00:00:00Z"))
+    assert same_instant["side"] == "sell"
+    at_the_end = await commands.send(RecordTransaction(owner_id=OWNER, portfolio_id=portfolio_id, side="sell",
+                                                       amount_btc=Decimal("0.51"), at="2024-06-01T00:00:00Z"))
+    assert at_the_end.error.message == "You hold 0.5 BTC on 2024-06-01 00:00 UTC; you can't sell 0.51 BTC."
+
+
 async def test_validation_errors_are_typed_replies(commands) -> None:
     portfolio_id = await create(commands)
     for amount, at, field in [(Decimal("0.000000001"), "2024-01-01T00:00:00Z", "amount_btc"),

@@ -123,6 +123,12 @@ class FakeRepository:
                 for r in self._rows(portfolio_id)
                 if r["status"] != "failed" and r["hold_reason"] != INSUFFICIENT_HOLDINGS]
 
+    async def holdings_after(self, connection: Any, portfolio_id: str, key: tuple[datetime, int]
+                             ) -> tuple[Decimal, list[Trade]]:
+        timeline = await self.holdings_timeline(connection, portfolio_id)
+        held = sum((t.amount_btc if t.is_buy else -t.amount_btc for t in timeline if t.timeline_key <= key), Decimal(0))
+        return held, [t for t in timeline if t.timeline_key > key]
+
     async def pending_buys(self, connection: Any, portfolio_id: str) -> list[Trade]:
         return [Trade(r["transaction_id"], Side.BUY, r["amount_btc"], r["at"], r["fee_usd"], None, r["sequence"])
                 for r in self._rows(portfolio_id) if r["status"] == "pending" and r["side"] == "buy"]

@@ -127,7 +127,8 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
                 sequence)
     if command.side.value == "sell":
-        check_holdings([*await uow.repo.holdings_timeline(uow.connection, state.portfolio_id), new])
+        held, later = await uow.repo.holdings_after(uow.connection, state.portfolio_id, new.timeline_key)
+        check_holdings([new, *later], held)
     request_id = None if command.price_usd is not None else uuid4().hex
     event = recorded(transaction_id, sequence, command, request_id)
     await commit_events(uow, state, [event], command, [transaction_id])

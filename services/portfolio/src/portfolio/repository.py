@@ -192,6 +192,23 @@ async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -
     return [Trade(r[0], SIDES[r[1]], r[2], r[3], r[4], None, r[5], KINDS[r[6]]) for r in rows]
 
 
+async def holdings_after(connection: asyncpg.Connection, portfolio_id: str, key: tuple[datetime, int]
+                         ) -> tuple[Decimal, list[Trade]]:
+    """The BTC held just before `key` on the timeline, and the trades after it: all a new trade at `key` needs for
+    its holdings check (a trade recorded at the end reads no rows, however long the portfolio)."""
+    rows = await connection.fetch(
+        f"""WITH counted AS (
+                SELECT transaction_id, side, amount_btc, at, fee_usd, sequence, kind, (at, sequence) > ($3, $4) AS later
+                FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' AND hold_reason IS DISTINCT FROM $2)
+            SELECT NULL, NULL, coalesce(sum(CASE WHEN side = 'buy' THEN amount_btc ELSE -amount_btc END), 0),
+                   NULL::timestamptz, NULL::numeric, NULL::int, NULL FROM counted WHERE NOT later
+            UNION ALL
+            SELECT transaction_id, side, amount_btc, at, fee_usd, sequence, kind FROM counted WHERE later""",
+        portfolio_id, INSUFFICIENT_HOLDINGS, *key)
+    held = rows[0][2]
+    return held, [Trade(r[0], SIDES[r[1]], r[2], r[3], r[4], None, r[5], KINDS[r[6]]) for r in rows[1:]]
+
+
 async def transfer_side(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, transfer_id: str
                         ) -> asyncpg.Record | None:
     """This portfolio's side of a transfer: its transaction id, kind and the other side's ids."""

@@ -98,9 +98,9 @@ def refuse_oversized_sells(existing: Iterable[Trade], new: Iterable[Trade]) -> d
     return refused
 
 
-def check_holdings(trades: Iterable[Trade]) -> None:
-    """Refuse a timeline in which any sell exceeds the BTC held at its time."""
-    held = Decimal(0)
+def check_holdings(trades: Iterable[Trade], held: Decimal = Decimal(0)) -> None:
+    """Refuse a timeline in which any sell exceeds the BTC held at its time (`held`: what the timeline starts
+    with, when it is the part of a longer one after a point)."""
     for trade in sorted(trades, key=lambda t: t.timeline_key):
         if trade.is_buy:
             held += trade.amount_btc
