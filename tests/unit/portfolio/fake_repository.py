@@ -123,11 +123,9 @@ class FakeRepository:
                 for r in self._rows(portfolio_id)
                 if r["status"] != "failed" and r["hold_reason"] != INSUFFICIENT_HOLDINGS]
 
-    async def holdings_after(self, connection: Any, portfolio_id: str, key: tuple[datetime, int]
-                             ) -> tuple[Decimal, list[Trade]]:
-        timeline = await self.holdings_timeline(connection, portfolio_id)
-        held = sum((t.amount_btc if t.is_buy else -t.amount_btc for t in timeline if t.timeline_key <= key), Decimal(0))
-        return held, [t for t in timeline if t.timeline_key > key]
+    async def holdings_around(self, connection: Any, portfolio_id: str, key: tuple[datetime, int]
+                              ) -> tuple[Decimal, list[tuple[Trade, Decimal]]]:
+        return holdings_around(await self.holdings_timeline(connection, portfolio_id), key)
 
     async def pending_buys(self, connection: Any, portfolio_id: str) -> list[Trade]:
         return [Trade(r["transaction_id"], Side.BUY, r["amount_btc"], r["at"], r["fee_usd"], None, r["sequence"])
@@ -186,3 +184,18 @@ class FakeRepository:
         for ledger in ledgers:
             _, count, at, sequence, text = repo.checkpoint_record(portfolio_id, ledger)
             self.checkpoints.setdefault(portfolio_id, {})[count] = (at, sequence, text)
+
+
+def holdings_around(timeline: Iterable[Trade], key: tuple[datetime, int]) -> tuple[Decimal, list[tuple[Trade, Decimal]]]:
+    """What repository.holdings_around reads in SQL, walked in Python: the holdings before `key` and the later sells
+    after which the holdings reached a new low, each with those holdings."""
+    ordered = sorted(timeline, key=lambda t: t.timeline_key)
+    held = sum((t.amount_btc if t.is_buy else -t.amount_btc for t in ordered if t.timeline_key <= key), Decimal(0))
+    lows: list[tuple[Trade, Decimal]] = []
+    after, lowest = held, None
+    for trade in (t for t in ordered if t.timeline_key > key):
+        after += trade.amount_btc if trade.is_buy else -trade.amount_btc
+        if not trade.is_buy and (lowest is None or after < lowest):
+            lows.append((trade, after))
+        lowest = after if lowest is None else min(lowest, after)
+    return held, lows

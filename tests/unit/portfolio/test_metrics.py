@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from contracts.portfolios import CostBasisMethod, Side, TransactionStatus
 from contracts.types import parse_decimal
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from portfolio.domain import (
     InsufficientHoldings,
@@ -15,6 +15,7 @@ from portfolio.domain import (
     TradeOutcome,
     cash_flows,
     check_holdings,
+    check_new_sell,
     irr_pct,
     portfolio_figures,
     replay_ledger,
@@ -25,6 +26,8 @@ from portfolio.domain import (
     value_history,
 )
 from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, sell_holds
+
+from tests.unit.portfolio.fake_repository import holdings_around
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 D = Decimal
@@ -205,3 +208,32 @@ def test_an_irr_found_zeroes_the_net_present_value(flows: list[tuple[int, int]])
     base = 1 + float(rate) / 100
     npv = sum(float(amount) * base ** (-(at - start).total_seconds() / (365 * 86400)) for at, amount in dated)
     assert abs(npv) <= 1e-6 * sum(abs(float(amount)) for _, amount in dated)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 9), st.integers(0, 30)), max_size=25),
+       st.integers(1, 12), st.integers(0, 31))
+def test_a_new_sell_checked_against_the_later_lows_is_refused_exactly_as_by_the_whole_timeline(
+        steps: list[tuple[bool, int, int]], amount: int, day: int) -> None:
+    """check_new_sell, given only the holdings before the sell and the later sells that reached a new low, refuses
+    the same sells with the same sentence as check_holdings over the whole timeline."""
+    timeline: list[Trade] = []
+    for sequence, (is_buy, units, on_day) in enumerate(steps):
+        trade = Trade(f"t{sequence}", Side.BUY if is_buy else Side.SELL, Decimal(units) / 10,
+                      datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=on_day), Decimal(0), None, sequence)
+        try:
+            check_holdings([*timeline, trade])
+        except InsufficientHoldings:
+            continue  # an existing timeline is always covered
+        timeline.append(trade)
+    sell = Trade("new", Side.SELL, Decimal(amount) / 10, datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=day),
+                 Decimal(0), None, len(steps))
+    outcomes = []
+    for check in (lambda: check_holdings([*timeline, sell]),
+                  lambda: check_new_sell(sell, *holdings_around(timeline, sell.timeline_key))):
+        try:
+            check()
+            outcomes.append(None)
+        except InsufficientHoldings as refusal:
+            outcomes.append((refusal.message, refusal.details))
+    assert outcomes[0] == outcomes[1]

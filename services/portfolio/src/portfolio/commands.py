@@ -32,6 +32,7 @@ from portfolio.domain import (
     RowSkipped,
     Trade,
     check_holdings,
+    check_new_sell,
     parse_transactions_csv,
     refuse_oversized_sells,
     validate_amount,
@@ -127,8 +128,7 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
                 sequence)
     if command.side.value == "sell":
-        held, later = await uow.repo.holdings_after(uow.connection, state.portfolio_id, new.timeline_key)
-        check_holdings([new, *later], held)
+        check_new_sell(new, *await uow.repo.holdings_around(uow.connection, state.portfolio_id, new.timeline_key))
     request_id = None if command.price_usd is not None else uuid4().hex
     event = recorded(transaction_id, sequence, command, request_id)
     await commit_events(uow, state, [event], command, [transaction_id])

@@ -192,21 +192,31 @@ async def holdings_timeline(connection: asyncpg.Connection, portfolio_id: str) -
     return [Trade(r[0], SIDES[r[1]], r[2], r[3], r[4], None, r[5], KINDS[r[6]]) for r in rows]
 
 
-async def holdings_after(connection: asyncpg.Connection, portfolio_id: str, key: tuple[datetime, int]
-                         ) -> tuple[Decimal, list[Trade]]:
-    """The BTC held just before `key` on the timeline, and the trades after it: all a new trade at `key` needs for
-    its holdings check (a trade recorded at the end reads no rows, however long the portfolio)."""
+async def holdings_around(connection: asyncpg.Connection, portfolio_id: str, key: tuple[datetime, int]
+                          ) -> tuple[Decimal, list[tuple[Trade, Decimal]]]:
+    """What a new sell at `key` is checked against (`rules.check_new_sell`): the BTC held just before it, and the
+    later sells after which the holdings reached a new low, each with the holdings just after it. Only such a sell
+    can be the first one a new sell uncovers, so a sell recorded anywhere reads a few rows, not the portfolio."""
     rows = await connection.fetch(
-        f"""WITH counted AS (
-                SELECT transaction_id, side, amount_btc, at, fee_usd, sequence, kind, (at, sequence) > ($3, $4) AS later
-                FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' AND hold_reason IS DISTINCT FROM $2)
-            SELECT NULL, NULL, coalesce(sum(CASE WHEN side = 'buy' THEN amount_btc ELSE -amount_btc END), 0),
-                   NULL::timestamptz, NULL::numeric, NULL::int, NULL FROM counted WHERE NOT later
-            UNION ALL
-            SELECT transaction_id, side, amount_btc, at, fee_usd, sequence, kind FROM counted WHERE later""",
+        """WITH counted AS (
+               SELECT transaction_id, side, amount_btc, at, fee_usd, sequence, kind, (at, sequence) > ($3, $4) AS later,
+                      CASE WHEN side = 'buy' THEN amount_btc ELSE -amount_btc END AS delta
+               FROM transactions WHERE portfolio_id = $1 AND status <> 'failed' AND hold_reason IS DISTINCT FROM $2),
+           before AS (SELECT coalesce(sum(delta), 0) AS held FROM counted WHERE NOT later),
+           walked AS (
+               SELECT counted.*, before.held + sum(delta) OVER (ORDER BY at, sequence ROWS UNBOUNDED PRECEDING) AS after
+               FROM counted, before WHERE later),
+           lows AS (
+               SELECT *, min(after) OVER (ORDER BY at, sequence ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                         AS lowest_before
+               FROM walked)
+           SELECT before.held, lows.transaction_id, lows.side, lows.amount_btc, lows.at, lows.fee_usd, lows.sequence,
+                  lows.kind, lows.after
+           FROM before LEFT JOIN lows ON lows.side = 'sell' AND (lows.lowest_before IS NULL OR lows.after < lows.lowest_before)
+           ORDER BY lows.at, lows.sequence""",
         portfolio_id, INSUFFICIENT_HOLDINGS, *key)
-    held = rows[0][2]
-    return held, [Trade(r[0], SIDES[r[1]], r[2], r[3], r[4], None, r[5], KINDS[r[6]]) for r in rows[1:]]
+    return rows[0][0], [(Trade(r[1], SIDES[r[2]], r[3], r[4], r[5], None, r[6], KINDS[r[7]]), r[8])
+                        for r in rows if r[1] is not None]
 
 
 async def transfer_side(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, transfer_id: str

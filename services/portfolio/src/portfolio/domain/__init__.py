@@ -23,6 +23,7 @@ from portfolio.domain.ledger import (
 from portfolio.domain.returns import irr_pct
 from portfolio.domain.rules import (
     check_holdings,
+    check_new_sell,
     refuse_oversized_sells,
     validate_amount,
     validate_fee,
@@ -36,7 +37,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "Conflict", "DomainError", "HistoryPointFigures", "InsufficientHoldings", "InvalidTransaction", "Ledger",
     "NotFound", "ParsedRow", "PortfolioFigures", "RowError", "RowSkipped", "TaxLine", "TaxYear", "Trade", "TradeOutcome",
-    "TransactionFigures", "cash_flows", "check_holdings", "count_midnights", "export_transactions_csv", "irr_at", "irr_pct", "midnights_between",
+    "TransactionFigures", "cash_flows", "check_holdings", "check_new_sell", "count_midnights", "export_transactions_csv", "irr_at", "irr_pct", "midnights_between",
     "parse_transactions_csv", "portfolio_figures", "refuse_oversized_sells", "replay_ledger", "report_method", "tax_report_csv", "tax_year", "transaction_figures", "validate_amount",
     "validate_fee", "validate_price", "validate_time", "value_history",
 ]

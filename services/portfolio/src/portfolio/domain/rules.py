@@ -98,9 +98,9 @@ def refuse_oversized_sells(existing: Iterable[Trade], new: Iterable[Trade]) -> d
     return refused
 
 
-def check_holdings(trades: Iterable[Trade], held: Decimal = Decimal(0)) -> None:
-    """Refuse a timeline in which any sell exceeds the BTC held at its time (`held`: what the timeline starts
-    with, when it is the part of a longer one after a point)."""
+def check_holdings(trades: Iterable[Trade]) -> None:
+    """Refuse a timeline in which any sell exceeds the BTC held at its time."""
+    held = Decimal(0)
     for trade in sorted(trades, key=lambda t: t.timeline_key):
         if trade.is_buy:
             held += trade.amount_btc
@@ -108,3 +108,16 @@ def check_holdings(trades: Iterable[Trade], held: Decimal = Decimal(0)) -> None:
         if trade.amount_btc > held:
             raise _refusal(trade, held)
         held -= trade.amount_btc
+
+
+def check_new_sell(sell: Trade, held_before: Decimal, later_lows: Iterable[tuple[Trade, Decimal]]) -> None:
+    """Refuse a new sell that exceeds the BTC held just before it, or that would uncover a later sell.
+
+    `later_lows`: the later sells after which the holdings (without the new sell) reached a new low, in time order,
+    each with those holdings. The new sell takes its amount off every later point, so the first later sell it
+    uncovers is the first whose holdings after it fall below that amount, and that sell is always such a low."""
+    if sell.amount_btc > held_before:
+        raise _refusal(sell, held_before)
+    for later, held_after in later_lows:
+        if held_after < sell.amount_btc:
+            raise _refusal(later, held_after + later.amount_btc - sell.amount_btc)
