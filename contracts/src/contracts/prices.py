@@ -11,6 +11,15 @@ from contracts import names
 from contracts.envelope import Message
 from contracts.types import Money, UnixHour, UnixSeconds, UtcDatetime
 
+CANDLE_OPEN = "candle-open"
+"""The `source` of a market price: the open of the candle its hour starts (SPEC's price rule)."""
+HOUR_SECONDS = 3600
+
+
+def candle_hour(at_unix_seconds: int) -> int:
+    """The start of the candle whose open is price_at(t): floor(t / 3600) * 3600."""
+    return at_unix_seconds - at_unix_seconds % HOUR_SECONDS
+
 
 class Candle(BaseModel):
     """One hourly BTC-USD candle; `hour` is its start in unix seconds."""

@@ -149,6 +149,11 @@ class FakeRepository:
                     outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
                     outcome.moved_cost_usd, outcome.moved_value_usd), strict=True))
 
+    async def save_outcomes_and_flows(self, connection: Any, portfolio_id: str, outcomes: Sequence[TradeOutcome]
+                                      ) -> list[tuple[datetime, Decimal]]:
+        await self.save_outcomes(connection, outcomes)
+        return (await self.counted_cash_flows(connection, [portfolio_id]))[portfolio_id]
+
     async def counted_cash_flows(self, connection: Any, portfolio_ids: Sequence[str]
                                  ) -> dict[str, list[tuple[datetime, Decimal]]]:
         flows: dict[str, list[tuple[datetime, Decimal]]] = {}

@@ -2,6 +2,7 @@
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from uuid import uuid4
 
 from contracts.envelope import Message
@@ -22,7 +23,7 @@ from contracts.portfolios import (
     SetCostBasisMethod,
     SetPortfolioGoal,
 )
-from contracts.prices import MAX_PRICES_PER_REQUEST, PriceRequested, WantedPrice
+from contracts.prices import CANDLE_OPEN, MAX_PRICES_PER_REQUEST, PriceRequested, WantedPrice
 
 from portfolio.domain import (
     DomainError,
@@ -125,21 +126,33 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     validate_price(command.price_usd)
     state = await load_owned(uow, command, command.portfolio_id)
     transaction_id, sequence = uuid4().hex, state.next_sequence
-    new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd, command.price_usd,
-                sequence)
+    known = await known_market_price(service, uow, command.at) if command.price_usd is None else None
+    new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd,
+                command.price_usd if known is None else known[1], sequence)
     if command.side.value == "sell":
         check_new_sell(new, *await uow.repo.holdings_around(uow.connection, state.portfolio_id, new.timeline_key))
-    request_id = None if command.price_usd is not None else uuid4().hex
-    event = recorded(transaction_id, sequence, command, request_id)
-    await commit_events(uow, state, [event], command, [transaction_id])
+    request_id = None if command.price_usd is not None or known is not None else uuid4().hex
+    events: list[ev.DomainEvent] = [recorded(transaction_id, sequence, command, request_id)]
+    if known is not None:
+        events.append(ev.TransactionPriced(transaction_id, known[1], known[0], CANDLE_OPEN))
+    await commit_events(uow, state, events, command, [transaction_id])
     outgoing: list[Message] = []
     if request_id is None:
         metrics = await refresh_metrics(service, uow, state, appended=new)
     else:
         metrics = await refresh_metrics(service, uow, state, priced_changed=False, only_counts=True)
         outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
-    outgoing.append(updated_event(state, metrics, command, "transaction_recorded", transaction_id))
+    reason = "transaction_priced" if known is not None else "transaction_recorded"
+    outgoing.append(updated_event(state, metrics, command, reason, transaction_id))
     return Outcome(await transaction_result(uow, state, transaction_id), outgoing)
+
+
+async def known_market_price(service: PortfolioService, uow: UnitOfWork, at: datetime) -> tuple[int, Decimal] | None:
+    """(hour, open) when the replica of hourly opens knows the finished candle of `at`, else None (ask for it)."""
+    if service.hours is None:
+        return None
+    market = await uow.market()
+    return service.hours.price_at(at, market.hour if market is not None else None)
 
 
 async def load_transaction(uow: UnitOfWork, command: EditTransaction | DeleteTransaction

@@ -1,9 +1,10 @@
 """The append-only event log: optimistic concurrency per stream, a gap-free global position."""
 
 import asyncio
+import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -43,36 +44,56 @@ class PendingAppend:
     recorded_at: datetime
 
 
-async def append_all(connection: asyncpg.Connection, appends: Sequence[PendingAppend]) -> int:
-    """Append every pending stream's events; returns the last position (0 if nothing was appended).
+class Statement:
+    """One SQL statement built from parts, each numbering its own parameters."""
+
+    def __init__(self) -> None:
+        self.ctes: list[str] = []
+        self.args: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+
+def append_events(statement: Statement, appends: Sequence[PendingAppend]) -> bool:
+    """Add the appending of every pending stream's events to `statement` (its CTE `counter` holds the last
+    position); False when there is nothing to append.
 
     Positions are taken from one locked row, so they are gap-free and in commit order. The caller appends last,
-    just before it commits, so the lock is held only for these statements and the commit (as pyeventsourcing
-    locks its table only to insert). A writer that raced on the same stream version gets Conflict."""
+    just before it commits, so the lock is held only for this statement and the commit (as pyeventsourcing locks its
+    table only to insert). A writer that raced on the same stream version fails on the (stream, version) key: see
+    `appended`."""
     rows = [(pending.stream_id, pending.expected_version + offset + 1, event.type, json.dumps(event.payload),
              json.dumps(pending.metadata), pending.recorded_at)
             for pending in appends for offset, event in enumerate(pending.events)]
     if not rows:
-        return 0
+        return False
+    count = statement.param(len(rows))
+    stream, version, kind, payload, metadata, recorded_at = (statement.param(list(column))
+                                                             for column in zip(*rows, strict=True))
+    statement.ctes += [
+        f"counter AS (UPDATE event_position SET last_position = last_position + {count} RETURNING last_position)",
+        f"""appended AS (
+               INSERT INTO events (stream_id, version, position, type, payload, metadata, recorded_at)
+               SELECT e.stream_id, e.version, (SELECT last_position FROM counter) - {count} + e.n, e.type,
+                      e.payload::jsonb, e.metadata::jsonb, e.recorded_at
+               FROM unnest({stream}::text[], {version}::int[], {kind}::text[], {payload}::text[], {metadata}::text[],
+                           {recorded_at}::timestamptz[])
+                    WITH ORDINALITY AS e(stream_id, version, type, payload, metadata, recorded_at, n))""",
+        """projected AS (
+               INSERT INTO projection_positions (name, position) SELECT 'portfolios', last_position FROM counter
+               ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position)"""]
+    return True
+
+
+@contextlib.contextmanager
+def appended() -> Iterator[None]:
+    """Around a statement that appends events: a writer that raced on a stream version gets Conflict."""
     try:
-        # one statement, one round trip: take the positions, insert the events in order, record the position
-        last = await connection.fetchval(
-            """WITH counter AS (
-                   UPDATE event_position SET last_position = last_position + $1 RETURNING last_position),
-               appended AS (
-                   INSERT INTO events (stream_id, version, position, type, payload, metadata, recorded_at)
-                   SELECT e.stream_id, e.version, (SELECT last_position FROM counter) - $1 + e.n, e.type,
-                          e.payload::jsonb, e.metadata::jsonb, e.recorded_at
-                   FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
-                        WITH ORDINALITY AS e(stream_id, version, type, payload, metadata, recorded_at, n)),
-               projected AS (
-                   INSERT INTO projection_positions (name, position) SELECT 'portfolios', last_position FROM counter
-                   ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position)
-               SELECT last_position FROM counter""",
-            len(rows), *(list(column) for column in zip(*rows, strict=True)))
+        yield
     except asyncpg.UniqueViolationError as error:
         raise Conflict("Someone else changed this portfolio at the same moment; try again.") from error
-    return int(last)
 
 
 async def read_all(pool: asyncpg.Pool, after: int = 0, batch: int = 20_000, stream_id: str | None = None, *,

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 from portfolio import repository as repo
 from portfolio.db import create_pool
 from portfolio.http import build_http_app
-from portfolio.market_data import PriceSource
+from portfolio.market_data import HourlyOpens, PriceSource
 from portfolio.messaging import OutboxRelay, WriteBatcher, build_router
 from portfolio.service import PortfolioService
 from portfolio.settings import Settings
@@ -75,6 +75,8 @@ async def build(settings: Settings) -> PortfolioApp:
                        prefetch=settings.consumer_prefetch)
     notifier = Notifier(settings.rabbit_url)
     service = PortfolioService(pool, PriceSource(prices), notify=notifier.publish)
+    if settings.price_replica:
+        service.hours = HourlyOpens(service.prices)
     broker = RabbitBroker(settings.rabbit_url, logger=None,
                           default_channel=Channel(prefetch_count=settings.consumer_prefetch))
     relay = OutboxRelay(service, broker, linger_seconds=settings.price_request_linger_seconds)
@@ -108,6 +110,8 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
         await app.broker.stop()
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
+        if app.service.hours is not None:
+            await app.service.hours.close()
         await app.prices.close()
         await app.notifier.close()
         await app.service.pool.close()

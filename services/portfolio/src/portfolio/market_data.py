@@ -1,5 +1,7 @@
-"""Prices the metrics need from the price service: daily midnight opens (drawdown) and ranges (history)."""
+"""Prices the portfolio service needs from the price service: hourly opens (pricing), daily midnight opens
+(drawdown) and ranges (history)."""
 
+import asyncio
 import bisect
 import time
 from collections.abc import Iterable, Sequence
@@ -9,7 +11,14 @@ from decimal import Decimal
 
 import asyncpg
 import structlog
-from contracts.prices import LatestPrice, LatestPriceRequested, PriceRange, PriceRangeRequested
+from contracts.prices import (
+    HOUR_SECONDS,
+    LatestPrice,
+    LatestPriceRequested,
+    PriceRange,
+    PriceRangeRequested,
+    candle_hour,
+)
 from contracts.rpc import RequestTimeout, RpcClient
 
 from portfolio import repository
@@ -125,3 +134,83 @@ class DailyOpens:
     def remember(self, day: datetime, price: Decimal) -> None:
         self.learn([(day, price)])
 
+
+REPLICA_BEHIND_HOURS = 24 * 7
+REPLICA_AHEAD_HOURS = 24 * 120
+"""A miss fetches the hours from a week before it to four months after it (never past now): trades and imports
+arrive in time order, so one question serves the trades that follow (about 400 KB of candles)."""
+REPLICA_CAPACITY_HOURS = 24 * 366 * 20
+"""At most twenty years of hourly opens (about 20 MB); past that the replica starts over from the newest fetch."""
+
+
+@dataclass
+class HourlyOpens:
+    """A replica of the price service's hourly opens, so that a trade at an hour it knows is priced as it is
+    recorded (price_at(t) is the open of the candle that starts at floor(t / 3600) * 3600) instead of by a
+    price.requested and its answer.
+
+    A price is a fact of a finished hour: it never changes once the hour has ended. So an open is used only for an
+    hour no later than the newest finished candle the service has been told of (the latest price's hour); the
+    hour still trading, an hour the replica has not fetched, and a hole in the data go through price.requested as
+    before. A miss fetches the hours around it over price.range in the background (the trade itself is priced
+    through price.requested meanwhile); each price answer is remembered too."""
+
+    source: PriceSource
+    opens: dict[int, Decimal] = field(default_factory=dict)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    """Hours fetched: (first, last) inclusive, the last being the newest candle the answer held."""
+    asked_at: dict[int, float] = field(default_factory=dict)
+    fetching: "asyncio.Task[None] | None" = None
+
+    def price_at(self, at: datetime, newest_finished_hour: int | None) -> tuple[int, Decimal] | None:
+        """(hour, open) for a trade at `at`, or None: ask the price service (and fetch the hours around it)."""
+        hour = candle_hour(int(at.timestamp()))
+        if newest_finished_hour is None or hour > newest_finished_hour:
+            return None
+        price = self.opens.get(hour)
+        if price is None:
+            self.want(hour)
+            return None
+        return hour, price
+
+    def remember(self, hour: int, price: Decimal) -> None:
+        """An open the price service answered with (used once its hour has ended: see price_at)."""
+        if len(self.opens) < REPLICA_CAPACITY_HOURS:
+            self.opens[hour] = price
+
+    def covered(self, hour: int) -> bool:
+        return any(first <= hour <= last for first, last in self.spans)
+
+    def want(self, hour: int) -> None:
+        """Fetch the hours around `hour` in the background, unless they were fetched or are being fetched, or were
+        asked for within the last ASK_AGAIN_SECONDS (a hole in the data, or the price service is down)."""
+        if self.fetching is not None or self.covered(hour):
+            return
+        key = hour - hour % (REPLICA_AHEAD_HOURS * HOUR_SECONDS)
+        if time.monotonic() < self.asked_at.get(key, 0.0):
+            return
+        self.asked_at[key] = time.monotonic() + ASK_AGAIN_SECONDS
+        self.fetching = asyncio.get_running_loop().create_task(self.fetch(hour))
+        self.fetching.add_done_callback(self._fetched)
+
+    def _fetched(self, task: "asyncio.Task[None]") -> None:
+        self.fetching = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("hourly_opens_fetch_failed", reason=repr(task.exception()))
+
+    async def fetch(self, hour: int) -> None:
+        first = hour - REPLICA_BEHIND_HOURS * HOUR_SECONDS
+        end = min(hour + REPLICA_AHEAD_HOURS * HOUR_SECONDS, candle_hour(int(time.time())))
+        answer = await self.source.range(max(first, 0), max(end, hour), "hour")
+        if answer is None or not answer.candles:
+            return
+        if len(self.opens) + len(answer.candles) > REPLICA_CAPACITY_HOURS:
+            self.opens.clear()
+            self.spans.clear()
+        self.opens.update((candle.hour, candle.open) for candle in answer.candles)
+        self.spans.append((max(first, 0), answer.candles[-1].hour))
+
+    async def close(self) -> None:
+        if self.fetching is not None:
+            self.fetching.cancel()
+            await asyncio.gather(self.fetching, return_exceptions=True)

@@ -7,7 +7,7 @@ from typing import TypeAlias
 import structlog
 from contracts.envelope import Message
 from contracts.portfolios import TransactionStatus
-from contracts.prices import PriceResolved, PriceTicked, PriceUnavailable
+from contracts.prices import CANDLE_OPEN, PriceResolved, PriceTicked, PriceUnavailable
 
 from portfolio import repository as repo
 from portfolio.domain import events as ev
@@ -26,6 +26,12 @@ def priced_event(transaction_id: str, price_usd: Decimal, hour: int, source: str
 
 def pricing_failed_event(transaction_id: str, reason: str, detail: str) -> ev.TransactionPricingFailed:
     return ev.TransactionPricingFailed(transaction_id, reason, detail)
+
+
+def remember_open(service: PortfolioService, hour: int | None, price: Decimal | None, source: str | None) -> None:
+    """A candle's open the price service answered with goes into the replica of hourly opens."""
+    if service.hours is not None and hour is not None and price is not None and source == CANDLE_OPEN:
+        service.hours.remember(hour, price)
 
 
 def awaits_answer(tx: TransactionState | None, request_id: str | None) -> bool:
@@ -47,6 +53,7 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
         return []
     if isinstance(answer, PriceResolved):
         event = priced_event(transaction_id, answer.price_usd, answer.hour, answer.source)  # type: ignore[arg-type]
+        remember_open(service, answer.hour, answer.price_usd, answer.source)
         reason = "transaction_priced"
     else:
         event = pricing_failed_event(transaction_id, answer.reason.value, answer.detail)
@@ -74,6 +81,7 @@ async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer
     events, touched, priced_keys = [], [], []
     for item in answer.resolved:
         tx = state.transactions.get(item.transaction_id)
+        remember_open(service, item.hour, item.price_usd, item.source)
         if awaits_answer(tx, item.request_id):
             events.append(priced_event(item.transaction_id, item.price_usd, item.hour, item.source))
             touched.append(item.transaction_id)

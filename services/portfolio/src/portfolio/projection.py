@@ -103,8 +103,8 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
         ledger, outcomes = replay_ledger(state.method, trades, service.opens.between, start=start,
                                          checkpoints=checkpoints)
         await uow.repo.replace_checkpoints(connection, state.portfolio_id, kept_count, checkpoints)
-    await uow.repo.save_outcomes(connection, outcomes)
-    metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds)
+    uow.outcomes.update((outcome.transaction_id, outcome) for outcome in outcomes)
+    metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds, outcomes)
     return metrics, outcomes, holds
 
 
@@ -122,9 +122,11 @@ portfolio's IRR, which needs every cash flow, is left to the IRR pass after comm
 
 
 async def store_figures(service: PortfolioService, uow: UnitOfWork, state: PortfolioState, ledger: Ledger,
-                        market: repo.Market | None, gaps: list[datetime], had_holds: bool
+                        market: repo.Market | None, gaps: list[datetime], had_holds: bool,
+                        outcomes: Sequence[TradeOutcome] = ()
                         ) -> tuple[dict[str, Any], list[TradeOutcome], dict[str, SellHold]]:
-    """Store the ledger and every figure from it; returns the metrics, no outcomes, and the holds."""
+    """Store the trades' figures (`outcomes`), the ledger and every figure from it; returns the metrics, no
+    outcomes, and the holds."""
     connection = uow.connection
     if market is not None:
         await ensure_opens(service, uow, ledger.last_at, market.as_of, gaps)
@@ -134,7 +136,11 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
         await uow.repo.save_holds(connection, state.portfolio_id, holds)
     state.repair_from = min(gaps, default=None)
     irr_due = ledger.trade_count > INLINE_IRR_TRADES
-    flows = None if irr_due else (await uow.repo.counted_cash_flows(connection, [state.portfolio_id]))[state.portfolio_id]
+    if irr_due:
+        flows = None
+        await uow.repo.save_outcomes(connection, outcomes)
+    else:  # the IRR's cash flows are read back with the figures just stored
+        flows = await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, outcomes)
     projection = project(service.opens, ledger, state, holds, market, flows)
     stored_irr = await uow.repo.save_metrics(connection, state, projection, irr_due=irr_due)
     if irr_due:
@@ -227,10 +233,17 @@ def price_request(state: PortfolioState, transaction_id: str, at: datetime, requ
 
 
 async def transaction_result(uow: UnitOfWork, state: PortfolioState, transaction_id: str) -> BaseModel:
-    """The transaction as the caller sees it now; a pending one has no figures to read back."""
+    """The transaction as the caller sees it now; a pending one has no figures, and one the ledger just counted
+    has them in hand (`uow.outcomes`), so neither is read back."""
     tx = state.transactions[transaction_id]
     if tx.status.value == "pending":
         return views.transaction_view(views.pending_transaction_row(state.portfolio_id, tx), None)
+    outcome = uow.outcomes.get(transaction_id)
+    if outcome is not None and tx.status.value == "priced" and tx.hold_reason is None:
+        market = await uow.market()
+        row = {**views.pending_transaction_row(state.portfolio_id, tx),
+               **dict(zip(repo.OUTCOME_COLUMNS, repo.outcome_figures(outcome), strict=True))}
+        return views.transaction_view(row, market.price_usd if market else None)
     row = await uow.repo.transaction_record(uow.connection, state.portfolio_id, transaction_id)
     market = await uow.market()
     return views.transaction_view(row, market.price_usd if market else None)  # type: ignore[arg-type]

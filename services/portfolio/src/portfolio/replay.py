@@ -115,7 +115,7 @@ def projection_rows(rebuilt: dict[str, RebuiltPortfolio]) -> dict[str, tuple[Seq
         for tx in item.state.transactions.values():
             outcome = outcomes.get(tx.transaction_id)
             transactions.append(repo.transaction_row(portfolio_id, tx)
-                                + (outcome_figures(outcome) if outcome is not None else NO_FIGURES))
+                                + (repo.outcome_figures(outcome) if outcome is not None else NO_FIGURES))
     return {
         "portfolios": (repo.PORTFOLIO_COLUMNS,
                        [repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()]),
@@ -282,12 +282,6 @@ NO_FIGURES = (None,) * 6
 """The stored figures of a trade the ledger did not count (pending, failed or held)."""
 
 
-def outcome_figures(outcome: TradeOutcome) -> tuple[Any, ...]:
-    """A trade's stored figures, in repo.OUTCOME_COLUMNS order."""
-    return (outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
-            outcome.moved_cost_usd, outcome.moved_value_usd)
-
-
 def _normal(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value.normalize()
@@ -335,7 +329,7 @@ async def differences(pool: asyncpg.Pool, rebuilt: dict[str, RebuiltPortfolio], 
                 continue
             outcome = item.outcomes.get(tx_id, TradeOutcome(tx_id))
             want = dict(zip(repo.TX_COLUMNS, repo.transaction_row(key, state.transactions[tx_id]), strict=True))
-            want.update(zip(repo.OUTCOME_COLUMNS, outcome_figures(outcome), strict=True))
+            want.update(zip(repo.OUTCOME_COLUMNS, repo.outcome_figures(outcome), strict=True))
             for field, value in want.items():
                 have = live_txs[tx_id][field]
                 if _normal(have) != _normal(value) and not (isinstance(have, datetime) and have == value):

@@ -17,6 +17,7 @@ from portfolio.domain.events import KINDS, SIDES, PortfolioState, TransactionSta
 from portfolio.domain.returns import ReturnIndex
 from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, SellHold
 from portfolio.domain.transfers import lots_from_json, lots_to_json
+from portfolio.event_log import PendingAppend, Statement, append_events, appended
 
 TX_COLUMNS = ("transaction_id", "portfolio_id", "sequence", "side", "amount_btc", "at", "fee_usd", "price_usd",
               "price_source", "price_hour", "status", "failure_reason", "failure_detail", "note", "price_request_id",
@@ -320,22 +321,50 @@ async def load_ledger(connection: asyncpg.Connection, portfolio_id: str) -> Ledg
         "SELECT ledger::text FROM portfolios WHERE portfolio_id = $1", portfolio_id)))
 
 
-async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[TradeOutcome]) -> None:
-    """Store each trade's figures; one statement, and only rows whose figures changed are rewritten."""
-    if not outcomes:
-        return
-    await connection.execute(
-        """UPDATE transactions t SET cost_usd = o.cost, proceeds_usd = o.proceeds, cost_basis_sold_usd = o.sold,
+def outcome_figures(outcome: TradeOutcome) -> tuple[Any, ...]:
+    """A trade's stored figures, in OUTCOME_COLUMNS order."""
+    return (outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
+            outcome.moved_cost_usd, outcome.moved_value_usd)
+
+
+OUTCOMES_UPDATE = """UPDATE transactions t SET cost_usd = o.cost, proceeds_usd = o.proceeds, cost_basis_sold_usd = o.sold,
                realized_pnl_usd = o.realized, moved_cost_usd = o.moved_cost, moved_value_usd = o.moved_value
            FROM unnest($1::text[], $2::numeric[], $3::numeric[], $4::numeric[], $5::numeric[], $6::numeric[],
                        $7::numeric[]) AS o(transaction_id, cost, proceeds, sold, realized, moved_cost, moved_value)
            WHERE t.transaction_id = o.transaction_id
              AND (t.cost_usd, t.proceeds_usd, t.cost_basis_sold_usd, t.realized_pnl_usd, t.moved_cost_usd,
                   t.moved_value_usd)
-                 IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized, o.moved_cost, o.moved_value)""",
-        [o.transaction_id for o in outcomes], [o.cost_usd for o in outcomes], [o.proceeds_usd for o in outcomes],
-        [o.cost_basis_sold_usd for o in outcomes], [o.realized_pnl_usd for o in outcomes],
-        [o.moved_cost_usd for o in outcomes], [o.moved_value_usd for o in outcomes])
+                 IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized, o.moved_cost, o.moved_value)"""
+"""Each trade's figures, rewritten only where they changed (the outcomes as OUTCOME_ARRAYS, $1 to $7)."""
+
+
+def outcome_arrays(outcomes: Sequence[TradeOutcome]) -> list[list[Any]]:
+    """The outcomes as the seven arrays of OUTCOMES_UPDATE."""
+    return [[o.transaction_id for o in outcomes], *map(list, zip(*map(outcome_figures, outcomes), strict=True))] \
+        if outcomes else [[] for _ in range(7)]
+
+
+async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[TradeOutcome]) -> None:
+    """Store each trade's figures; one statement, and only rows whose figures changed are rewritten."""
+    if outcomes:
+        await connection.execute(OUTCOMES_UPDATE, *outcome_arrays(outcomes))
+
+
+async def save_outcomes_and_flows(connection: asyncpg.Connection, portfolio_id: str,
+                                  outcomes: Sequence[TradeOutcome]) -> list[tuple[datetime, Decimal]]:
+    """save_outcomes, and the portfolio's counted_cash_flows after it, in one statement (the flows of the rows it
+    rewrote are taken from what it wrote: a statement does not see its own changes)."""
+    if not outcomes:
+        return (await counted_cash_flows(connection, [portfolio_id]))[portfolio_id]
+    rows = await connection.fetch(
+        f"""WITH saved AS ({OUTCOMES_UPDATE} RETURNING t.*),
+                 current AS (SELECT * FROM saved WHERE portfolio_id = $8
+                             UNION ALL
+                             SELECT * FROM transactions
+                             WHERE portfolio_id = $8 AND transaction_id NOT IN (SELECT transaction_id FROM saved))
+            SELECT at, {CASH_FLOW} FROM current WHERE {COUNTED} ORDER BY at, sequence""",
+        *outcome_arrays(outcomes), portfolio_id)
+    return [(at, flow) for at, flow in rows]
 
 
 PORTFOLIO_COLUMNS = ("portfolio_id", "owner_id", "name", "method", "goal_usd", "version", "created_at", "updated_at",
@@ -481,17 +510,19 @@ async def counted_cash_flows(connection: asyncpg.Connection, portfolio_ids: Sequ
                              ) -> dict[str, list[tuple[datetime, Decimal]]]:
     """The IRR cash flows of the trades the ledger counted, per portfolio, in timeline order."""
     flows: dict[str, list[tuple[datetime, Decimal]]] = {portfolio_id: [] for portfolio_id in portfolio_ids}
-    # a counted trade has its figures; a held sell, or a trade being priced again, has none that count
-    # (the flows of TradeOutcome.cash_flow: a transfer moves its value out of one portfolio and into the other)
     for portfolio_id, at, flow in await connection.fetch(
-            """SELECT portfolio_id, at, coalesce(-cost_usd, proceeds_usd,
-                      CASE WHEN kind = 'transfer_in' THEN -moved_value_usd ELSE moved_value_usd END)
-               FROM transactions
-               WHERE portfolio_id = ANY($1::text[]) AND status = 'priced' AND hold_reason IS NULL
-                 AND (cost_usd IS NOT NULL OR proceeds_usd IS NOT NULL OR moved_value_usd IS NOT NULL)
-               ORDER BY portfolio_id, at, sequence""", list(flows)):
+            f"""SELECT portfolio_id, at, {CASH_FLOW} FROM transactions
+                WHERE portfolio_id = ANY($1::text[]) AND {COUNTED} ORDER BY portfolio_id, at, sequence""", list(flows)):
         flows[portfolio_id].append((at, flow))
     return flows
+
+
+CASH_FLOW = "coalesce(-cost_usd, proceeds_usd, CASE WHEN kind = 'transfer_in' THEN -moved_value_usd ELSE moved_value_usd END)"
+"""A counted trade's IRR cash flow from its stored figures (TradeOutcome.cash_flow: a transfer moves its value out
+of one portfolio and into the other)."""
+COUNTED = ("status = 'priced' AND hold_reason IS NULL "
+           "AND (cost_usd IS NOT NULL OR proceeds_usd IS NOT NULL OR moved_value_usd IS NOT NULL)")
+"""A trade the ledger counted has its figures; a held sell, or a trade being priced again, has none that count."""
 
 
 async def store_irrs(connection: asyncpg.Connection, irrs: dict[str, Decimal | None]) -> list[asyncpg.Record]:
@@ -529,18 +560,6 @@ async def claim(connection: asyncpg.Connection, message_ids: Sequence[str]) -> s
     return {row[0] for row in rows}
 
 
-async def store_replies(connection: asyncpg.Connection, replies: dict[str, bytes]) -> None:
-    if replies:
-        await connection.execute(
-            "UPDATE inbox SET reply = r.reply FROM unnest($1::text[], $2::bytea[]) AS r(message_id, reply) "
-            "WHERE inbox.message_id = r.message_id", list(replies), list(replies.values()))
-
-
-async def forget(connection: asyncpg.Connection, message_ids: Sequence[str]) -> None:
-    if message_ids:
-        await connection.execute("DELETE FROM inbox WHERE message_id = ANY($1::text[])", list(message_ids))
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     id: int
@@ -551,21 +570,44 @@ class OutboxRow:
     body: bytes
 
 
-async def enqueue(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message]) -> list[OutboxRow]:
-    """Write the messages to the outbox in one statement; returns the rows, for their writer to publish them."""
-    if not messages:
-        return []
+async def write_batch(connection: asyncpg.Connection, exchange: str, messages: Sequence[Message],
+                      replies: dict[str, bytes], released: Sequence[str], appends: Sequence[PendingAppend]
+                      ) -> list[OutboxRow]:
+    """What a batch wrote last, in one statement: the messages into the outbox, the commands' replies into the
+    inbox, released claims out of it, and the events appended (event_log.append_events). Returns the outbox rows,
+    for their writer to publish them once committed."""
+    statement = Statement()
+    results = ["NULL"]
+    if append_events(statement, appends):
+        results = ["(SELECT last_position FROM counter)"]
+    if replies:
+        statement.ctes.append(
+            f"replied AS (UPDATE inbox SET reply = r.reply FROM unnest({statement.param(list(replies))}::text[], "
+            f"{statement.param(list(replies.values()))}::bytea[]) AS r(message_id, reply) "
+            "WHERE inbox.message_id = r.message_id)")
+    if released:
+        statement.ctes.append(
+            f"forgotten AS (DELETE FROM inbox WHERE message_id = ANY({statement.param(list(released))}::text[]))")
     bodies = [m.to_json() for m in messages]
-    ids = await connection.fetch(
-        "INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body) "
-        "SELECT $1, m.routing_key, m.message_id, m.correlation_id, m.body "
-        "FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[]) WITH ORDINALITY "
-        "AS m(routing_key, message_id, correlation_id, body, n) ORDER BY m.n RETURNING id",
-        exchange, [m.publish_key for m in messages], [m.message_id for m in messages],
-        [m.correlation_id for m in messages], bodies)
+    if messages:
+        statement.ctes.append(
+            f"""queued AS (INSERT INTO outbox (exchange, routing_key, message_id, correlation_id, body)
+                   SELECT {statement.param(exchange)}, m.routing_key, m.message_id, m.correlation_id, m.body
+                   FROM unnest({statement.param([m.publish_key for m in messages])}::text[],
+                               {statement.param([m.message_id for m in messages])}::text[],
+                               {statement.param([m.correlation_id for m in messages])}::text[],
+                               {statement.param(bodies)}::bytea[]) WITH ORDINALITY
+                        AS m(routing_key, message_id, correlation_id, body, n)
+                   ORDER BY m.n RETURNING id)""")
+        results.append("(SELECT array_agg(id ORDER BY id) FROM queued)")
+    if not statement.ctes:
+        return []
+    with appended():
+        row = await connection.fetchrow(f"WITH {', '.join(statement.ctes)} SELECT {', '.join(results)}",
+                                        *statement.args)
     # identities are drawn in the order the rows are inserted, which is the messages' order
-    return [OutboxRow(row[0], exchange, m.publish_key, m.message_id, m.correlation_id, body)
-            for row, m, body in zip(sorted(ids), messages, bodies, strict=True)]
+    return [OutboxRow(id, exchange, m.publish_key, m.message_id, m.correlation_id, body)
+            for id, m, body in zip(row[-1] if messages else [], messages, bodies, strict=True)]
 
 
 async def take_outbox(connection: asyncpg.Connection, limit: int, older_than_seconds: float = 0

@@ -10,7 +10,7 @@ from contracts.envelope import Message
 from pydantic import BaseModel
 
 from portfolio.domain import NotFound
-from portfolio.market_data import DailyOpens, PriceSource
+from portfolio.market_data import DailyOpens, HourlyOpens, PriceSource
 
 if TYPE_CHECKING:
     from portfolio.repository import OutboxRow
@@ -29,6 +29,9 @@ class PortfolioService:
     pool: asyncpg.Pool
     prices: PriceSource
     opens: DailyOpens = field(init=False)
+    hours: HourlyOpens | None = None
+    """The replica of hourly opens that prices a trade as it is recorded (None: every trade asks the price
+    service with price.requested)."""
     clock: Callable[[], datetime] = utc_now
     notify: Callable[[Iterable[Message]], Awaitable[None]] = no_notifications
     """Publishes notifications (portfolio.updated) after their commit: transient, unconfirmed, no outbox."""

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     write_coalesce_seconds: float = Field(default=2.0, ge=0, le=10)
     """The longest window: one grows with the time its portfolio's answers take to fold (WINDOW_PER_FOLD)."""
 
+    price_replica: bool = True
+    """Price a trade at an hour whose candle has ended from this service's replica of the hourly opens (fetched
+    from the price service over price.range) as it is recorded: one transaction and one portfolio.updated a trade,
+    no price.requested and answer. False: every market-priced trade is priced through price.requested."""
+
     price_request_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     """Price requests leave at most once in this time: those committed meanwhile wait for the end of it and leave
     as one message, answered by one (a lone request waits for nothing; 0: each batch's at once)."""

@@ -16,7 +16,7 @@ from contracts.prices import combine_price_requests
 
 from contracts import names
 from portfolio import repository as repo
-from portfolio.event_log import NewEvent, PendingAppend, append_all
+from portfolio.event_log import NewEvent, PendingAppend
 
 UNREAD = object()
 
@@ -40,6 +40,8 @@ class UnitOfWork:
         self.changing: dict[str, Any] = {}
         """The portfolios (id → PortfolioState) the message being handled has appended events to: a transfer's
         other portfolio, changed on the way, must be changed through the same state (its version and counts)."""
+        self.outcomes: dict[str, Any] = {}
+        """The figures (TradeOutcome) of the trades the batch's ledgers counted, as stored by save_outcomes."""
         self.locked: dict[str, asyncpg.Record] = {}
         """Headers of the batch's portfolios, locked up front; each is taken by the first message that loads it."""
         self.market_holds = False
@@ -107,11 +109,10 @@ class UnitOfWork:
         return [message for message in self.outgoing if message.notification]
 
     async def flush(self) -> None:
-        """Write what the batch added; the caller commits right after. Only persistent messages take the outbox,
-        the batch's price requests as one (an answer for the batch's trades instead of one a trade)."""
+        """Write what the batch added, in one statement; the caller commits right after. Only persistent messages
+        take the outbox, the batch's price requests as one (an answer for the batch's trades instead of one a
+        trade)."""
         persistent = [message for message in self.outgoing if not message.notification]
-        self.enqueued = await self.repo.enqueue(self.connection, names.EVENTS_EXCHANGE,
-                                                combine_price_requests(persistent))
-        await self.repo.store_replies(self.connection, self.replies)
-        await self.repo.forget(self.connection, self.released)
-        await append_all(self.connection, self.appends)
+        self.enqueued = await self.repo.write_batch(self.connection, names.EVENTS_EXCHANGE,
+                                                    combine_price_requests(persistent), self.replies, self.released,
+                                                    self.appends)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import structlog
 from contracts.envelope import Message
 from contracts.prices import (
+    CANDLE_OPEN,
     Candle,
     LatestPrice,
     LatestPriceRequested,
@@ -110,7 +111,7 @@ async def answer_price_request(service: PriceService, request: PriceRequested) -
     if verdict.candle is None:
         return PriceUnavailable(reason=UnavailableReason(verdict.decision.value),
                                 detail=UNAVAILABLE_SENTENCES[verdict.decision].format(when=_when(at)), **common)
-    return PriceResolved(hour=verdict.hour, price_usd=verdict.candle.open, source="candle-open", **common)
+    return PriceResolved(hour=verdict.hour, price_usd=verdict.candle.open, source=CANDLE_OPEN, **common)
 
 
 def provider_failed(at: int, error: Exception) -> str:
@@ -143,7 +144,7 @@ async def answer_price_batch(service: PriceService, request: PriceRequested) -> 
         common = {"request_id": item.request_id, "transaction_id": item.transaction_id, "at": item.at,
                   "portfolio_id": item.portfolio_id}
         if verdict.candle is not None:
-            resolved.append(ResolvedPrice(hour=verdict.hour, price_usd=verdict.candle.open, source="candle-open",
+            resolved.append(ResolvedPrice(hour=verdict.hour, price_usd=verdict.candle.open, source=CANDLE_OPEN,
                                           **common))
         elif verdict.hour in failures:
             unavailable.append(UnavailablePrice(reason=UnavailableReason.PROVIDER_UNAVAILABLE,
@@ -167,7 +168,7 @@ async def answer_price_at(service: PriceService, query: PriceAtRequested) -> Rep
                              UNAVAILABLE_SENTENCES[verdict.decision].format(when=_when(query.at)),
                              {"reason": verdict.decision.value})
     return Reply.success(query, PriceAt(at=query.at, hour=verdict.hour, price_usd=verdict.candle.open,
-                                        source="candle-open", candle=candle_view(verdict.candle)))
+                                        source=CANDLE_OPEN, candle=candle_view(verdict.candle)))
 
 
 async def answer_price_range(service: PriceService, query: PriceRangeRequested) -> Reply:

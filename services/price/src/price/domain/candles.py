@@ -4,12 +4,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-HOUR = 3600
+from contracts.prices import HOUR_SECONDS as HOUR
+from contracts.prices import candle_hour as hour_of
 
-
-def hour_of(unix_seconds: int) -> int:
-    """The start of the candle that contains `unix_seconds`: floor(t / 3600) * 3600."""
-    return unix_seconds - unix_seconds % HOUR
+__all__ = ["HOUR", "CandleRow", "hour_of", "is_all_zero", "is_finished", "known_at"]
 
 
 @dataclass(frozen=True, slots=True)
