@@ -34,7 +34,10 @@ async def price_service(make_database, rabbit_url: str, shared_candles_csv: Path
 
 @pytest.fixture
 async def portfolio_settings(make_database, rabbit_url: str) -> PortfolioSettings:
-    return PortfolioSettings(env="test", database_url=await make_database("portfolio"), rabbit_url=rabbit_url)
+    """Every trade asks through price.requested, which these tests exercise (test_price_replica turns the replica of
+    hourly opens on, as deployed)."""
+    return PortfolioSettings(env="test", database_url=await make_database("portfolio"), rabbit_url=rabbit_url,
+                             price_replica=False)
 
 
 @pytest.fixture

@@ -237,7 +237,9 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
             accepted.append((row, trade))
     errors = sum(1 for r in results.values() if not r.ok and not r.skipped)
     save = not command.dry_run and (errors == 0 or command.skip_invalid) and accepted
-    events, outgoing, ids = [], [], []
+    events: list[ev.DomainEvent] = []
+    outgoing: list[Message] = []
+    ids, priced = [], []
     wanted: list[WantedPrice] = []
     for row, trade in accepted:
         transaction_id = uuid4().hex if save else None
@@ -245,23 +247,27 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
             line=row.line, ok=True, side=row.side, amount_btc=row.amount_btc, at=row.at, fee_usd=row.fee_usd,
             price_usd=row.price_usd, note=row.note, transaction_id=transaction_id)
         if save and transaction_id:
-            request_id = None if row.price_usd is not None else uuid4().hex
+            known = await known_market_price(service, uow, row.at) if row.price_usd is None else None
+            request_id = None if row.price_usd is not None or known is not None else uuid4().hex
             events.append(recorded(transaction_id, trade.sequence, row, request_id))
             ids.append(transaction_id)
+            if known is not None:
+                events.append(ev.TransactionPriced(transaction_id, known[1], known[0], CANDLE_OPEN))
             if request_id:
                 wanted.append(WantedPrice(request_id=request_id, transaction_id=transaction_id, at=row.at))
+            else:
+                priced.append(trade.timeline_key)
     # one message asks for every market price of the file (a few for a very large one)
     outgoing += [PriceRequested.batch(state.portfolio_id, wanted[start:start + MAX_PRICES_PER_REQUEST],
                                       **command.caused())
                  for start in range(0, len(wanted), MAX_PRICES_PER_REQUEST)]
     if events:
         await commit_events(uow, state, events, command, ids)
-        priced = [trade.timeline_key for row, trade in accepted if row.price_usd is not None]
         metrics = await refresh_metrics(service, uow, state, priced_changed=bool(priced),
                                         changed_from=min(priced, default=None))
         outgoing.append(updated_event(state, metrics, command, "transactions_imported"))
     report = ImportReport(format=file_format, dry_run=command.dry_run, total_rows=len(parsed),
-                          valid_rows=len(accepted), imported=len(events),
+                          valid_rows=len(accepted), imported=len(ids),
                           rows=[results[line] for line in sorted(results)])
     return Outcome(report, outgoing)
 
