@@ -149,8 +149,13 @@ class FakeRepository:
                     outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
                     outcome.moved_cost_usd, outcome.moved_value_usd), strict=True))
 
-    async def save_outcomes_and_flows(self, connection: Any, portfolio_id: str, outcomes: Sequence[TradeOutcome]
-                                      ) -> list[tuple[datetime, Decimal]]:
+    async def insert_transactions(self, connection: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+        for row in rows:
+            self.transactions[row[0]] = dict(zip((*repo.TX_COLUMNS, *repo.OUTCOME_COLUMNS), row, strict=True))
+
+    async def save_outcomes_and_flows(self, connection: Any, portfolio_id: str, outcomes: Sequence[TradeOutcome],
+                                      new_rows: Sequence[tuple[Any, ...]] = ()) -> list[tuple[datetime, Decimal]]:
+        await self.insert_transactions(connection, new_rows)
         await self.save_outcomes(connection, outcomes)
         return (await self.counted_cash_flows(connection, [portfolio_id]))[portfolio_id]
 

@@ -135,11 +135,13 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     events: list[ev.DomainEvent] = [recorded(transaction_id, sequence, command, request_id)]
     if known is not None:
         events.append(ev.TransactionPriced(transaction_id, known[1], known[0], CANDLE_OPEN))
-    await commit_events(uow, state, events, command, [transaction_id])
     outgoing: list[Message] = []
-    if request_id is None:
+    if request_id is None:  # priced already: its row is written with its figures, by the metrics
+        await commit_events(uow, state, events, command)
+        uow.defer_rows(state, [transaction_id])
         metrics = await refresh_metrics(service, uow, state, appended=new)
     else:
+        await commit_events(uow, state, events, command, [transaction_id])
         metrics = await refresh_metrics(service, uow, state, priced_changed=False, only_counts=True)
         outgoing.append(price_request(state, transaction_id, command.at, request_id, command))
     reason = "transaction_priced" if known is not None else "transaction_recorded"

@@ -96,6 +96,7 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
             checkpoint = None  # its lots lack buy times: the replay from the first trade rewrites every checkpoint
         start = checkpoint or Ledger.empty(state.method)
         kept_count = start.trade_count  # the replay advances `start` itself
+        await uow.write_rows(state.portfolio_id)
         trades = await uow.repo.priced_trades(connection, state.portfolio_id, start.last_key)
         if trades:
             await ensure_opens(service, uow, start.last_at or trades[0].at, trades[-1].at, gaps)
@@ -132,15 +133,20 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
         await ensure_opens(service, uow, ledger.last_at, market.as_of, gaps)
     holds: dict[str, SellHold] = {}
     if ledger.uncovered or had_holds:
+        await uow.write_rows(state.portfolio_id)
         holds = sell_holds(ledger.uncovered, await uow.repo.pending_buys(connection, state.portfolio_id))
         await uow.repo.save_holds(connection, state.portfolio_id, holds)
     state.repair_from = min(gaps, default=None)
     irr_due = ledger.trade_count > INLINE_IRR_TRADES
+    new_rows = uow.take_rows(state.portfolio_id)  # new trades, with the figures just computed
     if irr_due:
         flows = None
-        await uow.repo.save_outcomes(connection, outcomes)
-    else:  # the IRR's cash flows are read back with the figures just stored
-        flows = await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, outcomes)
+        if new_rows:
+            await uow.repo.insert_transactions(connection, new_rows)
+        inserted = {row[0] for row in new_rows}
+        await uow.repo.save_outcomes(connection, [o for o in outcomes if o.transaction_id not in inserted])
+    else:  # the IRR's cash flows are read back with the rows and figures just stored
+        flows = await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, outcomes, new_rows)
     projection = project(service.opens, ledger, state, holds, market, flows)
     stored_irr = await uow.repo.save_metrics(connection, state, projection, irr_due=irr_due)
     if irr_due:

@@ -115,7 +115,7 @@ def projection_rows(rebuilt: dict[str, RebuiltPortfolio]) -> dict[str, tuple[Seq
         for tx in item.state.transactions.values():
             outcome = outcomes.get(tx.transaction_id)
             transactions.append(repo.transaction_row(portfolio_id, tx)
-                                + (repo.outcome_figures(outcome) if outcome is not None else NO_FIGURES))
+                                + (repo.outcome_figures(outcome) if outcome is not None else repo.NO_FIGURES))
     return {
         "portfolios": (repo.PORTFOLIO_COLUMNS,
                        [repo.portfolio_record(item.state, item.projection) for item in rebuilt.values()]),
@@ -276,10 +276,6 @@ async def _replay_part_into_staging(dsn: str, part: Partition) -> int:
         return len(rebuilt)
     finally:
         await pool.close()
-
-
-NO_FIGURES = (None,) * 6
-"""The stored figures of a trade the ledger did not count (pending, failed or held)."""
 
 
 def _normal(value: Any) -> Any:

@@ -321,6 +321,30 @@ async def load_ledger(connection: asyncpg.Connection, portfolio_id: str) -> Ledg
         "SELECT ledger::text FROM portfolios WHERE portfolio_id = $1", portfolio_id)))
 
 
+NO_FIGURES = (None,) * 6
+"""The stored figures of a trade the ledger did not count (pending, failed or held)."""
+NEW_ROWS = f"""INSERT INTO transactions ({", ".join((*TX_COLUMNS, *OUTCOME_COLUMNS))})
+               SELECT {", ".join((*TX_COLUMNS, *OUTCOME_COLUMNS))}
+               FROM json_populate_recordset(NULL::transactions, $1::json)"""
+"""New transactions' rows with their figures (TX_COLUMNS, OUTCOME_COLUMNS), as a JSON array ($1)."""
+
+
+def rows_json(rows: Sequence[tuple[Any, ...]]) -> str:
+    """Whole transaction rows as NEW_ROWS reads them (money as decimal text, times in ISO 8601, lots as JSON)."""
+    names = (*TX_COLUMNS, *OUTCOME_COLUMNS)
+    lots = TX_COLUMNS.index("transfer_lots")
+    return json.dumps([dict(zip(names, (*row[:lots], json.loads(row[lots]) if row[lots] else None, *row[lots + 1:]),
+                                strict=True)) for row in rows], default=_json_value)
+
+
+def _json_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+async def insert_transactions(connection: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    await connection.execute(NEW_ROWS, rows_json(rows))
+
+
 def outcome_figures(outcome: TradeOutcome) -> tuple[Any, ...]:
     """A trade's stored figures, in OUTCOME_COLUMNS order."""
     return (outcome.cost_usd, outcome.proceeds_usd, outcome.cost_basis_sold_usd, outcome.realized_pnl_usd,
@@ -351,19 +375,25 @@ async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Trade
 
 
 async def save_outcomes_and_flows(connection: asyncpg.Connection, portfolio_id: str,
-                                  outcomes: Sequence[TradeOutcome]) -> list[tuple[datetime, Decimal]]:
-    """save_outcomes, and the portfolio's counted_cash_flows after it, in one statement (the flows of the rows it
-    rewrote are taken from what it wrote: a statement does not see its own changes)."""
-    if not outcomes:
+                                  outcomes: Sequence[TradeOutcome], new_rows: Sequence[tuple[Any, ...]] = ()
+                                  ) -> list[tuple[datetime, Decimal]]:
+    """insert_transactions (`new_rows`, with their figures), save_outcomes (the other trades'), and the portfolio's
+    counted_cash_flows after both, in one statement (a statement does not see its own changes, so the flows of the
+    rows it wrote are taken from what it wrote)."""
+    if not outcomes and not new_rows:
         return (await counted_cash_flows(connection, [portfolio_id]))[portfolio_id]
+    inserted = {row[0] for row in new_rows}
     rows = await connection.fetch(
         f"""WITH saved AS ({OUTCOMES_UPDATE} RETURNING t.*),
+                 inserted AS ({NEW_ROWS.replace("$1", "$9")} RETURNING *),
                  current AS (SELECT * FROM saved WHERE portfolio_id = $8
+                             UNION ALL
+                             SELECT * FROM inserted WHERE portfolio_id = $8
                              UNION ALL
                              SELECT * FROM transactions
                              WHERE portfolio_id = $8 AND transaction_id NOT IN (SELECT transaction_id FROM saved))
             SELECT at, {CASH_FLOW} FROM current WHERE {COUNTED} ORDER BY at, sequence""",
-        *outcome_arrays(outcomes), portfolio_id)
+        *outcome_arrays([o for o in outcomes if o.transaction_id not in inserted]), portfolio_id, rows_json(new_rows))
     return [(at, flow) for at, flow in rows]
 
 

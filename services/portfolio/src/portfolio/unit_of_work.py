@@ -40,6 +40,10 @@ class UnitOfWork:
         self.changing: dict[str, Any] = {}
         """The portfolios (id → PortfolioState) the message being handled has appended events to: a transfer's
         other portfolio, changed on the way, must be changed through the same state (its version and counts)."""
+        self.unwritten: dict[str, tuple[Any, list[str]]] = {}
+        """New trades priced as they were recorded, whose rows wait for their figures (portfolio id → its state and
+        their ids): written with them by the metrics in one statement, before anything reads the portfolio's
+        transactions (`write_rows`), or at the latest by `flush`."""
         self.outcomes: dict[str, Any] = {}
         """The figures (TradeOutcome) of the trades the batch's ledgers counted, as stored by save_outcomes."""
         self.locked: dict[str, asyncpg.Record] = {}
@@ -103,6 +107,24 @@ class UnitOfWork:
             del self.outgoing[outgoing:]
             raise
 
+    def defer_rows(self, state: Any, transaction_ids: list[str]) -> None:
+        """Write these new transactions' rows with their figures, once the metrics have them."""
+        self.unwritten.setdefault(state.portfolio_id, (state, []))[1].extend(transaction_ids)
+
+    def take_rows(self, portfolio_id: str) -> list[tuple[Any, ...]]:
+        """The portfolio's unwritten rows, with their figures where the ledger counted them; the caller writes them."""
+        state, ids = self.unwritten.pop(portfolio_id, (None, []))
+        return [repo.transaction_row(portfolio_id, state.transactions[tx])
+                + (repo.outcome_figures(self.outcomes[tx]) if tx in self.outcomes else repo.NO_FIGURES)
+                for tx in ids if tx in state.transactions]
+
+    async def write_rows(self, portfolio_id: str | None = None) -> None:
+        """Write the unwritten rows (of one portfolio, or all) now: something is about to read them."""
+        for key in [portfolio_id] if portfolio_id is not None else list(self.unwritten):
+            rows = self.take_rows(key)
+            if rows:
+                await self.repo.insert_transactions(self.connection, rows)
+
     @property
     def notifications(self) -> list[Message]:
         """What the caller publishes once the batch has committed (not through the outbox)."""
@@ -112,6 +134,7 @@ class UnitOfWork:
         """Write what the batch added, in one statement; the caller commits right after. Only persistent messages
         take the outbox, the batch's price requests as one (an answer for the batch's trades instead of one a
         trade)."""
+        await self.write_rows()
         persistent = [message for message in self.outgoing if not message.notification]
         self.enqueued = await self.repo.write_batch(self.connection, names.EVENTS_EXCHANGE,
                                                     combine_price_requests(persistent), self.replies, self.released,
