@@ -126,7 +126,8 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     validate_price(command.price_usd)
     state = await load_owned(uow, command, command.portfolio_id)
     transaction_id, sequence = uuid4().hex, state.next_sequence
-    known = await known_market_price(service, uow, command.at) if command.price_usd is None else None
+    known = (await known_market_price(service, uow, command.at) if command.price_usd is None
+             and extends_ledger(uow, state, (command.at, sequence)) else None)
     new = Trade(transaction_id, command.side, command.amount_btc, command.at, command.fee_usd,
                 command.price_usd if known is None else known[1], sequence)
     if command.side.value == "sell":
@@ -147,6 +148,17 @@ async def record_transaction(service: PortfolioService, uow: UnitOfWork, command
     reason = "transaction_priced" if known is not None else "transaction_recorded"
     outgoing.append(updated_event(state, metrics, command, reason, transaction_id))
     return Outcome(await transaction_result(uow, state, transaction_id), outgoing)
+
+
+def extends_ledger(uow: UnitOfWork, state: PortfolioState, key: tuple[datetime, int]) -> bool:
+    """Whether a trade at `key` would come after every trade the stored ledger has folded (an O(1) append). A
+    back-dated trade is priced through price.requested instead: its answer waits in a window with the other
+    back-dated answers of the portfolio, and the window is folded once (see messaging.WriteBatcher)."""
+    stored = uow.stored.get(state.portfolio_id)
+    if stored is None:
+        return False
+    last = stored.read_ledger().last_seen_key
+    return last is None or key > last
 
 
 async def known_market_price(service: PortfolioService, uow: UnitOfWork, at: datetime) -> tuple[int, Decimal] | None:

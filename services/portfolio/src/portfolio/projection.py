@@ -61,7 +61,7 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
         await uow.repo.save_counts(connection, state, document)
         return document, [], {}
     market = await uow.market()  # not before: a pending trade's counts need no price
-    ledger = (Ledger.from_json(json.loads(stored.ledger)) if stored is not None
+    ledger = (stored.read_ledger() if stored is not None
               else await uow.repo.load_ledger(connection, state.portfolio_id))
     gaps: list[datetime] = []
     if state.repair_from is not None:

@@ -72,6 +72,13 @@ class StoredFigures:
     metrics: str
     held_sells: int = 0
     """Sells the ledger leaves out; their holds change with the pending buys, so counts alone can't be patched."""
+    _ledger: Ledger | None = None
+
+    def read_ledger(self) -> Ledger:
+        """The stored ledger, decoded once."""
+        if self._ledger is None:
+            self._ledger = Ledger.from_json(json.loads(self.ledger))
+        return self._ledger
 
 
 def state_of(row: asyncpg.Record, stored: dict[str, StoredFigures] | None) -> PortfolioState:
