@@ -25,6 +25,7 @@ from portfolio.domain import (
     validate_time,
     value_history,
 )
+from portfolio.domain.returns import ReturnIndex, percent
 from portfolio.domain.sell_holds import INSUFFICIENT_HOLDINGS, WAITING_FOR_BUYS, sell_holds
 
 from tests.unit.portfolio.fake_repository import holdings_around
@@ -237,3 +238,21 @@ def test_a_new_sell_checked_against_the_later_lows_is_refused_exactly_as_by_the_
         except InsufficientHoldings as refusal:
             outcomes.append((refusal.message, refusal.details))
     assert outcomes[0] == outcomes[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=1, max_size=12), st.lists(st.integers(1, 10**6), max_size=12),
+       st.integers(1, 10**6))
+def test_valuing_a_folded_index_at_the_latest_price_equals_observing_that_price(
+        trade_prices: list[int], midnights: list[int], latest: int) -> None:
+    """ReturnIndex.valued_at (TWR and drawdown at T, the index unchanged) is the old fold: observe I(T), then read."""
+    index = ReturnIndex()
+    for n, price in enumerate(trade_prices):
+        index.apply(Decimal(price), Decimal(n + 1), Decimal(price))
+    folded = index.folded([(T0, Decimal(p)) for p in midnights])
+    before = (folded.peak, folded.max_drawdown)
+    probe = index.folded([(T0, Decimal(p)) for p in midnights])
+    final = probe.index_at(Decimal(latest))
+    probe.observe(final)
+    assert folded.valued_at(Decimal(latest)) == (percent((final - 1) * 100), percent(probe.max_drawdown * 100))
+    assert (folded.peak, folded.max_drawdown) == before

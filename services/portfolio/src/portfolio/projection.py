@@ -224,10 +224,10 @@ def figures_stored(state: PortfolioState, ledger: Ledger, shown_counts: dict[str
                    held_pending: int = 0, held_failed: int = 0) -> repo.Projection:
     """Every figure by the domain function (IRR only when `flows` are given) as the stored metrics document, and
     the return index with the `tail` midnights (those after the last trade) folded in."""
+    folded = ledger.returns.folded(tail)
     figures = portfolio_figures(ledger, latest_price=market.price_usd if market else None,
                                 as_of=market.as_of if market else None, goal_usd=state.goal_usd,
-                                midnight_opens_since_last_trade=tail, flows=flows)
-    folded = ledger.returns.folded(tail)
+                                midnight_opens_since_last_trade=tail, flows=flows, folded_returns=folded)
     return repo.Projection(state.portfolio_id, ledger, views.metrics_document(figures, shown_counts), folded.peak,
                            folded.max_drawdown, held_pending, held_failed)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from portfolio.domain.ledger import Ledger, TradeOutcome
-from portfolio.domain.returns import irr_pct, percent
+from portfolio.domain.returns import ReturnIndex, irr_pct, percent
 from portfolio.domain.trades import Trade
 
 HUNDRED = Decimal(100)
@@ -62,14 +62,16 @@ def irr_at(flows: Sequence[tuple[datetime, Decimal]], current_value: Decimal | N
 def portfolio_figures(
     ledger: Ledger, *, latest_price: Decimal | None, as_of: datetime | None, goal_usd: Decimal | None,
     midnight_opens_since_last_trade: Sequence[tuple[datetime, Decimal]] = (),
-    flows: Sequence[tuple[datetime, Decimal]] | None = None,
+    flows: Sequence[tuple[datetime, Decimal]] | None = None, folded_returns: ReturnIndex | None = None,
 ) -> PortfolioFigures:
-    """Every portfolio metric of SPEC. IRR is computed only when `flows` (see cash_flows) are given."""
+    """Every portfolio metric of SPEC. IRR is computed only when `flows` (see cash_flows) are given.
+    `folded_returns`: the ledger's return index with those midnights folded in, when the caller has it already."""
     holdings, cost_basis = ledger.holdings_btc, ledger.cost_basis_usd
     current_value = holdings * latest_price if latest_price is not None else Decimal(0)
     unrealized = current_value - cost_basis if latest_price is not None else Decimal(0)
     net = ledger.realized_pnl_usd + unrealized
-    twr, drawdown = ledger.returns.at_end(latest_price, midnight_opens_since_last_trade)
+    folded = folded_returns or ledger.returns.folded(midnight_opens_since_last_trade)
+    twr, drawdown = folded.valued_at(latest_price)
     irr = irr_at(flows, current_value if latest_price is not None else None, as_of) if flows else None
     return PortfolioFigures(
         holdings_btc=holdings,

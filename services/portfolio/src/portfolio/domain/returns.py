@@ -75,10 +75,17 @@ class ReturnIndex:
         """(twr_pct, max_drawdown_pct) at T, without changing the stored state."""
         if not self.started or latest_price is None:
             return None, None
-        probe = self.folded(midnight_opens)
-        final = probe.index_at(latest_price)
-        probe.observe(final)
-        return percent((final - ONE) * 100), percent(probe.max_drawdown * 100)
+        return self.folded(midnight_opens).valued_at(latest_price)
+
+    def valued_at(self, latest_price: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
+        """(twr_pct, max_drawdown_pct) at T of an index whose midnights up to T are folded in already."""
+        if not self.started or latest_price is None:
+            return None, None
+        final = self.index_at(latest_price)
+        drawdown = self.max_drawdown
+        if final <= self.peak and self.peak > 0:  # as observe(final) would fold it, without changing this index
+            drawdown = max(drawdown, ONE - final / self.peak)
+        return percent((final - ONE) * 100), percent(drawdown * 100)
 
     def to_json(self) -> dict[str, Any]:
         return {"index": str(self.index), "value_after": str(self.value_after),
