@@ -12,6 +12,9 @@ from portfolio.service import PortfolioService
 from portfolio.unit_of_work import UnitOfWork
 
 log = structlog.get_logger()
+IRR_DUTY = 4
+"""The IRR pass waits this many times as long as its last batch took: at most a fifth of the time goes to it (a
+portfolio of 3,000 trades written without pause gets its IRR about every 0.4 s)."""
 
 
 @dataclass
@@ -42,8 +45,12 @@ class Upkeep:
             except Exception:  # an outage: the due rows stay due and the next pass takes them
                 log.exception("upkeep_failed")
                 refreshed = 0
-            # a busy portfolio gets its IRR at most about as often as computing it takes
-            await asyncio.sleep(max(self.idle_seconds if not refreshed else 0.05, time.monotonic() - started))
+            # a busy portfolio gets its IRR at most once per IRR_DUTY times what computing it takes: the IRR needs
+            # every cash flow, so at thousands of trades it would otherwise take half a core from the writes
+            # (a full batch means more are due: those go on at the old pace)
+            duty = 1 if refreshed >= projection.IRR_BATCH else IRR_DUTY
+            await asyncio.sleep(max(self.idle_seconds if not refreshed else 0.05,
+                                    duty * (time.monotonic() - started)))
 
     async def refresh_irrs(self) -> int:
         """One batch of due IRRs in one transaction; returns how many portfolios it updated."""
