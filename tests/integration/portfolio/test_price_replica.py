@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 from contracts.portfolios import GetPortfolio, ImportTransactions, PortfolioUpdated, RecordTransaction
+from contracts.prices import PriceRequested
 from portfolio.settings import Settings as PortfolioSettings
 
-from contracts import names
+from contracts import decode, names
 from tests.integration.portfolio.test_portfolio_flow import OWNER, create, opens, priced, unix
 from tests.integration.portfolio.test_replay import replay_cli
 from tests.support.bus import listening
@@ -84,5 +85,12 @@ async def test_an_import_of_fetched_hours_is_priced_in_its_own_transaction_and_r
                 + Decimal("0.2") * prices[unix("2024-06-10T05:00:00+00:00")] + 1
                 + Decimal("0.3") * prices[unix("2024-06-02T01:00:00+00:00")])
     assert view["metrics"]["pending_count"] == 0 and Decimal(view["metrics"]["invested_usd"]) == invested
+    # a file with one hour the replica does not know asks for every market price in one request (one fold)
+    mixed = "side,amount_btc,at,fee_usd\nbuy,0.1,2024-06-20T05:30:00Z,0\nbuy,0.1,2024-01-05T05:30:00Z,0\n"
+    async with listening(rabbit_url, names.PRICE_REQUESTED) as requests:
+        await commands.ok(ImportTransactions(owner_id=OWNER, portfolio_id=portfolio_id, csv_text=mixed))
+        asked = decode(PriceRequested, (await requests.next()).body)
+    assert len(asked.items) == 2
+    await priced(commands, portfolio_id)
     check = await replay_cli(portfolio_settings, "replay", "--check")
     assert check.returncode == 0, check.stdout + check.stderr

@@ -161,6 +161,19 @@ def extends_ledger(uow: UnitOfWork, state: PortfolioState, key: tuple[datetime, 
     return last is None or key > last
 
 
+async def all_known_prices(service: PortfolioService, uow: UnitOfWork, times: list[datetime]
+                           ) -> dict[datetime, tuple[int, Decimal]]:
+    """(hour, open) for every time when the replica knows them all, else none: an import is folded once, either
+    now with every price or when the answer to its price request comes (never both)."""
+    known = {}
+    for at in times:
+        price = await known_market_price(service, uow, at)
+        if price is None:
+            return {}
+        known[at] = price
+    return known
+
+
 async def known_market_price(service: PortfolioService, uow: UnitOfWork, at: datetime) -> tuple[int, Decimal] | None:
     """(hour, open) when the replica of hourly opens knows the finished candle of `at`, else None (ask for it)."""
     if service.hours is None:
@@ -255,13 +268,14 @@ async def import_transactions(service: PortfolioService, uow: UnitOfWork,
     outgoing: list[Message] = []
     ids, priced = [], []
     wanted: list[WantedPrice] = []
+    known_prices = await all_known_prices(service, uow, [row.at for row, _ in accepted if row.price_usd is None])
     for row, trade in accepted:
         transaction_id = uuid4().hex if save else None
         results[row.line] = ImportRowResult(
             line=row.line, ok=True, side=row.side, amount_btc=row.amount_btc, at=row.at, fee_usd=row.fee_usd,
             price_usd=row.price_usd, note=row.note, transaction_id=transaction_id)
         if save and transaction_id:
-            known = await known_market_price(service, uow, row.at) if row.price_usd is None else None
+            known = known_prices.get(row.at) if row.price_usd is None else None
             request_id = None if row.price_usd is not None or known is not None else uuid4().hex
             events.append(recorded(transaction_id, trade.sequence, row, request_id))
             ids.append(transaction_id)
