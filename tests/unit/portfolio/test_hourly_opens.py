@@ -56,7 +56,7 @@ async def test_a_miss_fetches_the_hours_around_it_and_later_trades_are_priced_fr
 async def test_an_hour_after_the_newest_finished_candle_is_never_priced_from_the_replica() -> None:
     stored = StoredHours(hour(-100), hour(100))
     replica = HourlyOpens(stored)  # type: ignore[arg-type]
-    replica.remember(hour(50), Decimal(1))
+    replica.remember(hour(50), Decimal(1), newest_finished_hour=hour(50))
     assert replica.price_at(START + timedelta(hours=50), newest_finished_hour=hour(49)) is None
     assert replica.price_at(START + timedelta(hours=50), newest_finished_hour=None) is None
     assert replica.price_at(START + timedelta(hours=50), newest_finished_hour=hour(50)) == (hour(50), Decimal(1))
@@ -107,3 +107,16 @@ async def test_closing_cancels_a_fetch_in_flight() -> None:
     assert fetching is not None
     await asyncio.wait_for(replica.close(), 1)
     assert fetching.cancelled() and replica.fetching is None
+
+
+async def test_a_candle_after_the_newest_finished_one_is_never_kept_even_once_its_hour_has_ended() -> None:
+    """The price service may hold the hour still trading as a provisional candle (replaced when the hour ends): a
+    fetch or an answer that carries it keeps nothing of it."""
+    stored = StoredHours(hour(-1000), hour(30))
+    replica = HourlyOpens(stored)  # type: ignore[arg-type]
+    replica.price_at(START, newest_finished_hour=hour(10))
+    await settled(replica)
+    assert stored.asked == [(hour(-REPLICA_BEHIND_HOURS), hour(10))]
+    replica.remember(hour(12), Decimal(7), newest_finished_hour=hour(10))
+    assert hour(11) not in replica.opens and hour(12) not in replica.opens
+    assert replica.price_at(START + timedelta(hours=10), newest_finished_hour=hour(10)) is not None

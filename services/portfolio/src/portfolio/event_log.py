@@ -56,9 +56,8 @@ class Statement:
         return f"${len(self.args)}"
 
 
-def append_events(statement: Statement, appends: Sequence[PendingAppend]) -> bool:
-    """Add the appending of every pending stream's events to `statement` (its CTE `counter` holds the last
-    position); False when there is nothing to append.
+def append_events(statement: Statement, appends: Sequence[PendingAppend]) -> None:
+    """Add the appending of every pending stream's events to `statement` (nothing when there are none).
 
     Positions are taken from one locked row, so they are gap-free and in commit order. The caller appends last,
     just before it commits, so the lock is held only for this statement and the commit (as pyeventsourcing locks its
@@ -68,7 +67,7 @@ def append_events(statement: Statement, appends: Sequence[PendingAppend]) -> boo
              json.dumps(pending.metadata), pending.recorded_at)
             for pending in appends for offset, event in enumerate(pending.events)]
     if not rows:
-        return False
+        return
     count = statement.param(len(rows))
     stream, version, kind, payload, metadata, recorded_at = (statement.param(list(column))
                                                              for column in zip(*rows, strict=True))
@@ -84,7 +83,6 @@ def append_events(statement: Statement, appends: Sequence[PendingAppend]) -> boo
         """projected AS (
                INSERT INTO projection_positions (name, position) SELECT 'portfolios', last_position FROM counter
                ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position)"""]
-    return True
 
 
 @contextlib.contextmanager

@@ -149,10 +149,10 @@ class HourlyOpens:
     recorded (price_at(t) is the open of the candle that starts at floor(t / 3600) * 3600) instead of by a
     price.requested and its answer.
 
-    A price is a fact of a finished hour: it never changes once the hour has ended. So an open is used only for an
-    hour no later than the newest finished candle the service has been told of (the latest price's hour); the
-    hour still trading, an hour the replica has not fetched, and a hole in the data go through price.requested as
-    before. A miss fetches the hours around it over price.range in the background (the trade itself is priced
+    A price is a fact of a finished hour: it never changes once the hour has ended. So an open is kept, and used,
+    only for an hour no later than the newest finished candle the service has been told of (the latest price's
+    hour; a provisional candle, which the price service replaces when its hour ends, is never kept); the hour still
+    trading, an hour the replica has not fetched, and a hole in the data go through price.requested as before. A miss fetches the hours around it over price.range in the background (the trade itself is priced
     through price.requested meanwhile); each price answer is remembered too."""
 
     source: PriceSource
@@ -169,19 +169,19 @@ class HourlyOpens:
             return None
         price = self.opens.get(hour)
         if price is None:
-            self.want(hour)
+            self.want(hour, newest_finished_hour)
             return None
         return hour, price
 
-    def remember(self, hour: int, price: Decimal) -> None:
-        """An open the price service answered with (used once its hour has ended: see price_at)."""
-        if len(self.opens) < REPLICA_CAPACITY_HOURS:
+    def remember(self, hour: int, price: Decimal, newest_finished_hour: int | None) -> None:
+        """An open the price service answered with, kept when its candle is finished."""
+        if newest_finished_hour is not None and hour <= newest_finished_hour and len(self.opens) < REPLICA_CAPACITY_HOURS:
             self.opens[hour] = price
 
     def covered(self, hour: int) -> bool:
         return any(first <= hour <= last for first, last in self.spans)
 
-    def want(self, hour: int) -> None:
+    def want(self, hour: int, newest_finished_hour: int) -> None:
         """Fetch the hours around `hour` in the background, unless they were fetched or are being fetched, or were
         asked for within the last ASK_AGAIN_SECONDS (a hole in the data, or the price service is down)."""
         if self.fetching is not None or self.covered(hour):
@@ -190,7 +190,7 @@ class HourlyOpens:
         if time.monotonic() < self.asked_at.get(key, 0.0):
             return
         self.asked_at[key] = time.monotonic() + ASK_AGAIN_SECONDS
-        self.fetching = asyncio.get_running_loop().create_task(self.fetch(hour))
+        self.fetching = asyncio.get_running_loop().create_task(self.fetch(hour, newest_finished_hour))
         self.fetching.add_done_callback(self._fetched)
 
     def _fetched(self, task: "asyncio.Task[None]") -> None:
@@ -198,17 +198,19 @@ class HourlyOpens:
         if not task.cancelled() and task.exception() is not None:
             log.warning("hourly_opens_fetch_failed", reason=repr(task.exception()))
 
-    async def fetch(self, hour: int) -> None:
-        first = hour - REPLICA_BEHIND_HOURS * HOUR_SECONDS
-        end = min(hour + REPLICA_AHEAD_HOURS * HOUR_SECONDS, candle_hour(int(time.time())))
-        answer = await self.source.range(max(first, 0), max(end, hour), "hour")
-        if answer is None or not answer.candles:
+    async def fetch(self, hour: int, newest_finished_hour: int) -> None:
+        """The finished hours from a week before `hour` to four months after it (up to the newest finished one)."""
+        first = max(hour - REPLICA_BEHIND_HOURS * HOUR_SECONDS, 0)
+        end = min(hour + REPLICA_AHEAD_HOURS * HOUR_SECONDS, newest_finished_hour)
+        answer = await self.source.range(first, end, "hour")
+        candles = [candle for candle in answer.candles if candle.hour <= end] if answer is not None else []
+        if not candles:
             return
-        if len(self.opens) + len(answer.candles) > REPLICA_CAPACITY_HOURS:
+        if len(self.opens) + len(candles) > REPLICA_CAPACITY_HOURS:
             self.opens.clear()
             self.spans.clear()
-        self.opens.update((candle.hour, candle.open) for candle in answer.candles)
-        self.spans.append((max(first, 0), answer.candles[-1].hour))
+        self.opens.update((candle.hour, candle.open) for candle in candles)
+        self.spans.append((first, candles[-1].hour))
 
     async def close(self) -> None:
         if self.fetching is not None:

@@ -28,10 +28,12 @@ def pricing_failed_event(transaction_id: str, reason: str, detail: str) -> ev.Tr
     return ev.TransactionPricingFailed(transaction_id, reason, detail)
 
 
-def remember_open(service: PortfolioService, hour: int | None, price: Decimal | None, source: str | None) -> None:
-    """A candle's open the price service answered with goes into the replica of hourly opens."""
+async def remember_open(service: PortfolioService, uow: UnitOfWork, hour: int | None, price: Decimal | None,
+                        source: str | None) -> None:
+    """A finished candle's open the price service answered with goes into the replica of hourly opens."""
     if service.hours is not None and hour is not None and price is not None and source == CANDLE_OPEN:
-        service.hours.remember(hour, price)
+        market = await uow.market()
+        service.hours.remember(hour, price, market.hour if market is not None else None)
 
 
 def awaits_answer(tx: TransactionState | None, request_id: str | None) -> bool:
@@ -53,7 +55,7 @@ async def apply_price_answer(service: PortfolioService, uow: UnitOfWork, answer:
         return []
     if isinstance(answer, PriceResolved):
         event = priced_event(transaction_id, answer.price_usd, answer.hour, answer.source)  # type: ignore[arg-type]
-        remember_open(service, answer.hour, answer.price_usd, answer.source)
+        await remember_open(service, uow, answer.hour, answer.price_usd, answer.source)
         reason = "transaction_priced"
     else:
         event = pricing_failed_event(transaction_id, answer.reason.value, answer.detail)
@@ -81,7 +83,7 @@ async def apply_price_answers(service: PortfolioService, uow: UnitOfWork, answer
     events, touched, priced_keys = [], [], []
     for item in answer.resolved:
         tx = state.transactions.get(item.transaction_id)
-        remember_open(service, item.hour, item.price_usd, item.source)
+        await remember_open(service, uow, item.hour, item.price_usd, item.source)
         if awaits_answer(tx, item.request_id):
             events.append(priced_event(item.transaction_id, item.price_usd, item.hour, item.source))
             touched.append(item.transaction_id)

@@ -366,7 +366,7 @@ OUTCOMES_UPDATE = """UPDATE transactions t SET cost_usd = o.cost, proceeds_usd =
              AND (t.cost_usd, t.proceeds_usd, t.cost_basis_sold_usd, t.realized_pnl_usd, t.moved_cost_usd,
                   t.moved_value_usd)
                  IS DISTINCT FROM (o.cost, o.proceeds, o.sold, o.realized, o.moved_cost, o.moved_value)"""
-"""Each trade's figures, rewritten only where they changed (the outcomes as OUTCOME_ARRAYS, $1 to $7)."""
+"""Each trade's figures, rewritten only where they changed (the outcomes as `outcome_arrays`, $1 to $7)."""
 
 
 def outcome_arrays(outcomes: Sequence[TradeOutcome]) -> list[list[Any]]:
@@ -614,9 +614,7 @@ async def write_batch(connection: asyncpg.Connection, exchange: str, messages: S
     inbox, released claims out of it, and the events appended (event_log.append_events). Returns the outbox rows,
     for their writer to publish them once committed."""
     statement = Statement()
-    results = ["NULL"]
-    if append_events(statement, appends):
-        results = ["(SELECT last_position FROM counter)"]
+    append_events(statement, appends)
     if replies:
         statement.ctes.append(
             f"replied AS (UPDATE inbox SET reply = r.reply FROM unnest({statement.param(list(replies))}::text[], "
@@ -636,15 +634,14 @@ async def write_batch(connection: asyncpg.Connection, exchange: str, messages: S
                                {statement.param(bodies)}::bytea[]) WITH ORDINALITY
                         AS m(routing_key, message_id, correlation_id, body, n)
                    ORDER BY m.n RETURNING id)""")
-        results.append("(SELECT array_agg(id ORDER BY id) FROM queued)")
     if not statement.ctes:
         return []
+    queued = "(SELECT array_agg(id ORDER BY id) FROM queued)" if messages else "NULL"
     with appended():
-        row = await connection.fetchrow(f"WITH {', '.join(statement.ctes)} SELECT {', '.join(results)}",
-                                        *statement.args)
+        ids = await connection.fetchval(f"WITH {', '.join(statement.ctes)} SELECT {queued}", *statement.args)
     # identities are drawn in the order the rows are inserted, which is the messages' order
     return [OutboxRow(id, exchange, m.publish_key, m.message_id, m.correlation_id, body)
-            for id, m, body in zip(row[-1] if messages else [], messages, bodies, strict=True)]
+            for id, m, body in zip(ids or [], messages, bodies, strict=True)]
 
 
 async def take_outbox(connection: asyncpg.Connection, limit: int, older_than_seconds: float = 0
