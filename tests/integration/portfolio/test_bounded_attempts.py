@@ -3,7 +3,7 @@ key kept on each retry copy), then dead-lettered with its reason, and the caller
 
 from contracts.faststream_support import ATTEMPT_HEADER
 from contracts.portfolios import CreatePortfolio, ListPortfolios
-from portfolio import messaging
+from portfolio import command_queue
 
 from contracts import names
 from tests.support.bus import dead_letters
@@ -13,7 +13,7 @@ async def test_command_that_keeps_failing_is_dead_lettered_after_the_set_attempt
     commands, portfolio_app, rabbit_url, monkeypatch
 ) -> None:
     attempts: list[str] = []
-    real_run_command = messaging.run_command
+    real_run_command = command_queue.run_command
 
     async def broken_for_one_owner(service, writer, command):  # type: ignore[no-untyped-def]
         if command.owner_id == "owner-with-a-bug":
@@ -21,7 +21,7 @@ async def test_command_that_keeps_failing_is_dead_lettered_after_the_set_attempt
             raise KeyError("a bug the service did not expect")
         return await real_run_command(service, writer, command)
 
-    monkeypatch.setattr(messaging, "run_command", broken_for_one_owner)
+    monkeypatch.setattr(command_queue, "run_command", broken_for_one_owner)
     command = CreatePortfolio(owner_id="owner-with-a-bug", name="Never")
     reply = await commands.send(command)
     parked = await dead_letters(rabbit_url, names.PORTFOLIO_COMMANDS_QUEUE, 1)

@@ -16,10 +16,11 @@ from prometheus_client import Gauge
 from tenacity import AsyncRetrying, stop_after_delay, wait_fixed
 
 from portfolio import repository as repo
+from portfolio.command_queue import CommandQueue
 from portfolio.db import create_pool
 from portfolio.http import build_http_app
 from portfolio.market_data import HourlyOpens, PriceSource
-from portfolio.messaging import OutboxRelay, WriteBatcher, build_router
+from portfolio.messaging import OutboxRelay, WriteBatcher, attempt_policy, build_router
 from portfolio.service import PortfolioService
 from portfolio.settings import Settings
 from portfolio.upkeep import Upkeep
@@ -39,6 +40,7 @@ class PortfolioApp:
     writer: WriteBatcher
     prices: RpcClient
     notifier: Notifier
+    commands: CommandQueue
 
     async def readiness(self) -> dict[str, bool]:
         try:
@@ -84,7 +86,9 @@ async def build(settings: Settings) -> PortfolioApp:
     writer = WriteBatcher(service, relay, settings.write_batch_limit, settings.write_lanes,
                          settings.write_linger_seconds, settings.write_coalesce_seconds)
     broker.include_router(build_router(service, broker, writer, settings.consumer_max_attempts))
-    return PortfolioApp(settings, service, broker, relay, writer, prices, notifier)
+    commands = CommandQueue(settings.rabbit_url, service, broker, writer, attempt_policy(settings.consumer_max_attempts),
+                            settings.consumer_prefetch)
+    return PortfolioApp(settings, service, broker, relay, writer, prices, notifier, commands)
 
 
 @contextlib.asynccontextmanager
@@ -95,6 +99,7 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     await app.service.opens.load(app.service.pool)
     writer = asyncio.create_task(app.writer.run())
     await app.broker.start()
+    await app.commands.start()
     relay = asyncio.create_task(app.relay.run())
     watcher = asyncio.create_task(app.watch_dead_letters())
     upkeep = asyncio.create_task(Upkeep(app.service).run())
@@ -106,6 +111,7 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
         await asyncio.gather(upkeep, return_exceptions=True)
         app.relay.stop()
         watcher.cancel()
+        await app.commands.stop()
         await asyncio.gather(asyncio.wait_for(relay, RELAY_STOP_SECONDS), watcher, return_exceptions=True)
         await app.broker.stop()
         writer.cancel()

@@ -16,15 +16,14 @@ from contracts.envelope import Message
 from contracts.faststream_support import AttemptPolicy, IncomingMessage, routing_key_of, within_attempts
 from contracts.faststream_support import dead_letter as park
 from contracts.observability import bind_correlation
-from contracts.portfolios import COMMANDS, OwnedCommand
+from contracts.portfolios import OwnedCommand
 from contracts.prices import PriceRequested, PriceResolved, PriceTicked, PriceUnavailable, combine_price_requests
-from contracts.rpc import deadline_passed
-from contracts.topology import PORTFOLIO_COMMANDS, PORTFOLIO_PRICE_EVENTS, QueueSpec
+from contracts.topology import PORTFOLIO_PRICE_EVENTS, QueueSpec
 from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitQueue, RabbitRouter
 from prometheus_client import Counter, Gauge, Histogram
 
-from contracts import ContractError, ErrorCode, Reply, decode, names
+from contracts import ContractError, Reply, decode, names
 from portfolio import handlers
 from portfolio import repository as repo
 from portfolio.service import PortfolioService
@@ -382,30 +381,15 @@ async def submit_price_event(writer: WriteBatcher, event: Message) -> handlers.H
     return handlers.Handled()
 
 
+def attempt_policy(max_attempts: int) -> AttemptPolicy:
+    return AttemptPolicy(max_attempts=max_attempts, outages=OUTAGES, outage_backoff_seconds=OUTAGE_BACKOFF_SECONDS)
+
+
 def build_router(service: PortfolioService, broker: RabbitBroker, writer: WriteBatcher,
                  max_attempts: int = 3) -> RabbitRouter:
+    """The price events' subscriber (the commands have their own lean consumer: command_queue)."""
     router = RabbitRouter()
-    policy = AttemptPolicy(max_attempts=max_attempts, outages=OUTAGES, outage_backoff_seconds=OUTAGE_BACKOFF_SECONDS)
-
-    @router.subscriber(existing_queue(PORTFOLIO_COMMANDS), ack_policy=AckPolicy.NACK_ON_ERROR)
-    async def on_command(message: IncomingMessage) -> bytes | None:
-        """Any portfolio.* or transaction.* command → its Reply; writes commit before the reply and the ack."""
-        if deadline_passed(message.headers):  # its caller answered 503 already: applying it now would surprise
-            await dead_letter(broker, PORTFOLIO_COMMANDS, message, "expired: the caller had stopped waiting")
-            return None
-        with HANDLER_SECONDS.labels(PORTFOLIO_COMMANDS.name).time():
-            command, refusal = await decoded(broker, PORTFOLIO_COMMANDS, message, COMMANDS)
-            if command is None:
-                reply = Reply.failure(None, ErrorCode.VALIDATION, refusal)
-            else:
-                bind_correlation(command.correlation_id, command=command.routing_key)
-                handled, reply = await guarded(broker, PORTFOLIO_COMMANDS, message,
-                                               lambda: run_command(service, writer, command), policy)
-                if not handled or reply is None:
-                    reply = Reply.failure(command, ErrorCode.UNAVAILABLE, "The portfolio service could not handle "
-                                          "this request; it has been set aside for an operator.")
-            MESSAGES.labels(PORTFOLIO_COMMANDS.name, "ok" if reply.ok else reply.error.code).inc()  # type: ignore[union-attr]
-            return reply.to_json() if message.reply_to else None
+    policy = attempt_policy(max_attempts)
 
     @router.subscriber(existing_queue(PORTFOLIO_PRICE_EVENTS), ack_policy=AckPolicy.NACK_ON_ERROR)
     async def on_price_event(message: IncomingMessage) -> None:
