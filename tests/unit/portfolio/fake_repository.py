@@ -159,6 +159,12 @@ class FakeRepository:
         await self.save_outcomes(connection, outcomes)
         return (await self.counted_cash_flows(connection, [portfolio_id]))[portfolio_id]
 
+    async def save_figures(self, connection: Any, state: PortfolioState, projection: repo.Projection,
+                           outcomes: Sequence[TradeOutcome], new_rows: Sequence[tuple[Any, ...]]) -> None:
+        await self.insert_transactions(connection, new_rows)
+        await self.save_outcomes(connection, outcomes)
+        await self.save_metrics(connection, state, projection, irr_due=False)
+
     async def counted_cash_flows(self, connection: Any, portfolio_ids: Sequence[str]
                                  ) -> dict[str, list[tuple[datetime, Decimal]]]:
         flows: dict[str, list[tuple[datetime, Decimal]]] = {}

@@ -85,6 +85,7 @@ async def run_in_transaction(service: PortfolioService, messages: Sequence[Messa
             remember_reply(uow, message, handled)
             results.append(handled)
         await uow.flush()
+    service.cash_flows.committed(uow.flows_written())
     service.committed_outbox(uow.enqueued)
     await service.notify(uow.notifications)
     return results

@@ -14,7 +14,17 @@ from pydantic import BaseModel
 
 from portfolio import repository as repo
 from portfolio import views
-from portfolio.domain import CHECKPOINT_EVERY, Ledger, Trade, TradeOutcome, irr_at, portfolio_figures, replay_ledger
+from portfolio.cash_flows import Flows
+from portfolio.domain import (
+    CHECKPOINT_EVERY,
+    Ledger,
+    Trade,
+    TradeOutcome,
+    cash_flows,
+    irr_at,
+    portfolio_figures,
+    replay_ledger,
+)
 from portfolio.domain import events as ev
 from portfolio.domain.events import PortfolioState
 from portfolio.domain.sell_holds import SellHold, public_counts, sell_holds
@@ -59,6 +69,9 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
             and state.repair_from is None):
         document = views.with_counts(json.loads(stored.metrics), state.counts)
         await uow.repo.save_counts(connection, state, document)
+        unchanged = uow.known_flows(state.portfolio_id, service.cash_flows)
+        if unchanged is not None:  # a pending trade counts no flow: the flows known go on to the new version
+            uow.flows[state.portfolio_id] = (state, unchanged)
         return document, [], {}
     market = await uow.market()  # not before: a pending trade's counts need no price
     ledger = (stored.read_ledger() if stored is not None
@@ -71,7 +84,7 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
     # a ledger stored before lots carried their buy times is refolded from the first trade, as for a new method
     same_method = ledger.method == state.method and not ledger.needs_refold
     if not priced_changed and same_method:
-        return await store_figures(service, uow, state, ledger, market, gaps, had_holds)
+        return await store_figures(service, uow, state, ledger, market, gaps, had_holds, extends=True)
     last_seen = ledger.last_seen_key
     extends = (appended is not None and same_method and changed_from is None and ledger.covers(appended)
                and ledger.trade_count + len(ledger.uncovered) == state.counts.get("priced", 0) - 1
@@ -105,7 +118,8 @@ async def recompute(service: PortfolioService, uow: UnitOfWork, state: Portfolio
                                          checkpoints=checkpoints)
         await uow.repo.replace_checkpoints(connection, state.portfolio_id, kept_count, checkpoints)
     uow.outcomes.update((outcome.transaction_id, outcome) for outcome in outcomes)
-    metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds, outcomes)
+    metrics, _, holds = await store_figures(service, uow, state, ledger, market, gaps, had_holds, outcomes,
+                                            appended, extends=extends)
     return metrics, outcomes, holds
 
 
@@ -124,10 +138,11 @@ portfolio's IRR, which needs every cash flow, is left to the IRR pass after comm
 
 async def store_figures(service: PortfolioService, uow: UnitOfWork, state: PortfolioState, ledger: Ledger,
                         market: repo.Market | None, gaps: list[datetime], had_holds: bool,
-                        outcomes: Sequence[TradeOutcome] = ()
+                        outcomes: Sequence[TradeOutcome] = (), appended: Trade | None = None, extends: bool = False
                         ) -> tuple[dict[str, Any], list[TradeOutcome], dict[str, SellHold]]:
     """Store the trades' figures (`outcomes`), the ledger and every figure from it; returns the metrics, no
-    outcomes, and the holds."""
+    outcomes, and the holds. `extends`: the outcomes are none, or those of `appended` alone, a trade after every
+    counted one (so the cash flows before it, when remembered, need only its own)."""
     connection = uow.connection
     if market is not None:
         await ensure_opens(service, uow, ledger.last_at, market.as_of, gaps)
@@ -139,19 +154,37 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
     state.repair_from = min(gaps, default=None)
     irr_due = ledger.trade_count > INLINE_IRR_TRADES
     new_rows = uow.take_rows(state.portfolio_id)  # new trades, with the figures just computed
+    inserted = {row[0] for row in new_rows}
+    others = [o for o in outcomes if o.transaction_id not in inserted]
+    flows = (extended_flows(uow, service, state, outcomes, appended)
+             if extends and not irr_due and not holds and not had_holds else None)
+    if flows is not None:  # known without a read: the rows, the figures and the metrics in one statement
+        projection = project(service.opens, ledger, state, holds, market, flows)
+        await uow.repo.save_figures(connection, state, projection, others, new_rows)
+        uow.flows[state.portfolio_id] = (state, flows)
+        return projection.metrics, [], holds
     if irr_due:
-        flows = None
         if new_rows:
             await uow.repo.insert_transactions(connection, new_rows)
-        inserted = {row[0] for row in new_rows}
-        await uow.repo.save_outcomes(connection, [o for o in outcomes if o.transaction_id not in inserted])
+        await uow.repo.save_outcomes(connection, others)
     else:  # the IRR's cash flows are read back with the rows and figures just stored
-        flows = await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, outcomes, new_rows)
+        flows = tuple(await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, outcomes, new_rows))
+    uow.flows[state.portfolio_id] = (state, flows)
     projection = project(service.opens, ledger, state, holds, market, flows)
     stored_irr = await uow.repo.save_metrics(connection, state, projection, irr_due=irr_due)
     if irr_due:
         projection.metrics["irr_pct"] = stored_irr
     return projection.metrics, [], holds
+
+
+def extended_flows(uow: UnitOfWork, service: PortfolioService, state: PortfolioState,
+                   outcomes: Sequence[TradeOutcome], appended: Trade | None) -> Flows | None:
+    """The cash flows after `outcomes` (none, or `appended`'s alone) when the flows before are known: computed
+    in this batch, or remembered at the version the batch found."""
+    before = uow.known_flows(state.portfolio_id, service.cash_flows)
+    if before is None or len(outcomes) > 1 or (outcomes and appended is None):
+        return None
+    return before + tuple(cash_flows([(appended.at, outcome) for outcome in outcomes]))  # type: ignore[union-attr]
 
 
 async def sync_arrivals(service: PortfolioService, uow: UnitOfWork, state: PortfolioState,
@@ -278,6 +311,7 @@ async def commit_events(uow: UnitOfWork, state: PortfolioState, events: Sequence
     metadata = {"message_id": cause.message_id, "correlation_id": cause.correlation_id,
                 "causation_id": cause.causation_id, "occurred_at": cause.occurred_at.isoformat(),
                 "schema_version": cause.schema_version}
+    uow.versions_before.setdefault(state.portfolio_id, state.version)
     uow.stage(ev.stream_of(state.portfolio_id), 0 if created else state.version,
               [NewEvent(event.kind, event.payload()) for event in events], metadata, now)
     for event in events:

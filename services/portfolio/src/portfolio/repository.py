@@ -1,6 +1,7 @@
 """The only code that reads and writes the portfolio projections, the inbox, the outbox and market data."""
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -392,7 +393,7 @@ async def save_outcomes_and_flows(connection: asyncpg.Connection, portfolio_id: 
     inserted = {row[0] for row in new_rows}
     rows = await connection.fetch(
         f"""WITH saved AS ({OUTCOMES_UPDATE} RETURNING t.*),
-                 inserted AS ({NEW_ROWS.replace("$1", "$9")} RETURNING *),
+                 inserted AS ({shifted(NEW_ROWS, 8)} RETURNING *),
                  current AS (SELECT * FROM saved WHERE portfolio_id = $8
                              UNION ALL
                              SELECT * FROM inserted WHERE portfolio_id = $8
@@ -447,26 +448,54 @@ async def save_counts(connection: asyncpg.Connection, state: PortfolioState, met
         state.name, state.method.value, state.goal_usd, state.version, state.updated_at, state.next_sequence)
 
 
-async def save_metrics(connection: asyncpg.Connection, state: PortfolioState, projection: Projection, *,
-                       irr_due: bool) -> str | None:
-    """The header, the ledger and the metrics of the portfolio, in one statement.
-
-    With `irr_due`, the IRR is left to the IRR pass: the stored one is kept meanwhile, and returned."""
-    ledger, returns = projection.ledger, projection.ledger.returns
-    return await connection.fetchval(  # type: ignore[no-any-return]
-        """UPDATE portfolios SET ledger = $2::jsonb,
+METRICS_UPDATE = """UPDATE portfolios SET ledger = $2::jsonb,
                metrics = CASE WHEN $20 THEN $3::jsonb || jsonb_build_object('irr_pct', metrics->'irr_pct')
                               ELSE $3::jsonb END,
                holdings_btc = $4, cost_basis_usd = $5, invested_usd = $6, realized_pnl_usd = $7, twr_index = $8,
                twr_value_after = $9, twr_holdings_after = $10, twr_started = $11, tail_peak = $12,
                tail_max_drawdown = $13, irr_due = $20, name = $14, method = $15, goal_usd = $16, version = $17,
                updated_at = $18, next_sequence = $19, held_pending = $21, held_failed = $22, repair_from = $23
-           WHERE portfolio_id = $1 RETURNING metrics->>'irr_pct'""",
-        state.portfolio_id, json.dumps(ledger.to_json()), json.dumps(projection.metrics), ledger.holdings_btc,
-        ledger.cost_basis_usd, ledger.invested_usd, ledger.realized_pnl_usd, returns.index, returns.value_after,
-        returns.holdings_after, returns.started, projection.tail_peak, projection.tail_max_drawdown, state.name,
-        state.method.value, state.goal_usd, state.version, state.updated_at, state.next_sequence, irr_due,
-        projection.held_pending, projection.held_failed, state.repair_from)
+           WHERE portfolio_id = $1"""
+"""The header, the ledger and the metrics of a portfolio (`metrics_arguments`, $1 to $23); with $20 (the IRR due),
+the stored IRR is kept for the IRR pass."""
+
+
+def metrics_arguments(state: PortfolioState, projection: Projection, irr_due: bool) -> tuple[Any, ...]:
+    ledger, returns = projection.ledger, projection.ledger.returns
+    return (state.portfolio_id, json.dumps(ledger.to_json()), json.dumps(projection.metrics), ledger.holdings_btc,
+            ledger.cost_basis_usd, ledger.invested_usd, ledger.realized_pnl_usd, returns.index, returns.value_after,
+            returns.holdings_after, returns.started, projection.tail_peak, projection.tail_max_drawdown, state.name,
+            state.method.value, state.goal_usd, state.version, state.updated_at, state.next_sequence, irr_due,
+            projection.held_pending, projection.held_failed, state.repair_from)
+
+
+async def save_metrics(connection: asyncpg.Connection, state: PortfolioState, projection: Projection, *,
+                       irr_due: bool) -> str | None:
+    """The header, the ledger and the metrics of the portfolio, in one statement.
+
+    With `irr_due`, the IRR is left to the IRR pass: the stored one is kept meanwhile, and returned."""
+    return await connection.fetchval(  # type: ignore[no-any-return]
+        f"{METRICS_UPDATE} RETURNING metrics->>'irr_pct'", *metrics_arguments(state, projection, irr_due))
+
+
+def shifted(sql: str, by: int) -> str:
+    """A statement's parameters renumbered ($1 → $(1 + by)), to run it as a CTE after others' parameters."""
+    return re.sub(r"\$(\d+)", lambda number: f"${int(number.group(1)) + by}", sql)
+
+
+async def save_figures(connection: asyncpg.Connection, state: PortfolioState, projection: Projection,
+                       outcomes: Sequence[TradeOutcome], new_rows: Sequence[tuple[Any, ...]]) -> None:
+    """insert_transactions (`new_rows`, with their figures), save_outcomes (the other trades') and save_metrics
+    (its IRR computed) in one statement."""
+    ctes = []
+    arguments = list(metrics_arguments(state, projection, False))
+    if new_rows:
+        arguments.append(rows_json(new_rows))
+        ctes.append(f"inserted AS ({shifted(NEW_ROWS, len(arguments) - 1)})")
+    if outcomes:
+        ctes.append(f"saved AS ({shifted(OUTCOMES_UPDATE, len(arguments))})")
+        arguments.extend(outcome_arrays(outcomes))
+    await connection.execute(f"WITH {', '.join(ctes)} {METRICS_UPDATE}" if ctes else METRICS_UPDATE, *arguments)
 
 
 async def portfolio_row(connection: asyncpg.Connection | asyncpg.Pool, portfolio_id: str, owner_id: str

@@ -9,6 +9,7 @@ import asyncpg
 from contracts.envelope import Message
 from pydantic import BaseModel
 
+from portfolio.cash_flows import CashFlowMemo
 from portfolio.domain import NotFound
 from portfolio.market_data import DailyOpens, HourlyOpens, PriceSource
 
@@ -38,6 +39,9 @@ class PortfolioService:
     committed_outbox: Callable[[list["OutboxRow"]], None] = lambda rows: None
     """Told of the outbox rows a batch committed, so that they are published at once (the relay, which polls,
     otherwise takes them)."""
+
+    cash_flows: CashFlowMemo = field(default_factory=CashFlowMemo)
+    """The IRR's cash flows of the portfolios written last, as of their version (a trade appended needs no read)."""
 
     def __post_init__(self) -> None:
         self.opens = DailyOpens(self.prices)

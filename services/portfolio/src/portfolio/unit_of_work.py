@@ -16,6 +16,7 @@ from contracts.prices import combine_price_requests
 
 from contracts import names
 from portfolio import repository as repo
+from portfolio.cash_flows import CashFlowMemo, Flows
 from portfolio.event_log import NewEvent, PendingAppend
 
 UNREAD = object()
@@ -50,6 +51,11 @@ class UnitOfWork:
         """Headers of the batch's portfolios, locked up front; each is taken by the first message that loads it."""
         self.market_holds = False
         """Whether the price read now holds until commit (see lock_portfolios)."""
+        self.versions_before: dict[str, int] = {}
+        """Each changed portfolio's version before the batch changed it: the version its remembered flows are of."""
+        self.flows: dict[str, tuple[Any, Flows | None]] = {}
+        """The cash flows each portfolio's figures were last computed with in this batch (its state, and None where
+        they were not read), for the memo once the batch has committed (`flows_written`)."""
 
     def begin(self, message: Message) -> None:
         """A new message of the batch: what it changes is its own."""
@@ -98,14 +104,25 @@ class UnitOfWork:
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """One message's work: on any failure its writes, staged events and outgoing messages are undone."""
-        appends, outgoing = len(self.appends), len(self.outgoing)
+        appends, outgoing, flows = len(self.appends), len(self.outgoing), dict(self.flows)
         try:
             async with self.connection.transaction():
                 yield
         except BaseException:
             del self.appends[appends:]
             del self.outgoing[outgoing:]
+            self.flows = flows
             raise
+
+    def known_flows(self, portfolio_id: str, memo: CashFlowMemo) -> Flows | None:
+        """The portfolio's cash flows as its figures stand now in this batch, if known without a read."""
+        if portfolio_id in self.flows:
+            return self.flows[portfolio_id][1]
+        return memo.at(portfolio_id, self.versions_before.get(portfolio_id))
+
+    def flows_written(self) -> dict[str, tuple[int, Flows | None]]:
+        """Each portfolio's version and cash flows as the batch leaves them (for CashFlowMemo.committed)."""
+        return {portfolio_id: (state.version, flows) for portfolio_id, (state, flows) in self.flows.items()}
 
     def defer_rows(self, state: Any, transaction_ids: list[str]) -> None:
         """Write these new transactions' rows with their figures, once the metrics have them."""
