@@ -9,8 +9,9 @@ outbox row (three statements per message). A publish that fails is logged and dr
 from collections.abc import Iterable
 
 import aio_pika
+import aiormq
 import structlog
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from contracts import names
 from contracts.envelope import Message
@@ -22,15 +23,14 @@ class Notifier:
     def __init__(self, url: str, exchange: str = names.EVENTS_EXCHANGE) -> None:
         self._url, self._exchange_name = url, exchange
         self._connection: AbstractRobustConnection | None = None
-        self._exchange: AbstractExchange | None = None
+        self._channel: AbstractChannel | None = None
         self.dropped = 0
         """Notifications that could not be handed to the broker (logged, not retried)."""
 
     async def connect(self) -> None:
         self._connection = await aio_pika.connect_robust(self._url)
-        channel = await self._connection.channel(publisher_confirms=False)
-        self._exchange = await channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC,
-                                                        durable=True)
+        self._channel = await self._connection.channel(publisher_confirms=False)
+        await self._channel.declare_exchange(self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -41,13 +41,15 @@ class Notifier:
         """Hand each notification to the broker; without confirms each call returns once the frame is written."""
         for message in messages:
             try:
-                if self._exchange is None or self._connection is None or self._connection.is_closed:
+                if self._channel is None or self._connection is None or self._connection.is_closed:
                     raise ConnectionError("not connected to the broker")
-                await self._exchange.publish(
-                    aio_pika.Message(message.to_json(), content_type="application/json",
-                                     message_id=message.message_id, correlation_id=message.correlation_id,
-                                     delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT),
-                    routing_key=message.publish_key)
+                # straight to aiormq, as aio-pika's Exchange.publish does, without building its Message first
+                channel = await self._channel.get_underlay_channel()
+                await channel.basic_publish(
+                    message.to_json(), exchange=self._exchange_name, routing_key=message.publish_key,
+                    properties=aiormq.spec.Basic.Properties(
+                        content_type="application/json", message_id=message.message_id,
+                        correlation_id=message.correlation_id, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT))
             except Exception as error:  # the next read heals a lost notification; the write has committed
                 self.dropped += 1
                 log.warning("notification_dropped", routing_key=message.publish_key, reason=repr(error))

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from contracts.portfolios import (
 )
 from contracts.types import decimal_text
 
-from portfolio.domain import PortfolioFigures, TaxYear, Trade, TradeOutcome, transaction_figures
+from portfolio.domain import PortfolioFigures, TaxYear, Trade, TradeOutcome, TransactionFigures, transaction_figures
 from portfolio.domain.events import PortfolioState, TransactionState
 from portfolio.domain.sell_holds import SellHold
 
@@ -70,9 +70,15 @@ def portfolio_view_of(state: PortfolioState, metrics: dict[str, Any]) -> Portfol
         metrics=PortfolioMetrics.model_validate(metrics))
 
 
+TRANSACTION_FIELDS = tuple(field.name for field in fields(TransactionState))
+TRANSACTION_FIGURE_FIELDS = tuple(field.name for field in fields(TransactionFigures))
+
+
 def pending_transaction_row(portfolio_id: str, tx: TransactionState) -> dict[str, Any]:
-    """A transaction not yet priced, shaped like its row (it has no figures yet)."""
-    return {**asdict(tx), "portfolio_id": portfolio_id, "kind": tx.kind.value}
+    """A transaction not yet priced, shaped like its row (it has no figures yet). Its fields as they are: asdict would
+    deep-copy every value, and nothing here changes them."""
+    return {**{name: getattr(tx, name) for name in TRANSACTION_FIELDS}, "portfolio_id": portfolio_id,
+            "kind": tx.kind.value}
 
 
 def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> TransactionView:
@@ -91,7 +97,8 @@ def transaction_view(row: Mapping[str, Any], latest_price: Decimal | None) -> Tr
         outcome = TradeOutcome(row["transaction_id"], row["cost_usd"], row["proceeds_usd"],
                                row["cost_basis_sold_usd"], row["realized_pnl_usd"], row["moved_cost_usd"],
                                row["moved_value_usd"])
-        metrics = TransactionMetrics(**asdict(transaction_figures(trade, outcome, latest_price)))
+        figures = transaction_figures(trade, outcome, latest_price)
+        metrics = TransactionMetrics(**{name: getattr(figures, name) for name in TRANSACTION_FIGURE_FIELDS})
     transfer = None if row["transfer_id"] is None else TransferLink(
         transfer_id=row["transfer_id"], counterpart_portfolio_id=row["counterpart_portfolio_id"],
         counterpart_transaction_id=row["counterpart_transaction_id"])
