@@ -90,7 +90,10 @@ class CommandQueue:
     async def start(self) -> None:
         self.connection = await aio_pika.connect_robust(
             self.rabbit_url, client_properties={"connection_name": "portfolio commands"})
-        self.channel = await self.connection.channel(publisher_confirms=True)
+        # No publisher confirms: a reply is transient, to the caller's own queue; frames on a channel keep their order,
+        # so the broker has the reply before the command's ack, and a lost connection loses the ack with it (the
+        # command comes again and the inbox answers with the stored reply).
+        self.channel = await self.connection.channel(publisher_confirms=False)
         await self.channel.set_qos(prefetch_count=self.prefetch)
         await consume(self.channel, PORTFOLIO_COMMANDS.name, self.on_delivery)
 
