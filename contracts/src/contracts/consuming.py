@@ -16,26 +16,75 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aio_pika
+import structlog
 from aio_pika.abc import AbstractChannel, AbstractRobustChannel
 from aiormq.abc import DeliveredMessage
+
+log = structlog.get_logger()
 
 ACK_DELAY_SECONDS = 0.05
 """The longest a handled message waits for its ack; at most prefetch / delay messages a second can then pass, far
 above what one process handles."""
 
 
+RECONSUME_SECONDS = 2.0
+"""After the broker cancels a consumer (its queue was deleted or is being recreated), it consumes again this long
+after, and again after each failure, until it can or stops."""
+
+
+class Consumption:
+    """A queue consumed by `consume`: again after every reopening of the channel and after a cancel by the broker,
+    until `stop`."""
+
+    def __init__(self, channel: AbstractChannel, queue_name: str,
+                 handler: Callable[[DeliveredMessage], Coroutine[Any, Any, None]]) -> None:
+        self.channel, self.queue_name, self.handler = channel, queue_name, handler
+        self.stopped = False
+        self.tag: str | None = None
+        self._retry: asyncio.Task[None] | None = None
+
+    async def start(self, *_: object) -> None:
+        if self.stopped:
+            return
+        underlay = await self.channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._cancelled_by_broker)
+        self.tag = (await underlay.basic_consume(self.queue_name, self.handler)).consumer_tag
+
+    async def _cancelled_by_broker(self, frame: Any) -> None:
+        if frame.consumer_tag == self.tag and not self.stopped and (self._retry is None or self._retry.done()):
+            self._retry = asyncio.ensure_future(self._consume_again())
+
+    async def _consume_again(self) -> None:
+        while not self.stopped:
+            await asyncio.sleep(RECONSUME_SECONDS)
+            try:
+                await self.start()
+                return
+            except Exception as error:  # the queue is not back yet (a failed consume may also reopen the channel)
+                log.warning("consume_again_failed", queue=self.queue_name, reason=repr(error))
+
+    async def stop(self) -> None:
+        """Consume no more: not after a reopening either."""
+        self.stopped = True
+        if isinstance(self.channel, AbstractRobustChannel):
+            self.channel.reopen_callbacks.discard(self.start)
+        if self._retry is not None:
+            self._retry.cancel()
+        if self.tag is not None and not self.channel.is_closed:
+            with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
+                underlay = await self.channel.get_underlay_channel()
+                await underlay.basic_cancel(self.tag)
+
+
 async def consume(channel: AbstractChannel, queue_name: str,
-                  handler: Callable[[DeliveredMessage], Coroutine[Any, Any, None]]) -> None:
-    """Deliver `queue_name`'s messages to `handler` as aiormq reads them, now and after every reopening of the
-    channel (the handler acknowledges them, see BatchedAcks)."""
-
-    async def start(*_: object) -> None:
-        underlay = await channel.get_underlay_channel()
-        await underlay.basic_consume(queue_name, handler)
-
-    await start()
+                  handler: Callable[[DeliveredMessage], Coroutine[Any, Any, None]]) -> Consumption:
+    """Deliver `queue_name`'s messages to `handler` as aiormq reads them, now, after every reopening of the channel
+    and after a cancel by the broker (the handler acknowledges them, see BatchedAcks)."""
+    consumption = Consumption(channel, queue_name, handler)
+    await consumption.start()
     if isinstance(channel, AbstractRobustChannel):
-        channel.reopen_callbacks.add(start)
+        channel.reopen_callbacks.add(consumption.start)
+    return consumption
 
 
 class BatchedAcks:

@@ -6,6 +6,7 @@ needs: no persistence and no confirm round trip (each costs RabbitMQ and the pub
 outbox row (three statements per message). A publish that fails is logged and dropped, never retried.
 """
 
+import asyncio
 from collections.abc import Iterable
 
 import aio_pika
@@ -17,6 +18,8 @@ from contracts import names
 from contracts.envelope import Message
 
 log = structlog.get_logger()
+PUBLISH_SECONDS = 1.0
+"""The longest a notification's publish may take before it is dropped."""
 
 
 class Notifier:
@@ -41,15 +44,20 @@ class Notifier:
         """Hand each notification to the broker; without confirms each call returns once the frame is written."""
         for message in messages:
             try:
-                if self._channel is None or self._connection is None or self._connection.is_closed:
+                if (self._channel is None or self._connection is None or self._connection.is_closed
+                        or self._channel.is_closed):  # being restored: dropped at once, never waited for
                     raise ConnectionError("not connected to the broker")
-                # straight to aiormq, as aio-pika's Exchange.publish does, without building its Message first
-                channel = await self._channel.get_underlay_channel()
-                await channel.basic_publish(
-                    message.to_json(), exchange=self._exchange_name, routing_key=message.publish_key,
-                    properties=aiormq.spec.Basic.Properties(
-                        content_type="application/json", message_id=message.message_id,
-                        correlation_id=message.correlation_id, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT))
+                async with asyncio.timeout(PUBLISH_SECONDS):  # the writer awaits this after its commit
+                    # straight to aiormq, as aio-pika's Exchange.publish does, without building its Message first
+                    channel = await self._channel.get_underlay_channel()
+                    if channel.is_closed:
+                        raise ConnectionError("the broker channel is being restored")
+                    await channel.basic_publish(
+                        message.to_json(), exchange=self._exchange_name, routing_key=message.publish_key,
+                        properties=aiormq.spec.Basic.Properties(
+                            content_type="application/json", message_id=message.message_id,
+                            correlation_id=message.correlation_id,
+                            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT))
             except Exception as error:  # the next read heals a lost notification; the write has committed
                 self.dropped += 1
                 log.warning("notification_dropped", routing_key=message.publish_key, reason=repr(error))

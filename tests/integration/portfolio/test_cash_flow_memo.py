@@ -137,3 +137,25 @@ async def test_a_message_undone_in_its_batch_leaves_no_flows_behind(pool, reads_
 
     metrics, rows = await stored(pool, portfolio_id)
     assert len(rows) == 4 and (metrics, rows) == await stored(pool, alone)
+
+
+async def test_a_message_undone_before_its_row_was_written_leaves_no_row_behind(pool, reads_back, monkeypatch) -> None:
+    service, reference = copy_of(pool), copy_of(pool, remembers=False)
+    portfolio_id, alone = await new_portfolio(service, "undone early"), await new_portfolio(reference, "reference")
+    real_refresh = commands.refresh_metrics
+
+    async def failing_before_its_row(service, uow, state, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if getattr(uow.cause, "note", None) == "fails":
+            raise RuntimeError("a bug between deferring the row and writing it")
+        return await real_refresh(service, uow, state, *args, **kwargs)
+
+    monkeypatch.setattr(commands, "refresh_metrics", failing_before_its_row)
+    await handlers.run_batch(service, [trade(portfolio_id, 0)])
+    results = await handlers.run_batch(service, [trade(portfolio_id, 1, note="fails"), trade(portfolio_id, 2)])
+    assert isinstance(results[0], RuntimeError) and isinstance(results[1], Handled) and results[1].reply.ok
+    await handlers.run_batch(service, [trade(portfolio_id, 3)])
+    for number in (0, 2, 3):
+        await handlers.run_batch(reference, [trade(alone, number)])
+
+    metrics, rows = await stored(pool, portfolio_id)
+    assert len(rows) == 3 and (metrics, rows) == await stored(pool, alone)

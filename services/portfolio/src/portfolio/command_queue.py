@@ -18,7 +18,7 @@ import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
-from contracts.consuming import consume
+from contracts.consuming import Consumption, consume
 from contracts.faststream_support import AttemptPolicy
 from contracts.observability import bind_correlation
 from contracts.portfolios import COMMANDS
@@ -86,6 +86,7 @@ class CommandQueue:
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractRobustChannel | None = None
         self.in_hand: set[asyncio.Task[None]] = set()
+        self.consumption: Consumption | None = None
 
     async def start(self) -> None:
         self.connection = await aio_pika.connect_robust(
@@ -95,7 +96,7 @@ class CommandQueue:
         # command comes again and the inbox answers with the stored reply).
         self.channel = await self.connection.channel(publisher_confirms=False)
         await self.channel.set_qos(prefetch_count=self.prefetch)
-        await consume(self.channel, PORTFOLIO_COMMANDS.name, self.on_delivery)
+        self.consumption = await consume(self.channel, PORTFOLIO_COMMANDS.name, self.on_delivery)
 
     async def on_delivery(self, delivered: DeliveredMessage) -> None:
         task = asyncio.current_task()
@@ -136,15 +137,18 @@ class CommandQueue:
             else:
                 await delivered.channel.basic_nack(delivered.delivery_tag or 0, requeue=True)
 
+    @property
+    def consuming(self) -> bool:
+        """Whether commands reach this copy (for readiness)."""
+        return (self.connection is not None and not self.connection.is_closed and self.consumption is not None
+                and not self.consumption.stopped)
+
     async def stop(self) -> None:
         """Take no new command, answer those in hand (for at most STOP_SECONDS), then close."""
         if self.connection is None:
             return
-        if self.channel is not None and not self.channel.is_closed:
-            with contextlib.suppress(aio_pika.exceptions.AMQPError, RuntimeError):
-                underlay = await self.channel.get_underlay_channel()
-                for tag in list(getattr(underlay, "consumers", {})):
-                    await underlay.basic_cancel(tag)
+        if self.consumption is not None:
+            await self.consumption.stop()
         if self.in_hand:
             await asyncio.wait(self.in_hand, timeout=STOP_SECONDS)
         await self.connection.close()

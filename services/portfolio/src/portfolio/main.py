@@ -48,7 +48,8 @@ class PortfolioApp:
         except Exception:
             database = False
         connection = getattr(self.broker, "_connection", None)
-        return {"database": database, "broker": connection is not None and not connection.is_closed}
+        return {"database": database, "broker": connection is not None and not connection.is_closed,
+                "commands": self.commands.consuming}
 
     async def watch_dead_letters(self) -> None:
         """Expose each DLQ's depth on /metrics, so an operator sees poison messages pile up."""
@@ -109,9 +110,9 @@ async def running(settings: Settings) -> AsyncIterator[PortfolioApp]:
     finally:
         upkeep.cancel()
         await asyncio.gather(upkeep, return_exceptions=True)
+        await app.commands.stop()  # before the relay: what the last commands commit still leaves at once
         app.relay.stop()
         watcher.cancel()
-        await app.commands.stop()
         await asyncio.gather(asyncio.wait_for(relay, RELAY_STOP_SECONDS), watcher, return_exceptions=True)
         await app.broker.stop()
         writer.cancel()

@@ -103,15 +103,18 @@ class UnitOfWork:
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
-        """One message's work: on any failure its writes, staged events and outgoing messages are undone."""
+        """One message's work: on any failure its writes, staged events, outgoing messages, rows waiting to be
+        written, figures and cash flows are undone."""
         appends, outgoing, flows = len(self.appends), len(self.outgoing), dict(self.flows)
+        unwritten = {key: (state, list(ids)) for key, (state, ids) in self.unwritten.items()}
+        outcomes = dict(self.outcomes)
         try:
             async with self.connection.transaction():
                 yield
         except BaseException:
             del self.appends[appends:]
             del self.outgoing[outgoing:]
-            self.flows = flows
+            self.flows, self.unwritten, self.outcomes = flows, unwritten, outcomes
             raise
 
     def known_flows(self, portfolio_id: str, memo: CashFlowMemo) -> Flows | None:
