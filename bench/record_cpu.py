@@ -246,7 +246,10 @@ def main() -> None:
        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; the shared RabbitMQ node net of its idle rate just before "
        f"({peak.idle_rate * 1000:.0f} ms/s); the bench client's own CPU is not counted; best of {ROUNDS} closed-loop "
        "rounds. Before the replica of hourly opens (8bbd037, one round, quiet machine, 2026-12-06): 7.55 ms a trade "
-       "at 184 trades/s (portfolio 3.27, Postgres 1.41, RabbitMQ 1.25, gateway 1.14, price 0.47)")
+       "at 184 trades/s (portfolio 3.27, Postgres 1.41, RabbitMQ 1.25, gateway 1.14, price 0.47). Before the lean "
+       "command queue, the cash-flow memo and one write lane (0098450), run alternately with them on 2026-12-07: "
+       "9.72 ms (52.3 hello-world requests; portfolio 4.70, gateway 2.05, Postgres 1.58, RabbitMQ 1.38) against 8.58 "
+       "ms (48.2; portfolio 3.97, gateway 2.12, RabbitMQ 1.49, Postgres 0.94) on a busy host")
 
 
 if __name__ == "__main__":
