@@ -152,8 +152,9 @@ class HourlyOpens:
     A price is a fact of a finished hour: it never changes once the hour has ended. So an open is kept, and used,
     only for an hour no later than the newest finished candle the service has been told of (the latest price's
     hour; a provisional candle, which the price service replaces when its hour ends, is never kept); the hour still
-    trading, an hour the replica has not fetched, and a hole in the data go through price.requested as before. A miss fetches the hours around it over price.range in the background (the trade itself is priced
-    through price.requested meanwhile); each price answer is remembered too."""
+    trading, an hour the replica has not fetched, and a hole in the data go through price.requested as before. A
+    miss fetches the hours around it over price.range in the background (the trade itself is priced through
+    price.requested meanwhile); each price answer is remembered too."""
 
     source: PriceSource
     opens: dict[int, Decimal] = field(default_factory=dict)

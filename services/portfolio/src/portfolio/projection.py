@@ -168,7 +168,7 @@ async def store_figures(service: PortfolioService, uow: UnitOfWork, state: Portf
             await uow.repo.insert_transactions(connection, new_rows)
         await uow.repo.save_outcomes(connection, others)
     else:  # the IRR's cash flows are read back with the rows and figures just stored
-        flows = tuple(await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, outcomes, new_rows))
+        flows = tuple(await uow.repo.save_outcomes_and_flows(connection, state.portfolio_id, others, new_rows))
     uow.flows[state.portfolio_id] = (state, flows)
     projection = project(service.opens, ledger, state, holds, market, flows)
     stored_irr = await uow.repo.save_metrics(connection, state, projection, irr_due=irr_due)

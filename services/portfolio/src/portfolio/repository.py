@@ -385,12 +385,11 @@ async def save_outcomes(connection: asyncpg.Connection, outcomes: Sequence[Trade
 async def save_outcomes_and_flows(connection: asyncpg.Connection, portfolio_id: str,
                                   outcomes: Sequence[TradeOutcome], new_rows: Sequence[tuple[Any, ...]] = ()
                                   ) -> list[tuple[datetime, Decimal]]:
-    """insert_transactions (`new_rows`, with their figures), save_outcomes (the other trades'), and the portfolio's
-    counted_cash_flows after both, in one statement (a statement does not see its own changes, so the flows of the
-    rows it wrote are taken from what it wrote)."""
+    """insert_transactions (`new_rows`, with their figures), save_outcomes (the other trades' `outcomes`), and the
+    portfolio's counted_cash_flows after both, in one statement (a statement does not see its own changes, so the
+    flows of the rows it wrote are taken from what it wrote)."""
     if not outcomes and not new_rows:
         return (await counted_cash_flows(connection, [portfolio_id]))[portfolio_id]
-    inserted = {row[0] for row in new_rows}
     rows = await connection.fetch(
         f"""WITH saved AS ({OUTCOMES_UPDATE} RETURNING t.*),
                  inserted AS ({shifted(NEW_ROWS, 8)} RETURNING *),
@@ -401,7 +400,7 @@ async def save_outcomes_and_flows(connection: asyncpg.Connection, portfolio_id: 
                              SELECT * FROM transactions
                              WHERE portfolio_id = $8 AND transaction_id NOT IN (SELECT transaction_id FROM saved))
             SELECT at, {CASH_FLOW} FROM current WHERE {COUNTED} ORDER BY at, sequence""",
-        *outcome_arrays([o for o in outcomes if o.transaction_id not in inserted]), portfolio_id, rows_json(new_rows))
+        *outcome_arrays(outcomes), portfolio_id, rows_json(new_rows))
     return [(at, flow) for at, flow in rows]
 
 

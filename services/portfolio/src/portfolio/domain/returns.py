@@ -70,13 +70,6 @@ class ReturnIndex:
                 probe.observe(probe.index_at(open_price))
         return probe
 
-    def at_end(self, latest_price: Decimal | None,
-               midnight_opens: Sequence[tuple[datetime, Decimal]] = ()) -> tuple[Decimal | None, Decimal | None]:
-        """(twr_pct, max_drawdown_pct) at T, without changing the stored state."""
-        if not self.started or latest_price is None:
-            return None, None
-        return self.folded(midnight_opens).valued_at(latest_price)
-
     def valued_at(self, latest_price: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
         """(twr_pct, max_drawdown_pct) at T of an index whose midnights up to T are folded in already."""
         if not self.started or latest_price is None:
